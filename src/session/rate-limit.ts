@@ -1,0 +1,85 @@
+/**
+ * Token buckets for handshake admission: one global, one per source address in a bounded map.
+ * When the map is full the least recently refilled entry is evicted; an evicted address merely
+ * starts again with a full burst, so eviction never blocks anyone.
+ */
+import { isIPv4 } from 'node:net';
+
+/** Most source addresses tracked at once. */
+export const MAX_RATE_LIMIT_ENTRIES = 16_384;
+
+type Clock = () => number;
+
+export class TokenBucket {
+  readonly #ratePerMs: number;
+  readonly #burst: number;
+  #tokens: number;
+  #at: number;
+
+  constructor(perSecond: number, burst: number, now: number) {
+    this.#ratePerMs = perSecond / 1000;
+    this.#burst = burst;
+    this.#tokens = burst;
+    this.#at = now;
+  }
+
+  /** Takes one token if available. */
+  take(now: number): boolean {
+    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.#ratePerMs);
+    this.#at = now;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+export class AddressRateLimiter {
+  readonly #perSecond: number;
+  readonly #burst: number;
+  readonly #maxEntries: number;
+  readonly #now: Clock;
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  constructor(perSecond: number, burst: number, maxEntries = MAX_RATE_LIMIT_ENTRIES, now: Clock = () => performance.now()) {
+    this.#perSecond = perSecond;
+    this.#burst = burst;
+    this.#maxEntries = maxEntries;
+    this.#now = now;
+  }
+
+  /** Takes one token for `addressKey`. */
+  take(addressKey: string): boolean {
+    const now = this.#now();
+    let bucket = this.#buckets.get(addressKey);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#maxEntries) {
+        const oldest = this.#buckets.keys().next().value;
+        if (oldest !== undefined) this.#buckets.delete(oldest);
+      }
+      bucket = new TokenBucket(this.#perSecond, this.#burst, now);
+    } else {
+      this.#buckets.delete(addressKey); // re-insert: Map order is recency order
+    }
+    this.#buckets.set(addressKey, bucket);
+    return bucket.take(now);
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+}
+
+/**
+ * The key under which a source address is limited: IPv4 as is (IPv4-mapped IPv6 unwrapped);
+ * IPv6 by its /64, since one host usually holds a whole /64.
+ */
+export function addressKey(ip: string): string {
+  const lower = ip.toLowerCase();
+  if (lower.startsWith('::ffff:') && isIPv4(lower.slice(7))) return lower.slice(7);
+  if (!lower.includes(':')) return lower;
+  const [head = '', tail] = lower.split('::', 2);
+  const headGroups = head === '' ? [] : head.split(':');
+  const tailGroups = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? headGroups : [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
