@@ -1,0 +1,165 @@
+/**
+ * The client's config file: `[client]`, `[[forward]]`, `[[socks]]` and optional `[limits]`.
+ * The proxy falls back to HTTPS_PROXY / https_proxy from the environment the CLI passes in.
+ */
+import { TableReader, type TomlTable } from './fields.js';
+import { formatHostPort, parseHostPort, readListen, type ListenAddress } from './listen.js';
+import { readClientLimits, type ClientLimits } from './limits.js';
+import { isBase64Key } from './base64-key.js';
+import { describeBadKey } from './peers.js';
+import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
+
+export const RECONNECT_MIN_MS = 1_000;
+export const RECONNECT_MAX_MS = 60_000;
+/** How long a forwarded connection waits for the tunnel to come up before it is refused. */
+export const CONNECT_WAIT_MS = 10_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_SERVER_URLS = 16;
+export const MAX_SERVER_KEYS = 8;
+export const MAX_FORWARDS = 256;
+export const MAX_SOCKS = 16;
+
+export interface ForwardConfig {
+  readonly listen: ListenAddress;
+  /** `host:port` on the server's side. */
+  readonly target: string;
+}
+
+export interface SocksConfig {
+  readonly listen: ListenAddress;
+}
+
+export interface ClientConfig {
+  readonly file: string;
+  /** Tried in order (failover). */
+  readonly serverUrls: readonly string[];
+  /** Accepted server keys, canonical base64 (pins; several during a rotation). */
+  readonly serverPublicKeys: readonly string[];
+  readonly privateKeyFile: string;
+  readonly pskFile?: string;
+  /** http:// proxy for CONNECT; may hold credentials: never log it. */
+  readonly proxy?: string;
+  readonly proxySource?: 'config' | 'env';
+  readonly caFile?: string;
+  readonly controlSocket?: string;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly connectWaitMs: number;
+  readonly forwards: readonly ForwardConfig[];
+  readonly socks: readonly SocksConfig[];
+  readonly limits: ClientLimits;
+}
+
+export interface LoadClientOptions {
+  /** The process environment, passed in by the CLI (only HTTPS_PROXY / https_proxy are read). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+function checkServerUrl(t: TableReader, key: string, text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw t.fail(key, `expected a ws:// or wss:// URL, got ${JSON.stringify(text.slice(0, 64))}`);
+  }
+  if (url.protocol !== 'wss:' && url.protocol !== 'ws:') throw t.fail(key, `expected a ws:// or wss:// URL, got scheme ${url.protocol}`);
+  if (url.username !== '' || url.password !== '') throw t.fail(key, 'credentials in the URL are not supported (the Noise keys authenticate)');
+  if (url.hash !== '') throw t.fail(key, 'a URL fragment is not allowed');
+  return url.href;
+}
+
+/** Checks a proxy URL without echoing it (it may carry user:password). */
+function proxyProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'expected an http://host:port proxy URL (value not shown)';
+  }
+  if (url.protocol !== 'http:') return `expected an http:// proxy URL, got scheme ${url.protocol}`;
+  if (url.hostname === '') return 'the proxy URL has no host';
+  return undefined;
+}
+
+/** Validates a parsed client document; exported for checkConfig. */
+export function readClientTable(file: string, table: TomlTable, options: LoadClientOptions = {}): ClientConfig {
+  const top = new TableReader(file, '', table);
+  const c = top.optionalTable('client');
+  if (c === undefined) throw top.fail('client', 'required table [client] is missing');
+  const forwards = top.tableList('forward', MAX_FORWARDS).map((t): ForwardConfig => {
+    const listen = readListen(t, 'listen');
+    if (listen === undefined) throw t.fail('listen', 'required key is missing');
+    const target = t.string('target');
+    const parsed = parseHostPort(target);
+    if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(target.slice(0, 64))}`);
+    t.done();
+    return { listen, target: formatHostPort(parsed) };
+  });
+  const socks = top.tableList('socks', MAX_SOCKS).map((t): SocksConfig => {
+    const listen = readListen(t, 'listen');
+    if (listen === undefined) throw t.fail('listen', 'required key is missing');
+    t.done();
+    return { listen };
+  });
+  const limits = readClientLimits(top.optionalTable('limits'));
+  top.done();
+
+  const urls = c.stringOrList('server_url');
+  if (urls === undefined) throw c.fail('server_url', 'required key is missing');
+  if (urls.length > MAX_SERVER_URLS) throw c.fail('server_url', `at most ${MAX_SERVER_URLS} URLs, got ${urls.length}`);
+  const serverUrls = urls.map((u, i) => checkServerUrl(c, urls.length === 1 ? 'server_url' : `server_url[${i}]`, u));
+  const keys = c.stringOrList('server_public_key');
+  if (keys === undefined) throw c.fail('server_public_key', 'required key is missing');
+  if (keys.length > MAX_SERVER_KEYS) throw c.fail('server_public_key', `at most ${MAX_SERVER_KEYS} keys, got ${keys.length}`);
+  keys.forEach((k, i) => {
+    if (!isBase64Key(k)) throw c.fail(keys.length === 1 ? 'server_public_key' : `server_public_key[${i}]`, describeBadKey(k));
+  });
+  const privateKeyFile = resolveAgainst(file, c.string('private_key_file'));
+  const psk = c.optionalString('psk_file');
+  const proxyText = c.optionalString('proxy', { secret: true });
+  const ca = c.optionalString('ca_file');
+  const control = c.optionalString('control_socket');
+  const reconnectMinMs = c.int('reconnect_min_ms', RECONNECT_MIN_MS, { min: 1, max: MAX_TIMER_MS });
+  const reconnectMaxMs = c.int('reconnect_max_ms', RECONNECT_MAX_MS, { min: 1, max: MAX_TIMER_MS });
+  if (reconnectMaxMs < reconnectMinMs) throw c.fail('reconnect_max_ms', `must be at least reconnect_min_ms (${reconnectMinMs}), got ${reconnectMaxMs}`);
+  const connectWaitMs = c.int('connect_wait_ms', CONNECT_WAIT_MS, { min: 0, max: MAX_TIMER_MS });
+  c.done();
+
+  const seen = new Map<string, string>();
+  const claim = (address: ListenAddress, where: string): void => {
+    const key = formatHostPort(address);
+    const other = seen.get(key);
+    if (address.port !== 0 && other !== undefined) throw top.fail(`${where}.listen`, `${key} is already used by ${other}`);
+    seen.set(key, where);
+  };
+  forwards.forEach((f, i) => claim(f.listen, `[forward.${i + 1}]`));
+  socks.forEach((s, i) => claim(s.listen, `[socks.${i + 1}]`));
+
+  const config: { -readonly [K in keyof ClientConfig]: ClientConfig[K] } = {
+    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, limits,
+  };
+  if (psk !== undefined) config.pskFile = resolveAgainst(file, psk);
+  if (ca !== undefined) config.caFile = resolveAgainst(file, ca);
+  if (control !== undefined) config.controlSocket = resolveAgainst(file, control);
+  if (proxyText !== undefined) {
+    const problem = proxyProblem(proxyText);
+    if (problem !== undefined) throw c.fail('proxy', problem);
+    config.proxy = proxyText;
+    config.proxySource = 'config';
+  } else {
+    const name = options.env?.HTTPS_PROXY ? 'HTTPS_PROXY' : options.env?.https_proxy ? 'https_proxy' : undefined;
+    const fromEnv = name === undefined ? undefined : options.env?.[name];
+    if (name !== undefined && fromEnv !== undefined) {
+      const problem = proxyProblem(fromEnv);
+      if (problem !== undefined) throw top.fail(undefined, `environment variable ${name}: ${problem}`);
+      config.proxy = fromEnv;
+      config.proxySource = 'env';
+    }
+  }
+  return deepFreeze(config);
+}
+
+/** Loads and validates a client config file. Deeply frozen, camelCase. */
+export function loadClientConfig(file: string, options: LoadClientOptions = {}): ClientConfig {
+  return readClientTable(file, readTomlFile(file), options);
+}

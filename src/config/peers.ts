@@ -1,0 +1,159 @@
+/**
+ * The peers file (the server's allowlist): `[[peer]]` tables naming each client key, its optional
+ * psk file and its access rules. The server re-reads it on reload; `twoway peers add|remove`
+ * rewrites it with `savePeers`, which does not keep comments (the header it writes says so).
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify } from 'smol-toml';
+import { ConfigError } from '../errors.js';
+import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
+import { TableReader, type TomlTable } from './fields.js';
+import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
+
+/** Peer names: short, printable, safe in logs and file names. */
+export const PEER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** Upper bound on `[[peer]]` tables in one file. */
+export const MAX_PEERS = 10_000;
+/** Upper bound on access rules per peer. */
+export const MAX_RULES_PER_PEER = 1_000;
+/** The peers file holds no secrets (psks live in their own 0600 files). */
+export const PEERS_FILE_MODE = 0o644;
+
+export type PeerKind = 'user' | 'device';
+
+/** One allowlisted client. */
+export interface PeerConfig {
+  readonly name: string;
+  /** Canonical base64 of the peer's static public key (44 characters). */
+  readonly publicKey: string;
+  /** Absolute path of the peer's psk file, when it has one. */
+  readonly pskFile?: string;
+  /** Access rules, `HOST:PORTS` (syntax checked by src/policy/). */
+  readonly allow: readonly string[];
+  readonly kind: PeerKind;
+}
+
+export interface PeersConfig {
+  /** The file as given to loadPeers. */
+  readonly file: string;
+  readonly peers: readonly PeerConfig[];
+}
+
+/** Human description of a bad key value without echoing it (it may be a pasted private key). */
+export function describeBadKey(value: string): string {
+  return value.length === KEY_BASE64_CHARS
+    ? `expected a base64 32-byte key, got ${KEY_BASE64_CHARS} characters that are not one (value not shown)`
+    : `expected a base64 32-byte key (${KEY_BASE64_CHARS} characters), got ${value.length} characters (value not shown)`;
+}
+
+function readPeer(file: string, t: TableReader): PeerConfig {
+  const name = t.string('name');
+  if (!PEER_NAME.test(name)) throw t.fail('name', `expected 1-64 characters of [A-Za-z0-9._-], got ${JSON.stringify(name.slice(0, 64))}`);
+  const publicKey = t.string('public_key', { secret: true });
+  if (!isBase64Key(publicKey)) throw t.fail('public_key', describeBadKey(publicKey));
+  const psk = t.optionalString('psk_file');
+  const allow = t.stringList('allow');
+  if (allow.length > MAX_RULES_PER_PEER) throw t.fail('allow', `at most ${MAX_RULES_PER_PEER} rules, got ${allow.length}`);
+  const kind = t.optionalString('kind') ?? 'user';
+  if (kind !== 'user' && kind !== 'device') throw t.fail('kind', `expected "user" or "device", got ${JSON.stringify(kind.slice(0, 64))}`);
+  t.done();
+  const peer: PeerConfig = { name, publicKey, allow: [...allow], kind };
+  return psk === undefined ? peer : { ...peer, pskFile: resolveAgainst(file, psk) };
+}
+
+/** Validates a parsed peers document; exported for checkConfig and savePeers. */
+export function readPeersTable(file: string, table: TomlTable): PeersConfig {
+  const top = new TableReader(file, '', table);
+  const peers = top.tableList('peer', MAX_PEERS).map((t) => readPeer(file, t));
+  top.done();
+  const byName = new Map<string, number>();
+  const byKey = new Map<string, string>();
+  peers.forEach((peer, i) => {
+    const where = `[peer.${i + 1}]`;
+    const sameName = byName.get(peer.name);
+    if (sameName !== undefined) {
+      throw new ConfigError('ERR_CONFIG', `${file}: ${where}.name: duplicate peer name "${peer.name}" (also [peer.${sameName}])`);
+    }
+    byName.set(peer.name, i + 1);
+    const sameKey = byKey.get(peer.publicKey);
+    if (sameKey !== undefined) {
+      throw new ConfigError('ERR_CONFIG', `${file}: ${where}.public_key: duplicate public key (already used by peer "${sameKey}")`);
+    }
+    byKey.set(peer.publicKey, peer.name);
+  });
+  return deepFreeze({ file, peers });
+}
+
+/** Loads and validates a peers file. Deeply frozen. */
+export function loadPeers(file: string): PeersConfig {
+  return readPeersTable(file, readTomlFile(file));
+}
+
+const HEADER = `# twoway peers (the server's allowlist).
+# Written by 'twoway peers add|remove', which rewrites this file and does not keep comments.
+# Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
+# kind = "user" | "device". Reload the server (systemctl reload twoway-server) after editing.
+
+`;
+
+/** The TOML text savePeers writes: psk paths inside the file's folder are written relative. */
+export function formatPeers(file: string, peers: readonly PeerConfig[]): string {
+  const dir = path.dirname(path.resolve(file));
+  const doc = {
+    peer: peers.map((p) => {
+      const entry: Record<string, unknown> = { name: p.name, public_key: p.publicKey };
+      if (p.pskFile !== undefined) {
+        const rel = path.relative(dir, p.pskFile);
+        entry.psk_file = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : p.pskFile;
+      }
+      entry.allow = [...p.allow];
+      entry.kind = p.kind;
+      return entry;
+    }),
+  };
+  return HEADER + (peers.length === 0 ? '' : stringify(doc)) + '\n';
+}
+
+/**
+ * Writes `peers` to `file` atomically: the text is validated by the same reader loadPeers uses,
+ * written to a temporary file in the same folder, fsynced, renamed over `file`, and the folder is
+ * fsynced. A crash leaves either the old file or the new one, never a torn one.
+ */
+export function savePeers(file: string, peers: readonly PeerConfig[]): PeersConfig {
+  const text = formatPeers(file, peers);
+  const saved = readPeersTable(file, parseToml(file, text));
+  const dir = path.dirname(path.resolve(file));
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, PEERS_FILE_MODE);
+    fs.fchmodSync(fd, PEERS_FILE_MODE);
+    fs.writeFileSync(fd, text);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(temp, file);
+  } catch (err) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError('ERR_CONFIG_FILE', `${file}: could not be written (${code})`, { cause: err });
+  }
+  fsyncDirectory(dir);
+  return saved;
+}
+
+function fsyncDirectory(dir: string): void {
+  // Makes the rename durable. Some filesystems refuse fsync on a directory: the rename stands anyway.
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, fs.constants.O_RDONLY);
+    fs.fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The server's config file: `[server]` and optional `[limits]`. Paths resolve against the file's
+ * folder. Key files and the peers file are only named here; the daemon reads them (and
+ * `checkConfig` validates them) so a reload re-reads them too.
+ */
+import { TableReader } from './fields.js';
+import { readListen, type ListenAddress } from './listen.js';
+import { readServerLimits, type ServerLimits } from './limits.js';
+import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
+import type { TomlTable } from './fields.js';
+
+export const DEFAULT_SERVER_PATH = '/twoway';
+export const DEFAULT_SERVER_CONTROL_SOCKET = '/run/twoway/server.sock';
+/** Time given to open streams to finish after SIGTERM before they are reset. */
+export const SHUTDOWN_GRACE_MS = 10_000;
+const MAX_SHUTDOWN_GRACE_MS = 10 * 60_000;
+/** A WebSocket path: absolute, URL-safe, no query or fragment. */
+const WS_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$/;
+
+export interface ServerConfig {
+  /** The config file as given. */
+  readonly file: string;
+  readonly listen: ListenAddress;
+  readonly path: string;
+  readonly privateKeyFile: string;
+  readonly peersFile: string;
+  readonly requirePsk: boolean;
+  /** Both or neither: serve wss:// directly. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  readonly controlSocket: string;
+  readonly metricsListen?: ListenAddress;
+  readonly shutdownGraceMs: number;
+  readonly limits: ServerLimits;
+}
+
+/** Validates a parsed server document; exported for checkConfig. */
+export function readServerTable(file: string, table: TomlTable): ServerConfig {
+  const top = new TableReader(file, '', table);
+  const s = top.optionalTable('server');
+  if (s === undefined) throw top.fail('server', 'required table [server] is missing');
+  const limits = readServerLimits(top.optionalTable('limits'));
+  top.done();
+
+  const listen = readListen(s, 'listen');
+  if (listen === undefined) throw s.fail('listen', 'required key is missing');
+  const wsPath = s.optionalString('path') ?? DEFAULT_SERVER_PATH;
+  if (!WS_PATH.test(wsPath)) throw s.fail('path', `expected an absolute URL path like "/twoway", got ${JSON.stringify(wsPath.slice(0, 64))}`);
+  const privateKeyFile = resolveAgainst(file, s.string('private_key_file'));
+  const peersFile = resolveAgainst(file, s.string('peers_file'));
+  const requirePsk = s.boolean('require_psk', false);
+  const cert = s.optionalString('tls_cert_file');
+  const key = s.optionalString('tls_key_file');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw s.fail(cert === undefined ? 'tls_cert_file' : 'tls_key_file', 'tls_cert_file and tls_key_file go together: set both or neither');
+  }
+  const controlSocket = resolveAgainst(file, s.optionalString('control_socket') ?? DEFAULT_SERVER_CONTROL_SOCKET);
+  const metricsListen = readListen(s, 'metrics_listen');
+  const shutdownGraceMs = s.int('shutdown_grace_ms', SHUTDOWN_GRACE_MS, { min: 0, max: MAX_SHUTDOWN_GRACE_MS });
+  s.done();
+
+  const config: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
+    file, listen, path: wsPath, privateKeyFile, peersFile, requirePsk, controlSocket, shutdownGraceMs, limits,
+  };
+  if (cert !== undefined && key !== undefined) {
+    config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };
+  }
+  if (metricsListen !== undefined) config.metricsListen = metricsListen;
+  return deepFreeze(config);
+}
+
+/** Loads and validates a server config file. Deeply frozen, camelCase. */
+export function loadServerConfig(file: string): ServerConfig {
+  return readServerTable(file, readTomlFile(file));
+}

@@ -1,0 +1,63 @@
+/**
+ * The pino factory: JSON lines to stdout (journald keeps them), a short human format on a TTY,
+ * secret-looking fields redacted, and a destination that never throws or crashes the daemon.
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import type { Writable } from 'node:stream';
+import { EVENTS } from './events.js';
+import { formatPrettyLine } from './pretty.js';
+import { safeDestination, type LineSink } from './safe-destination.js';
+
+export type { Logger } from 'pino';
+export type LogLevel = LevelWithSilent;
+
+/** Written in place of a redacted value. */
+export const REDACTED = '[redacted]';
+
+/**
+ * Field names that may hold key material or credentials, at the top level and one level down.
+ * Logs carry fingerprints instead (STYLE.md #7); this is the safety net, not the policy.
+ */
+const SECRET_FIELDS = [
+  'privateKey',
+  'psk',
+  'secret',
+  'password',
+  'chainingKey',
+  'sendKey',
+  'receiveKey',
+  'transportKey',
+  'proxy',
+  'authorization',
+] as const;
+
+export const REDACT_PATHS: readonly string[] = [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`)];
+
+export interface LoggerOptions {
+  readonly level: LogLevel;
+  /** Human-readable lines; default: when the destination is a TTY. */
+  readonly pretty?: boolean;
+  /** Default: process.stdout. */
+  readonly destination?: Writable;
+  /** Static fields on every line (e.g. { role: 'server' }). */
+  readonly base?: Record<string, unknown>;
+}
+
+/** Creates the daemon's root logger. Children: `log.child({ peer })`. */
+export function createLogger(options: LoggerOptions): Logger {
+  const stream = options.destination ?? process.stdout;
+  const pretty = options.pretty ?? (stream as Writable & { isTTY?: boolean }).isTTY === true;
+  const safe = safeDestination(stream, (count) =>
+    `${JSON.stringify({ level: 40, time: Date.now(), event: EVENTS.logDropped, dropped: count, msg: 'log lines were dropped' })}\n`,
+  );
+  const sink: LineSink = pretty ? { write: (line) => safe.write(formatPrettyLine(line)) } : safe;
+  return pino(
+    {
+      level: options.level,
+      base: options.base ?? null,
+      redact: { paths: [...REDACT_PATHS], censor: REDACTED },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    sink,
+  );
+}

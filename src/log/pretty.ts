@@ -1,0 +1,48 @@
+/**
+ * A small human-readable rendering of pino's JSON lines for a terminal:
+ * `12:00:01.234 INFO  stream opened event=stream.open peer=alice target=db:22`.
+ * Used only when stdout is a TTY; journald and files get the JSON lines unchanged.
+ */
+
+const LEVELS: Readonly<Record<number, string>> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO ',
+  40: 'WARN ',
+  50: 'ERROR',
+  60: 'FATAL',
+};
+
+/** Fields shown in the line's fixed part or not at all. */
+const HIDDEN = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
+
+function render(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** Formats one JSON log line; a line that is not JSON is returned unchanged. */
+export function formatPrettyLine(line: string): string {
+  let record: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(line);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return line;
+    record = parsed as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const time = typeof record.time === 'number' ? new Date(record.time).toISOString().slice(11, 23) : '';
+  const level = typeof record.level === 'number' ? (LEVELS[record.level] ?? String(record.level)) : '';
+  const parts = [time, level];
+  if (typeof record.msg === 'string') parts.push(record.msg);
+  for (const [key, value] of Object.entries(record)) {
+    if (HIDDEN.has(key) || value === undefined) continue;
+    if (key === 'err' && typeof value === 'object' && value !== null) {
+      const err = value as { type?: unknown; message?: unknown; code?: unknown };
+      parts.push(`err=${render(`${String(err.type ?? 'Error')}${err.code ? ` ${String(err.code)}` : ''}: ${String(err.message ?? '')}`)}`);
+      continue;
+    }
+    parts.push(`${key}=${render(value)}`);
+  }
+  return `${parts.filter((p) => p !== '').join(' ')}\n`;
+}

@@ -1,0 +1,81 @@
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadServerConfig } from '../../../src/config/server-config.js';
+import { thrown, useTempDir, write } from './fixture.js';
+
+const MINIMAL = `[server]
+listen = "[::]:8443"
+private_key_file = "server.key"
+peers_file = "/etc/twoway/peers.toml"
+`;
+
+describe('loadServerConfig', () => {
+  const tempDir = useTempDir();
+
+  it('fills defaults, resolves relative paths against the file and freezes deeply', () => {
+    const dir = tempDir();
+    const config = loadServerConfig(write(dir, 'server.toml', MINIMAL));
+    expect(config.listen).toEqual({ host: '::', port: 8443 });
+    expect(config.path).toBe('/twoway');
+    expect(config.privateKeyFile).toBe(path.join(dir, 'server.key'));
+    expect(config.peersFile).toBe('/etc/twoway/peers.toml');
+    expect(config.requirePsk).toBe(false);
+    expect(config.controlSocket).toBe('/run/twoway/server.sock');
+    expect(config.shutdownGraceMs).toBe(10_000);
+    expect(config.limits.deadAfterMs).toBe(30_000);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.listen)).toBe(true);
+    expect(() => {
+      (config.limits as { deadAfterMs: number }).deadAfterMs = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('reads tls, metrics and limits', () => {
+    const dir = tempDir();
+    const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}tls_cert_file = "c.pem"\ntls_key_file = "/k.pem"\nmetrics_listen = "127.0.0.1:9400"\n[limits]\nmax_streams_per_session = 8\n`));
+    expect(config.tls).toEqual({ certFile: path.join(dir, 'c.pem'), keyFile: '/k.pem' });
+    expect(config.metricsListen).toEqual({ host: '127.0.0.1', port: 9400 });
+    expect(config.limits.maxStreamsPerSession).toBe(8);
+    expect(config.limits.streamOpenBurst).toBe(50);
+  });
+
+  const cases: [string, string, string | RegExp][] = [
+    ['an unknown key', MINIMAL.replace('listen', 'lisen = "x"\nlisten'), 's.toml: [server].lisen: unknown key'],
+    ['an unknown table', `${MINIMAL}[limit]\nx = 1\n`, 's.toml: limit: unknown key'],
+    ['an unknown limit', `${MINIMAL}[limits]\nrekey_ms = 1\n`, 's.toml: [limits].rekey_ms: unknown key'],
+    ['a bad listen', MINIMAL.replace('"[::]:8443"', '"abc"'), 's.toml: [server].listen: expected "host:port" (IPv6 as "[::1]:port"), got "abc"'],
+    ['an unbracketed IPv6 listen', MINIMAL.replace('"[::]:8443"', '":::8443"'), /\[server\]\.listen: expected "host:port"/],
+    ['a port out of range', MINIMAL.replace('8443', '65536'), /\[server\]\.listen: expected "host:port"/],
+    ['a missing key', MINIMAL.replace('peers_file', '# peers_file'), 's.toml: [server].peers_file: required key is missing'],
+    ['a missing [server]', 'x = 1\n', 's.toml: server: required table [server] is missing'],
+    ['a wrong type', `${MINIMAL}require_psk = "yes"\n`, 's.toml: [server].require_psk: expected true or false, got "yes"'],
+    ['a float duration', `${MINIMAL}shutdown_grace_ms = 1.5\n`, /\[server\]\.shutdown_grace_ms: expected an integer in 0\.\.600000, got 1\.5/],
+    ['tls cert without key', `${MINIMAL}tls_cert_file = "c.pem"\n`, /\[server\]\.tls_key_file: tls_cert_file and tls_key_file go together/],
+    ['a bad path', `${MINIMAL}path = "twoway"\n`, /\[server\]\.path: expected an absolute URL path/],
+    ['dead_after below keepalive', `${MINIMAL}[limits]\ndead_after_ms = 5000\n`, 's.toml: [limits].dead_after_ms: must exceed keepalive_interval_ms (10000), got 5000'],
+    ['a window below one chunk', `${MINIMAL}[limits]\ninitial_window_bytes = 100\n`, /\[limits\]\.initial_window_bytes: expected an integer in 16384\.\.1073741824/],
+    ['invalid TOML', `${MINIMAL}x = = 1\n`, /^s\.toml:5:5: invalid TOML: /],
+  ];
+  it.each(cases)('refuses %s, naming the file and key', (_what, text, message) => {
+    const dir = tempDir();
+    const file = write(dir, 's.toml', text);
+    const err = thrown(() => loadServerConfig(path.relative(process.cwd(), file)));
+    const expected = typeof message === 'string' ? message.replace(/^s\.toml/, path.relative(process.cwd(), file)) : message;
+    if (typeof expected === 'string') expect(err.message).toBe(expected);
+    else expect(err.message.replace(path.relative(process.cwd(), dir) + '/', '')).toMatch(expected);
+    expect(err.code).toMatch(/^ERR_CONFIG/);
+  });
+
+  it('does not echo the lines around a TOML syntax error', () => {
+    const dir = tempDir();
+    const err = thrown(() => loadServerConfig(write(dir, 's.toml', `${MINIMAL}note = "hunter2-secret\n`)));
+    expect(err.code).toBe('ERR_CONFIG_FILE');
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('refuses a missing file with ERR_CONFIG_FILE', () => {
+    const err = thrown(() => loadServerConfig('/nonexistent/twoway/server.toml'));
+    expect(err.code).toBe('ERR_CONFIG_FILE');
+    expect(err.message).toBe('/nonexistent/twoway/server.toml: does not exist');
+  });
+});
