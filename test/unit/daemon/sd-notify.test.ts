@@ -25,8 +25,6 @@ for _ in range(20):
             for fd in fds: os.close(fd)
 `;
 
-const canRun = (cmd: string, args: string[]): boolean => spawnSync(cmd, args).status === 0;
-const hasTools = canRun('python3', ['-c', 'import socket; socket.AF_UNIX']) && canRun('systemd-notify', ['--version']);
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -60,7 +58,7 @@ describe('sdNotify', () => {
     expect(await sdNotify('/run/nothing.sock', 'READY=1', { command: 'false' })).toBe(false);
   });
 
-  it.skipIf(!hasTools)('delivers READY=1 and STATUS to a datagram socket via systemd-notify', async () => {
+  it('delivers READY=1 and STATUS to a datagram socket via systemd-notify', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-notify-'));
     dirs.push(dir);
     const socketPath = path.join(dir, 'notify.sock');
