@@ -1,0 +1,275 @@
+/**
+ * The default crypto backend on node:crypto (OpenSSL).
+ *
+ * - X25519 runs on KeyObjects. Raw private keys are imported as PKCS#8 DER (never as strings, so
+ *   nothing secret lands on the V8 heap as an unwipeable string) and cached for static keys;
+ *   public keys are imported as JWK (about 6x faster than SPKI DER). Public keys of our own keys
+ *   are computed as X25519(k, 9), which is cheaper than an SPKI export, and no freshly generated
+ *   key is ever exported as JWK (Node 20 can deadlock there, SECURITY.md #13).
+ * - AEAD: chacha20-poly1305 and aes-256-gcm. Decryption returns plaintext only after `final()`
+ *   has verified the tag (SECURITY.md #2).
+ */
+
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
+import { NoiseError } from '../errors.js';
+import {
+  DH_BYTES,
+  KEY_BYTES,
+  NONCE_BYTES,
+  TAG_BYTES,
+  assertDhKey,
+  assertNonZeroDh,
+  clampPrivateKey,
+  partsLength,
+  type Aead,
+  type CipherName,
+  type CryptoBackend,
+  type DhPrivateKey,
+  type DhPublicKey,
+  type HashName,
+  type KeyPair,
+} from './backend.js';
+
+/** PKCS#8 header of an X25519 private key (RFC 8410); the raw key follows it. */
+const PKCS8_X25519_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+]);
+/** Remote static public keys kept as KeyObjects; bounded, oldest evicted first. */
+const PUBLIC_KEY_CACHE_ENTRIES = 1024;
+/** Below this size Buffer.allocUnsafe would hand out a slice of the shared pool. */
+const UNPOOLED_ALLOC_BYTES = 4096;
+
+const OPENSSL_HASH: Readonly<Record<HashName, string>> = {
+  BLAKE2s: 'blake2s256',
+  BLAKE2b: 'blake2b512',
+  SHA256: 'sha256',
+  SHA512: 'sha512',
+};
+
+class NodeDhPrivateKey implements DhPrivateKey {
+  constructor(
+    readonly publicKey: Uint8Array,
+    readonly keyObject: KeyObject,
+  ) {}
+}
+
+class NodeDhPublicKey implements DhPublicKey {
+  constructor(
+    readonly publicKey: Uint8Array,
+    readonly keyObject: KeyObject,
+  ) {}
+}
+
+function jwkPublicKey(publicKey: Uint8Array): KeyObject {
+  const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url');
+  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+}
+
+/** The X25519 base point u = 9: X25519(k, 9) is k's public key. */
+const BASE_POINT = jwkPublicKey(Uint8Array.of(9, ...new Uint8Array(31)));
+
+function importPrivateKeyObject(privateKey: Uint8Array): KeyObject {
+  assertDhKey(privateKey, 'X25519 private key');
+  const der = Buffer.alloc(PKCS8_X25519_PREFIX.length + DH_BYTES);
+  der.set(PKCS8_X25519_PREFIX, 0);
+  der.set(privateKey, PKCS8_X25519_PREFIX.length);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } finally {
+    der.fill(0);
+  }
+}
+
+function rawDh(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
+  let shared: Uint8Array;
+  try {
+    shared = diffieHellman({ privateKey, publicKey });
+  } catch (err) {
+    // OpenSSL refuses low-order points ("failed during derivation"): same outcome as a zero output.
+    throw new NoiseError('ERR_NOISE_INVALID_DH', 'X25519 rejected the public key (low-order point)', { cause: err });
+  }
+  assertNonZeroDh(shared);
+  return shared;
+}
+
+function publicOf(privateKey: KeyObject): Uint8Array {
+  return rawDh(privateKey, BASE_POINT);
+}
+
+function allocOutput(length: number): Uint8Array {
+  return length >= UNPOOLED_ALLOC_BYTES ? Buffer.allocUnsafe(length) : new Uint8Array(length);
+}
+
+class NodeAead implements Aead {
+  // Typed as one AEAD for the overloads; both AEADs share the setAAD/getAuthTag surface.
+  readonly #algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
+  readonly #bigEndian: boolean;
+  readonly #nonce = Buffer.alloc(NONCE_BYTES);
+  #key: KeyObject | undefined;
+
+  constructor(cipher: CipherName, key: Uint8Array) {
+    if (key.length !== KEY_BYTES) throw new RangeError(`cipher key: expected ${KEY_BYTES} bytes, got ${key.length}`);
+    this.#algorithm = cipher === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
+    this.#bigEndian = cipher === 'AESGCM';
+    this.#key = createSecretKey(key);
+  }
+
+  /** Noise 12.3 / 12.4: 32 zero bits then the 64-bit counter, little-endian (ChaChaPoly) or big-endian (AESGCM). */
+  #nonceFor(high: number, low: number): Buffer {
+    if (this.#bigEndian) {
+      this.#nonce.writeUInt32BE(high, 4);
+      this.#nonce.writeUInt32BE(low, 8);
+    } else {
+      this.#nonce.writeUInt32LE(low, 4);
+      this.#nonce.writeUInt32LE(high, 8);
+    }
+    return this.#nonce;
+  }
+
+  #liveKey(): KeyObject {
+    if (this.#key === undefined) throw new NoiseError('ERR_NOISE_UNUSABLE', 'cipher key was destroyed');
+    return this.#key;
+  }
+
+  seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[]): Uint8Array {
+    const cipher = createCipheriv(this.#algorithm as 'aes-256-gcm', this.#liveKey(), this.#nonceFor(high, low), { authTagLength: TAG_BYTES });
+    if (ad.length > 0) cipher.setAAD(ad);
+    const length = partsLength(plaintext);
+    const out = allocOutput(length + TAG_BYTES);
+    if (plaintext instanceof Uint8Array) {
+      out.set(cipher.update(plaintext), 0);
+    } else {
+      let offset = 0;
+      for (const part of plaintext) {
+        if (part.length === 0) continue;
+        out.set(cipher.update(part), offset);
+        offset += part.length;
+      }
+    }
+    cipher.final();
+    out.set(cipher.getAuthTag(), length);
+    return out;
+  }
+
+  open(high: number, low: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    if (ciphertext.length < TAG_BYTES) throw new NoiseError('ERR_NOISE_DECRYPT', 'ciphertext shorter than the tag');
+    const length = ciphertext.length - TAG_BYTES;
+    const decipher = createDecipheriv(this.#algorithm as 'aes-256-gcm', this.#liveKey(), this.#nonceFor(high, low), { authTagLength: TAG_BYTES });
+    if (ad.length > 0) decipher.setAAD(ad);
+    decipher.setAuthTag(ciphertext.subarray(length));
+    const plaintext = decipher.update(ciphertext.subarray(0, length));
+    try {
+      // update() has already produced unauthenticated plaintext; only final() checks the tag.
+      decipher.final();
+    } catch (err) {
+      plaintext.fill(0);
+      throw new NoiseError('ERR_NOISE_DECRYPT', 'authentication tag mismatch', { cause: err });
+    }
+    return plaintext;
+  }
+
+  destroy(): void {
+    // A KeyObject cannot be wiped from JavaScript; dropping the reference lets OpenSSL free it.
+    this.#key = undefined;
+  }
+}
+
+function hashOf(name: HashName, parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHash(OPENSSL_HASH[name]);
+  for (const part of parts) h.update(part);
+  return h.digest();
+}
+
+function hmacOf(name: HashName, key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
+  const h = createHmac(OPENSSL_HASH[name], key);
+  for (const part of parts) h.update(part);
+  return h.digest();
+}
+
+/** Creates a node:crypto backend with its own key caches. */
+export function createNodeBackend(): CryptoBackend {
+  // Keyed by the private key array itself: a key pair reused across handshakes imports once.
+  const privateKeys = new WeakMap<Uint8Array, NodeDhPrivateKey>();
+  const publicKeys = new Map<string, NodeDhPublicKey>();
+
+  const backend: CryptoBackend = {
+    name: 'node',
+
+    generateKeyPair(): KeyPair {
+      const { privateKey: keyObject } = generateKeyPairSync('x25519');
+      const der = keyObject.export({ type: 'pkcs8', format: 'der' });
+      const privateKey = Buffer.alloc(DH_BYTES);
+      privateKey.set(der.subarray(der.length - DH_BYTES));
+      der.fill(0);
+      // OpenSSL already stores clamped bytes; clamping again documents the wg convention.
+      clampPrivateKey(privateKey);
+      const publicKey = publicOf(keyObject);
+      privateKeys.set(privateKey, new NodeDhPrivateKey(publicKey, keyObject));
+      return { publicKey, privateKey };
+    },
+
+    publicKeyFromPrivate(privateKey: Uint8Array): Uint8Array {
+      return publicOf(importPrivateKeyObject(privateKey));
+    },
+
+    generateDhKey(): DhPrivateKey {
+      const { privateKey } = generateKeyPairSync('x25519');
+      return new NodeDhPrivateKey(publicOf(privateKey), privateKey);
+    },
+
+    importDhKey(pair: KeyPair, cache: boolean): DhPrivateKey {
+      assertDhKey(pair.publicKey, 'X25519 public key');
+      const cached = privateKeys.get(pair.privateKey);
+      if (cached !== undefined && Buffer.compare(cached.publicKey, pair.publicKey) === 0) return cached;
+      const key = new NodeDhPrivateKey(Uint8Array.from(pair.publicKey), importPrivateKeyObject(pair.privateKey));
+      if (cache) privateKeys.set(pair.privateKey, key);
+      return key;
+    },
+
+    importPublicKey(publicKey: Uint8Array, cache: boolean): DhPublicKey {
+      assertDhKey(publicKey, 'X25519 public key');
+      if (!cache) return new NodeDhPublicKey(publicKey, jwkPublicKey(publicKey));
+      const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
+      let key = publicKeys.get(id);
+      if (key === undefined) {
+        key = new NodeDhPublicKey(Uint8Array.from(publicKey), jwkPublicKey(publicKey));
+        if (publicKeys.size >= PUBLIC_KEY_CACHE_ENTRIES) publicKeys.delete(publicKeys.keys().next().value as string);
+        publicKeys.set(id, key);
+      }
+      return key;
+    },
+
+    dh(local: DhPrivateKey, remote: DhPublicKey): Uint8Array {
+      if (!(local instanceof NodeDhPrivateKey) || !(remote instanceof NodeDhPublicKey)) {
+        throw new TypeError('dh: key handles come from another backend');
+      }
+      return rawDh(local.keyObject, remote.keyObject);
+    },
+
+    releaseDhKey(): void {
+      // KeyObjects hold their secret in OpenSSL memory, freed when the handle is collected.
+    },
+
+    createAead(cipher: CipherName, key: Uint8Array): Aead {
+      return new NodeAead(cipher, key);
+    },
+
+    hash: hashOf,
+    hmac: hmacOf,
+  };
+  return backend;
+}
+
+/** The process-wide node:crypto backend. */
+export const nodeBackend: CryptoBackend = createNodeBackend();
