@@ -1,0 +1,119 @@
+/**
+ * The outbound side of a mux session: frames onto the channel, in order, with channel
+ * backpressure. Control frames (OPEN, OPEN_OK, WINDOW_UPDATE, FIN, RESET...) are batched into one
+ * channel message per tick; a DATA frame takes any pending control frames in front of it, in the
+ * same message when they fit, so an OPEN always precedes its early data and a FIN its last data.
+ */
+import type { MessageChannel } from '../channel.js';
+import { FRAME_HEADER_BYTES, encodeDataHeader } from './frame.js';
+
+/** One channel message stays within a secure record (~65 000 bytes of plaintext). */
+export const MAX_CHANNEL_MESSAGE_BYTES = 65_000;
+/** Queued control frames are flushed at the end of the tick, or once they reach this size. */
+const CONTROL_FLUSH_BYTES = 16 * 1024;
+
+/** Anything that can resume a held write once the channel drains. */
+export interface DrainWaiter {
+  _resumeWrite(): void;
+}
+
+/** Counters the writer keeps up to date (part of MuxStats). */
+export interface WriterStats {
+  framesSent: number;
+  bytesSent: number;
+}
+
+export class FrameWriter {
+  readonly #channel: MessageChannel;
+  readonly #stats: WriterStats;
+  #blocked = false;
+  #stopped = false;
+  /** Writers holding data until the channel drains, in arrival order (round robin). */
+  readonly #waiting = new Set<DrainWaiter>();
+  #control: Uint8Array[] = [];
+  #controlBytes = 0;
+  #flushScheduled = false;
+  readonly #flushTask = (): void => {
+    this.#flushScheduled = false;
+    this.flush();
+  };
+
+  constructor(channel: MessageChannel, stats: WriterStats) {
+    this.#channel = channel;
+    this.#stats = stats;
+  }
+
+  /** True while the channel is above its high-water mark (the last send returned false). */
+  get blocked(): boolean {
+    return this.#blocked;
+  }
+
+  /** Sends one DATA frame: header and payload as separate parts, so the payload is not copied here. */
+  sendData(streamId: number, payload: Uint8Array): void {
+    if (this.#stopped) return;
+    const header = encodeDataHeader(streamId, payload.length);
+    let parts: Uint8Array[];
+    if (this.#control.length > 0 && this.#controlBytes + FRAME_HEADER_BYTES + payload.length <= MAX_CHANNEL_MESSAGE_BYTES) {
+      parts = this.#control;
+      parts.push(header, payload);
+      this.#control = [];
+      this.#controlBytes = 0;
+    } else {
+      this.flush();
+      parts = [header, payload];
+    }
+    this.#stats.framesSent++;
+    this.#stats.bytesSent += FRAME_HEADER_BYTES + payload.length;
+    if (!this.#channel.send(parts)) this.#blocked = true;
+  }
+
+  /** Queues a control frame for this tick's batch. */
+  sendControl(frame: Uint8Array): void {
+    if (this.#stopped) return;
+    this.#control.push(frame);
+    this.#controlBytes += frame.length;
+    this.#stats.framesSent++;
+    this.#stats.bytesSent += frame.length;
+    if (this.#controlBytes >= CONTROL_FLUSH_BYTES) this.flush();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
+  /** Sends the queued control frames now. */
+  flush(): void {
+    if (this.#control.length === 0 || this.#stopped) return;
+    const parts = this.#control;
+    this.#control = [];
+    this.#controlBytes = 0;
+    // Control frames go out even above the high-water mark: they are small and unblock the peer.
+    if (!this.#channel.send(parts)) this.#blocked = true;
+  }
+
+  waitForDrain(waiter: DrainWaiter): void {
+    this.#waiting.add(waiter);
+  }
+
+  forget(waiter: DrainWaiter): void {
+    this.#waiting.delete(waiter);
+  }
+
+  /** The channel drained: resume held writes in turn until it fills again. */
+  onDrain(): void {
+    this.#blocked = false;
+    for (const waiter of this.#waiting) {
+      this.#waiting.delete(waiter);
+      waiter._resumeWrite();
+      if (this.#blocked) break;
+    }
+  }
+
+  /** Sends nothing more (the session ended); queued frames are dropped. */
+  stop(): void {
+    this.#stopped = true;
+    this.#control = [];
+    this.#controlBytes = 0;
+    this.#waiting.clear();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Mux limits: every default as a named constant with its unit, and validation in one place.
+ * Wire constants (shared by both peers) live in frame.ts; these are local policy choices.
+ */
+import { InputError } from '../errors.js';
+
+/** Receive window per stream per direction. */
+export const DEFAULT_STREAM_WINDOW_BYTES = 256 * 1024;
+/** Smallest configurable window: smaller ones turn every transfer into a stream of tiny frames. */
+export const MIN_STREAM_WINDOW_BYTES = 16 * 1024;
+/** Largest configurable window; credit on the wire is capped at 2^31 - 1 anyway. */
+export const MAX_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
+/** Concurrent streams per session, both directions together. */
+export const DEFAULT_MAX_STREAMS = 256;
+/** Remote stream opens per second (token bucket refill). */
+export const DEFAULT_OPEN_RATE_PER_SECOND = 20;
+/** Remote stream opens in a burst (token bucket size). */
+export const DEFAULT_OPEN_BURST = 50;
+/** Remote opens waiting for accept()/reject() at once. */
+export const DEFAULT_MAX_PENDING_OPENS = 64;
+/** Budget for frames that cost work but carry no data, per second (refill). */
+export const DEFAULT_IDLE_FRAMES_PER_SECOND = 100;
+/** Budget for frames that cost work but carry no data, in a burst. */
+export const DEFAULT_IDLE_FRAME_BURST = 400;
+/** No new credit is granted while the session holds more unread bytes than this. */
+export const DEFAULT_MAX_SESSION_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+/** Resource limits of one mux session. See docs/STREAMS.md, "Limits". */
+export interface MuxLimits {
+  /** Receive window per stream per direction, in bytes. */
+  readonly streamWindowBytes: number;
+  /** Concurrent streams per session (local and remote opens together). */
+  readonly maxStreams: number;
+  /** Remote opens per second; beyond the bucket they are refused with reason `limit`. */
+  readonly openRatePerSecond: number;
+  /** Remote opens allowed in a burst. */
+  readonly openBurst: number;
+  /** Remote opens not yet accepted or rejected; beyond, refused with reason `limit`. */
+  readonly maxPendingOpens: number;
+  /** Refill rate of the no-data frame budget (zero window updates, frames for closed streams,
+   *  refused opens, resets of pending opens); exhausting it ends the session. */
+  readonly idleFramesPerSecond: number;
+  /** Size of the no-data frame budget. */
+  readonly idleFrameBurst: number;
+  /** Session-wide cap on received-but-unread bytes before credit is withheld. */
+  readonly maxSessionBufferedBytes: number;
+}
+
+export const DEFAULT_MUX_LIMITS: MuxLimits = Object.freeze({
+  streamWindowBytes: DEFAULT_STREAM_WINDOW_BYTES,
+  maxStreams: DEFAULT_MAX_STREAMS,
+  openRatePerSecond: DEFAULT_OPEN_RATE_PER_SECOND,
+  openBurst: DEFAULT_OPEN_BURST,
+  maxPendingOpens: DEFAULT_MAX_PENDING_OPENS,
+  idleFramesPerSecond: DEFAULT_IDLE_FRAMES_PER_SECOND,
+  idleFrameBurst: DEFAULT_IDLE_FRAME_BURST,
+  maxSessionBufferedBytes: DEFAULT_MAX_SESSION_BUFFERED_BYTES,
+});
+
+function checkInteger(name: keyof MuxLimits, value: number, min: number, max: number): void {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InputError('ERR_INVALID_ARG', `mux limit ${name}: expected an integer in [${min}, ${max}], got ${value}`);
+  }
+}
+
+/** Fills defaults, validates every field, and returns a frozen object. Throws InputError. */
+export function resolveMuxLimits(overrides: Partial<MuxLimits> = {}): MuxLimits {
+  const limits: MuxLimits = { ...DEFAULT_MUX_LIMITS, ...overrides };
+  checkInteger('streamWindowBytes', limits.streamWindowBytes, MIN_STREAM_WINDOW_BYTES, MAX_STREAM_WINDOW_BYTES);
+  checkInteger('maxStreams', limits.maxStreams, 1, 65_536);
+  checkInteger('openRatePerSecond', limits.openRatePerSecond, 1, 100_000);
+  checkInteger('openBurst', limits.openBurst, 1, 100_000);
+  checkInteger('maxPendingOpens', limits.maxPendingOpens, 1, limits.maxStreams);
+  checkInteger('idleFramesPerSecond', limits.idleFramesPerSecond, 1, 1_000_000);
+  checkInteger('idleFrameBurst', limits.idleFrameBurst, 1, 1_000_000);
+  checkInteger(
+    'maxSessionBufferedBytes',
+    limits.maxSessionBufferedBytes,
+    limits.streamWindowBytes,
+    Number.MAX_SAFE_INTEGER,
+  );
+  return Object.freeze(limits);
+}

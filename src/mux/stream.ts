@@ -1,0 +1,359 @@
+/**
+ * MuxStream: one multiplexed, flow-controlled byte stream, as a Node.js Duplex with half-close.
+ *
+ *                 OPEN sent / OPEN received
+ *                          |
+ *                      [opening] --- OPEN_FAIL / RESET / destroy ---> [reset]
+ *                          | OPEN_OK received / accept()
+ *                          v
+ *     FIN sent  <------- [open] -------> FIN received
+ *        |                                   |
+ *  [local-closed]                     [remote-closed]
+ *        |  FIN received          FIN sent   |
+ *        +------------> [closed] <-----------+
+ *
+ *  Any live state --- RESET sent or received, session gone ---> [reset]
+ *
+ * A FIN sent while still opening (client-speaks-first, then half-close) is remembered and the
+ * stream enters 'local-closed' on OPEN_OK. 'closed' and 'reset' are terminal: the session forgets
+ * the stream, though its readable side may still hold data for the application.
+ */
+import { Duplex } from 'node:stream';
+import { MuxError } from '../errors.js';
+import { encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
+import { MuxStreamError, type ReasonCode } from './reason.js';
+import { ReceiveWindow, SendWindow } from './window.js';
+
+export type StreamState = 'opening' | 'open' | 'local-closed' | 'remote-closed' | 'closed' | 'reset';
+
+/**
+ * Largest DATA payload. Measured through the in-memory pair (64 MiB one way, one stream, this
+ * 2-core machine while shared): 16 KiB ~420 MB/s, 32 KiB ~500 MB/s, 60 KiB ~620-840 MB/s. Fewer,
+ * larger frames win (per-frame cost is a header, a send and a Readable push); 60 KiB plus a batch
+ * of control frames still fits one ~65 000-byte secure record. See docs/STREAMS.md.
+ */
+export const MAX_DATA_FRAME_BYTES = 60 * 1024;
+/** Queued payloads smaller than this are copied into a shared tail buffer (bounds per-chunk overhead). */
+const COALESCE_BELOW_BYTES = 4 * 1024;
+const COALESCE_BUFFER_BYTES = 16 * 1024;
+
+/** What a stream needs from its session. Internal to src/mux/. */
+export interface StreamHost {
+  /** True while the channel is above its high-water mark. */
+  readonly blocked: boolean;
+  sendData(streamId: number, payload: Uint8Array): void;
+  sendControl(frame: Uint8Array): void;
+  /** Calls `stream._resumeWrite()` once the channel drains. */
+  waitForDrain(stream: MuxStream): void;
+  /** The stream reached 'closed' or 'reset'. */
+  streamDone(stream: MuxStream): void;
+  /** Received-but-unread bytes changed by `delta` (session-wide cap). */
+  bufferedChanged(delta: number): void;
+  /** False while over the session cap; the host calls `stream._retryGrant()` later. */
+  canGrant(stream: MuxStream): boolean;
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+function emitOpen(stream: MuxStream): void {
+  if (!stream.destroyed) stream.emit('open');
+}
+
+/** Copies a payload that would otherwise pin a much larger channel message. */
+function own(payload: Uint8Array): Uint8Array {
+  return payload.byteLength * 2 < payload.buffer.byteLength ? Buffer.from(payload) : payload;
+}
+
+/** A multiplexed stream. Obtain one from `MuxSession.openStream()` or `StreamRequest.accept()`. */
+export class MuxStream extends Duplex {
+  readonly id: number;
+  /** `host:port` as sent in OPEN. */
+  readonly target: string;
+  /** Who sent OPEN. */
+  readonly initiator: 'local' | 'remote';
+  /** Date.now() when the stream was created. */
+  readonly openedAt = Date.now();
+  /** Bytes handed to the readable side (consumed from the window). */
+  bytesRead = 0;
+  /** Bytes sent in DATA frames. */
+  bytesWritten = 0;
+
+  #state: StreamState = 'opening';
+  readonly #host: StreamHost;
+  readonly #send: SendWindow;
+  readonly #recv: ReceiveWindow;
+  #finSent = false;
+  #finReceived = false;
+  #eofPushed = false;
+  #wantRead = false;
+  /** Received data waiting for the reader; allocated on first need. */
+  #queue: Uint8Array[] | undefined;
+  #queuedBytes = 0;
+  #tail: Buffer | undefined;
+  #tailUsed = 0;
+  #wChunk: Uint8Array | undefined;
+  #wOffset = 0;
+  #wCallback: WriteCallback | undefined;
+  #resetReason: ReasonCode | undefined;
+  /** Destroyed because of the peer or the session: send nothing. */
+  #silent = false;
+
+  /** @internal Created by MuxSession only. */
+  constructor(host: StreamHost, id: number, target: string, initiator: 'local' | 'remote', window: number, peerWindow = 0) {
+    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    this.#host = host;
+    this.id = id;
+    this.target = target;
+    this.initiator = initiator;
+    if (initiator === 'local') {
+      this.#recv = new ReceiveWindow(window, window);
+      this.#send = new SendWindow(OPEN_EARLY_CREDIT_BYTES);
+    } else {
+      this.#recv = new ReceiveWindow(window, OPEN_EARLY_CREDIT_BYTES);
+      this.#send = new SendWindow(peerWindow);
+    }
+  }
+
+  get state(): StreamState {
+    return this.#state;
+  }
+
+  /** Received bytes not yet read by the application (excluding Readable's own buffer). */
+  get bufferedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Resets the stream with `reason` (sent to the peer) and destroys it locally without an error. */
+  reset(reason: ReasonCode = 'cancel'): void {
+    this.#resetReason ??= reason;
+    this.destroy();
+  }
+
+  #expect(what: string, ...states: StreamState[]): void {
+    if (!states.includes(this.#state)) {
+      throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: ${what} in state ${this.#state}`);
+    }
+  }
+
+  #become(state: StreamState): void {
+    this.#state = state;
+    if (state === 'closed' || state === 'reset') this.#host.streamDone(this);
+  }
+
+  // --- events from the session (frames received) -------------------------------------------
+
+  /** @internal OPEN_OK: the acceptor's window replaces the early credit. */
+  _onOpenOk(window: number): void {
+    this.#expect('OPEN_OK', 'opening');
+    if (this.initiator !== 'local') throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: OPEN_OK for a remote stream`);
+    this.#send.raiseLimitTo(Math.max(OPEN_EARLY_CREDIT_BYTES, window));
+    this.#become(this.#finSent ? 'local-closed' : 'open');
+    // Deferred so a throwing 'open' listener cannot be mistaken for a protocol error.
+    process.nextTick(emitOpen, this);
+    this._resumeWrite();
+  }
+
+  /** @internal OPEN_FAIL: the opener's stream fails with ERR_MUX_STREAM_REFUSED. */
+  _onOpenFail(reason: ReasonCode, message: string): void {
+    this.#expect('OPEN_FAIL', 'opening');
+    if (this.initiator !== 'local') throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: OPEN_FAIL for a remote stream`);
+    this.#silent = true;
+    const detail = message ? `: ${message}` : '';
+    this.destroy(new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open ${this.target} refused (${reason})${detail}`, reason));
+  }
+
+  /** @internal DATA: checked against the window, then delivered or queued. */
+  _onData(payload: Uint8Array): void {
+    this.#expectReceiving('DATA');
+    this.#recv.receive(payload.length, this.id);
+    if (this.#wantRead && this.#queuedBytes === 0 && this.#state !== 'opening') {
+      this.#deliver(own(payload));
+      return;
+    }
+    this.#enqueue(payload);
+  }
+
+  /** @internal WINDOW_UPDATE. */
+  _onWindowUpdate(increment: number): void {
+    this.#expect('WINDOW_UPDATE', 'open', 'local-closed', 'remote-closed');
+    this.#send.grant(increment, this.id);
+    this._resumeWrite();
+  }
+
+  /** @internal FIN: the readable side ends after the queued data. */
+  _onFin(): void {
+    this.#expectReceiving('FIN');
+    this.#finReceived = true;
+    if (this.#state === 'open') this.#become('remote-closed');
+    else if (this.#state === 'local-closed') this.#become('closed');
+    this.#drainQueue();
+  }
+
+  /** @internal RESET from the peer. `pending`: a remote open nobody has accepted yet. */
+  _onReset(reason: ReasonCode): void {
+    this.#silent = true;
+    if (this.initiator === 'remote' && this.#state === 'opening') {
+      this.destroy();
+      return;
+    }
+    this.destroy(new MuxStreamError('ERR_MUX_STREAM_RESET', `stream ${this.id} reset by peer (${reason})`, reason));
+  }
+
+  /** @internal The session ended: fail without sending anything. */
+  _abort(error: MuxStreamError): void {
+    this.#silent = true;
+    if (this.initiator === 'remote' && this.#state === 'opening') this.destroy();
+    else this.destroy(error);
+  }
+
+  #expectReceiving(what: string): void {
+    if (this.#finReceived) throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: ${what} after FIN`);
+    if (this.#state === 'opening' && this.initiator === 'local') {
+      throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: ${what} before OPEN_OK`);
+    }
+    this.#expect(what, 'opening', 'open', 'local-closed');
+  }
+
+  // --- accept (remote-initiated streams) ----------------------------------------------------
+
+  /** @internal The acceptor says yes: OPEN_OK, then any early data reaches the reader. */
+  _accept(): void {
+    this.#expect('accept', 'opening');
+    this.#host.sendControl(encodeOpenOk(this.id, this.#recv.size));
+    this.#recv.raiseLimitTo(Math.max(OPEN_EARLY_CREDIT_BYTES, this.#recv.size));
+    this.#become(this.#finReceived ? 'remote-closed' : 'open');
+    this.#drainQueue();
+  }
+
+  // --- readable side ------------------------------------------------------------------------
+
+  override _read(): void {
+    this.#wantRead = true;
+    this.#drainQueue();
+  }
+
+  #enqueue(payload: Uint8Array): void {
+    const queue = (this.#queue ??= []);
+    const n = payload.length;
+    if (n < COALESCE_BELOW_BYTES) {
+      // Many tiny frames must not cost an array slot and a pinned message each.
+      if (this.#tail === undefined || this.#tailUsed + n > this.#tail.length) {
+        this.#tail = Buffer.allocUnsafe(COALESCE_BUFFER_BYTES);
+        this.#tailUsed = 0;
+        queue.push(this.#tail.subarray(0, 0));
+      }
+      const start = this.#tailUsed - queue[queue.length - 1]!.length;
+      this.#tail.set(payload, this.#tailUsed);
+      this.#tailUsed += n;
+      queue[queue.length - 1] = this.#tail.subarray(start, this.#tailUsed);
+    } else {
+      this.#tail = undefined;
+      queue.push(own(payload));
+    }
+    this.#queuedBytes += n;
+    this.#host.bufferedChanged(n);
+  }
+
+  #drainQueue(): void {
+    if (this.#state === 'opening' || this.destroyed) return;
+    const queue = this.#queue;
+    if (queue !== undefined) {
+      while (this.#wantRead && queue.length > 0) {
+        const chunk = queue.shift()!;
+        if (queue.length === 0) this.#tail = undefined;
+        this.#queuedBytes -= chunk.length;
+        this.#host.bufferedChanged(-chunk.length);
+        this.#deliver(chunk);
+      }
+      if (queue.length === 0) this.#queue = undefined;
+    }
+    if (this.#finReceived && this.#queuedBytes === 0 && !this.#eofPushed) {
+      this.#eofPushed = true;
+      this.push(null);
+    }
+  }
+
+  #deliver(chunk: Uint8Array): void {
+    this.bytesRead += chunk.length;
+    this.#recv.consume(chunk.length);
+    this.#wantRead = this.push(chunk);
+    this._retryGrant();
+  }
+
+  /** @internal Sends a WINDOW_UPDATE when half the window has been read (and the session allows). */
+  _retryGrant(): void {
+    if (this.#finReceived || this.#state === 'opening' || this.#recv.due === 0) return;
+    if (this.#state === 'closed' || this.#state === 'reset') return;
+    if (!this.#host.canGrant(this)) return;
+    this.#host.sendControl(encodeWindowUpdate(this.id, this.#recv.takeGrant()));
+  }
+
+  // --- writable side ------------------------------------------------------------------------
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: WriteCallback): void {
+    if (this.#state !== 'opening' && this.#state !== 'open' && this.#state !== 'remote-closed') {
+      callback(new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: write in state ${this.#state}`));
+      return;
+    }
+    this.#wChunk = chunk;
+    this.#wOffset = 0;
+    this.#wCallback = callback;
+    this._resumeWrite();
+  }
+
+  /**
+   * @internal Sends as much of the held chunk as credit and the channel allow; the write callback
+   * is held until the whole chunk is out (Writable backpressure reaches the application).
+   */
+  _resumeWrite(): void {
+    const chunk = this.#wChunk;
+    if (chunk === undefined) return;
+    while (this.#wOffset < chunk.length) {
+      const credit = this.#send.available;
+      if (credit === 0) return; // resumes on WINDOW_UPDATE / OPEN_OK
+      if (this.#host.blocked) {
+        this.#host.waitForDrain(this);
+        return;
+      }
+      const n = Math.min(chunk.length - this.#wOffset, credit, MAX_DATA_FRAME_BYTES);
+      const payload = n === chunk.length ? chunk : chunk.subarray(this.#wOffset, this.#wOffset + n);
+      this.#wOffset += n;
+      this.#send.consume(n);
+      this.bytesWritten += n;
+      this.#host.sendData(this.id, payload);
+    }
+    const callback = this.#wCallback!;
+    this.#wChunk = undefined;
+    this.#wCallback = undefined;
+    callback();
+  }
+
+  override _final(callback: WriteCallback): void {
+    if (this.#state === 'closed' || this.#state === 'reset') {
+      callback();
+      return;
+    }
+    this.#finSent = true;
+    this.#host.sendControl(encodeFin(this.id));
+    if (this.#state === 'open') this.#become('local-closed');
+    else if (this.#state === 'remote-closed') this.#become('closed');
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#state !== 'closed' && this.#state !== 'reset') {
+      if (!this.#silent) {
+        const reason = this.#resetReason ?? (error instanceof MuxStreamError ? error.reason : error ? 'error' : 'cancel');
+        this.#host.sendControl(encodeReset(this.id, reason));
+      }
+      this.#become('reset');
+    }
+    if (this.#queuedBytes > 0) this.#host.bufferedChanged(-this.#queuedBytes);
+    this.#queue = undefined;
+    this.#queuedBytes = 0;
+    this.#tail = undefined;
+    this.#wChunk = undefined;
+    this.#wCallback = undefined;
+    callback(error);
+  }
+}

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { hasCode } from '../../../src/errors.js';
+import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/limits.js';
+import { TokenBucket } from '../../../src/mux/token-bucket.js';
+import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
+import { drain, pump, sessionPair, until } from './helpers.js';
+
+describe('flow-control windows', () => {
+  it('grants credit only once the reader has consumed half the window', () => {
+    const w = new ReceiveWindow(1000, 1000);
+    w.receive(1000, 1);
+    expect(() => w.receive(1, 1)).toThrow(expect.objectContaining({ code: 'ERR_MUX_WINDOW_EXCEEDED' }));
+    w.consume(499);
+    expect(w.due).toBe(0);
+    expect(w.takeGrant()).toBe(0);
+    w.consume(1);
+    expect(w.takeGrant()).toBe(500);
+    expect(w.buffered).toBe(500);
+    w.receive(500, 1);
+    expect(() => w.receive(1, 1)).toThrow(/window/);
+  });
+
+  it('the acceptor credit starts at the early credit and rises to the window on accept', () => {
+    const w = new ReceiveWindow(4096, 1024);
+    expect(() => w.receive(1025, 3)).toThrow();
+    w.raiseLimitTo(4096);
+    w.receive(4096, 3);
+  });
+
+  it('send credit follows grants, never shrinks, and refuses overflow past 2^31-1', () => {
+    const s = new SendWindow(100);
+    s.consume(60);
+    expect(s.available).toBe(40);
+    s.raiseLimitTo(50);
+    expect(s.available).toBe(40);
+    s.grant(10, 1);
+    expect(s.available).toBe(50);
+    expect(() => s.grant(0x7fff_ffff, 1)).toThrow(expect.objectContaining({ code: 'ERR_MUX_BAD_FRAME' }));
+  });
+});
+
+describe('limits and the token bucket', () => {
+  it('validates every field in one place and freezes the result', () => {
+    expect(resolveMuxLimits()).toEqual(DEFAULT_MUX_LIMITS);
+    expect(DEFAULT_MUX_LIMITS.streamWindowBytes).toBe(256 * 1024);
+    expect(DEFAULT_MUX_LIMITS.maxStreams).toBe(256);
+    expect(Object.isFrozen(resolveMuxLimits({ maxStreams: 10, maxPendingOpens: 5 }))).toBe(true);
+    for (const bad of [{ streamWindowBytes: 1024 }, { maxStreams: 0 }, { maxPendingOpens: 1000 }, { openBurst: 1.5 }]) {
+      let error: unknown;
+      try {
+        resolveMuxLimits(bad);
+      } catch (err) {
+        error = err;
+      }
+      expect(hasCode(error, 'ERR_INVALID_ARG')).toBe(true);
+    }
+  });
+
+  it('refills at its rate up to its burst', () => {
+    let now = 0;
+    const bucket = new TokenBucket(20, 50, () => now);
+    let taken = 0;
+    while (bucket.take()) taken++;
+    expect(taken).toBe(50);
+    now += 100; // 2 tokens
+    expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    now += 1_000_000;
+    taken = 0;
+    while (bucket.take() && taken < 1000) taken++;
+    expect(taken).toBe(50);
+  });
+});
+
+describe('the session-wide buffer cap', () => {
+  it('withholds credit while the session holds too many unread bytes, and resumes when they are read', async () => {
+    const window = 64 * 1024;
+    const { client, requests } = sessionPair({ limits: { streamWindowBytes: window, maxSessionBufferedBytes: window } });
+    const hog = client.openStream('hog:1');
+    const other = client.openStream('other:1');
+    await until(() => requests.length === 2);
+    const hogRemote = requests[0]!.accept();
+    const otherRemote = requests[1]!.accept();
+    hogRemote.write(Buffer.alloc(window, 1)); // never read: fills the session cap
+    await until(() => hog.bufferedBytes === window);
+    const got = drain(other);
+    const sent = pump(otherRemote, 4 * window);
+    // `other` is read eagerly, yet its credit is withheld once its first window is used up.
+    await until(() => otherRemote.bytesWritten === window);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(otherRemote.bytesWritten).toBe(window);
+    hog.resume();
+    const [hash, result] = await Promise.all([sent, got]);
+    expect(result).toEqual({ hash, length: 4 * window });
+    client.close();
+  });
+});
