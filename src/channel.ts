@@ -136,6 +136,11 @@ class MemoryEnd implements MessageChannel {
     for (const message of batch) this.peer.#onMessage(message);
     if (wasAbove && !this.#closed) this.#onDrain();
     if (this.#closeReason !== undefined) {
+      // Whatever the peer sent before the close reaches this end first, as on a socket.
+      const pending = this.peer.#queue;
+      this.peer.#queue = [];
+      this.peer.#queued = 0;
+      for (const message of pending) this.#onMessage(message);
       const reason = this.#closeReason;
       this.#closeReason = undefined;
       this.#onMessage = () => {};
