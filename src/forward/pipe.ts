@@ -1,0 +1,91 @@
+/**
+ * Pipes a TCP socket and a tunnel stream into each other with backpressure both ways and
+ * faithful half-close: an end of stream in one direction is carried as a FIN and never closes the
+ * other direction. A stream that dies without an authenticated end (reset, refused, session lost)
+ * resets the socket (SECURITY.md #10): the application must not take truncated data for a clean
+ * end. A socket error resets the stream.
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+
+export type PipeEnd = 'closed' | 'stream-error' | 'socket-error';
+
+export interface PipeResult {
+  /** Bytes written to the socket (from the tunnel). */
+  readonly bytesToSocket: number;
+  /** Bytes read from the socket (into the tunnel). */
+  readonly bytesFromSocket: number;
+  readonly durationMs: number;
+  readonly how: PipeEnd;
+  readonly error?: Error;
+}
+
+export interface PipeHooks {
+  onDone?(result: PipeResult): void;
+}
+
+export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: PipeHooks = {}): void {
+  const started = Date.now();
+  let toSocket = 0;
+  let fromSocket = 0;
+  let how: PipeEnd = 'closed';
+  let error: Error | undefined;
+  let socketClosed = false;
+  let streamClosed = false;
+  let reported = false;
+
+  const report = (): void => {
+    if (reported || !socketClosed || !streamClosed) return;
+    reported = true;
+    hooks.onDone?.({ bytesToSocket: toSocket, bytesFromSocket: fromSocket, durationMs: Date.now() - started, how, ...(error ? { error } : {}) });
+  };
+
+  if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+
+  socket.on('data', (chunk: Buffer) => {
+    fromSocket += chunk.length;
+    if (!stream.write(chunk)) socket.pause();
+  });
+  stream.on('drain', () => socket.resume());
+  stream.on('data', (chunk: Buffer) => {
+    toSocket += chunk.length;
+    if (!socket.write(chunk)) stream.pause();
+  });
+  socket.on('drain', () => stream.resume());
+
+  socket.on('end', () => {
+    if (!stream.destroyed) stream.end();
+  });
+  stream.on('end', () => {
+    if (!socket.destroyed) socket.end();
+  });
+
+  stream.on('error', (err: Error) => {
+    if (how === 'closed') {
+      how = 'stream-error';
+      error = err;
+    }
+    if (!socket.destroyed) socket.resetAndDestroy();
+  });
+  socket.on('error', (err: Error) => {
+    if (how === 'closed') {
+      how = 'socket-error';
+      error = err;
+    }
+    if (!stream.destroyed) stream.destroy(err);
+  });
+
+  socket.on('close', (hadError: boolean) => {
+    socketClosed = true;
+    // A socket that went away without both FINs takes the stream down with it.
+    if (!stream.destroyed && (hadError || !stream.writableEnded || !stream.readableEnded)) {
+      if (!stream.writableEnded || hadError) stream.destroy(error);
+    }
+    report();
+  });
+  stream.on('close', () => {
+    streamClosed = true;
+    if (!socket.destroyed && !socket.writableEnded) socket.resetAndDestroy();
+    report();
+  });
+}

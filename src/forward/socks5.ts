@@ -1,0 +1,100 @@
+/**
+ * A local SOCKS5 listener (`ssh -D` style, CONNECT only). Host names are not resolved here: they
+ * travel to the server, which resolves and checks them. The reply is sent only once the tunnel
+ * stream is open or refused, so the application sees the real outcome.
+ */
+import type net from 'node:net';
+import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { listenTcp, type ForwardLogger, type ListenerHandle, type StreamOpener } from './local-forward.js';
+import { pipeSocketStream } from './pipe.js';
+import { AUTH_NONE, AUTH_NO_ACCEPTABLE, CMD_CONNECT, SOCKS_VERSION, Socks5Parser, SocksReply, encodeReply } from './socks5-parser.js';
+
+/** A client must finish the SOCKS handshake within this long. */
+export const SOCKS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+const REPLY_FOR: Readonly<Record<ReasonCode, number>> = {
+  'not-permitted': SocksReply.notAllowed,
+  'connection-refused': SocksReply.connectionRefused,
+  unreachable: SocksReply.hostUnreachable,
+  'dns-failure': SocksReply.hostUnreachable,
+  timeout: SocksReply.ttlExpired,
+  limit: SocksReply.generalFailure,
+  'device-offline': SocksReply.hostUnreachable,
+  error: SocksReply.generalFailure,
+  cancel: SocksReply.generalFailure,
+  'tunnel-closed': SocksReply.networkUnreachable,
+};
+
+export interface SocksOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly open: StreamOpener;
+  readonly logger?: ForwardLogger;
+}
+
+export function startSocksServer(options: SocksOptions): Promise<ListenerHandle> {
+  return listenTcp(options.listen, (socket) => serveSocks(socket, options));
+}
+
+function serveSocks(socket: net.Socket, options: SocksOptions): void {
+  const parser = new Socks5Parser();
+  const timer = setTimeout(() => socket.destroy(), SOCKS_HANDSHAKE_TIMEOUT_MS).unref();
+  const fail = (why: string, reply?: number): void => {
+    clearTimeout(timer);
+    options.logger?.debug({ err: why }, 'SOCKS5 request refused');
+    socket.off('data', onData);
+    if (reply !== undefined) socket.end(encodeReply(reply));
+    else socket.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    try {
+      let event = parser.push(chunk);
+      for (;;) {
+        if (event.kind === 'need-more') return;
+        if (event.kind === 'greeting') {
+          if (!event.acceptable) {
+            socket.end(Buffer.from([SOCKS_VERSION, AUTH_NO_ACCEPTABLE]));
+            fail('no acceptable authentication method');
+            return;
+          }
+          socket.write(Buffer.from([SOCKS_VERSION, AUTH_NONE]));
+          event = parser.push(new Uint8Array(0));
+          continue;
+        }
+        if (event.command !== CMD_CONNECT) {
+          fail(`command ${event.command} not supported`, SocksReply.commandNotSupported);
+          return;
+        }
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.pause();
+        connect(socket, event.target, parser.rest(), options);
+        return;
+      }
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  };
+  socket.on('data', onData);
+}
+
+function connect(socket: net.Socket, target: string, early: Buffer, options: SocksOptions): void {
+  const stream = options.open(target);
+  let answered = false;
+  stream.once('open', () => {
+    answered = true;
+    socket.write(encodeReply(SocksReply.succeeded));
+    pipeSocketStream(socket, stream);
+    socket.resume();
+  });
+  stream.once('error', (err: Error & { reason?: unknown }) => {
+    if (answered) return;
+    answered = true;
+    const reason = isReasonCode(err.reason) ? err.reason : 'error';
+    options.logger?.debug({ target, reason }, 'SOCKS5 stream refused');
+    socket.end(encodeReply(REPLY_FOR[reason]));
+  });
+  socket.once('close', () => {
+    if (!answered) stream.destroy();
+  });
+  if (early.length > 0) stream.write(early);
+}
