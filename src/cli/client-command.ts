@@ -1,0 +1,66 @@
+import type net from 'node:net';
+import { ClientDaemon } from '../daemon/client.js';
+import { startControlServer, type ControlRequest, type ControlServer } from '../daemon/control-server.js';
+import { pipeSocketStream } from '../forward/pipe.js';
+import { EVENTS } from '../log/events.js';
+import { createLogger, type LogLevel } from '../log/logger.js';
+import { loadClientOptions, type ClientOverrides } from './load-client.js';
+import { runUntilStopped } from './run-daemon.js';
+
+/** `twoway client --config FILE`: runs the client daemon in the foreground until SIGTERM. */
+export async function clientCommand(options: { config: string; logLevel: LogLevel } & ClientOverrides): Promise<void> {
+  const logger = createLogger({ level: options.logLevel, base: { role: 'client' } });
+  const { config, options: daemonOptions } = loadClientOptions(options.config, process.env, logger, options);
+  const daemon = new ClientDaemon(daemonOptions);
+  await daemon.start();
+
+  let control: ControlServer | undefined;
+  if (config.controlSocket !== undefined) {
+    control = await startControlServer(
+      config.controlSocket,
+      async (request: ControlRequest, socket: net.Socket) => {
+        logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
+        if (request.cmd === 'status') return { ok: true, status: daemon.status() };
+        if (request.cmd === 'connect' && typeof request.target === 'string') {
+          serveConnect(daemon, request.target, socket);
+          return 'taken';
+        }
+        return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
+      },
+      logger,
+    );
+  }
+  const run = runUntilStopped({
+    logger,
+    stop: async () => {
+      await control?.close();
+      await daemon.stop();
+    },
+  });
+  const listeners = daemon.listenerAddresses();
+  run.ready(`client started with ${listeners.length} listeners`);
+  await run.stopped;
+}
+
+/**
+ * `twoway connect` through a running client daemon: answer one JSON line (open or refused), then
+ * the control socket carries the stream's bytes both ways.
+ */
+function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket): void {
+  const stream = daemon.openStream(target);
+  let answered = false;
+  stream.once('open', () => {
+    answered = true;
+    socket.write(`${JSON.stringify({ ok: true })}\n`);
+    pipeSocketStream(socket, stream);
+  });
+  stream.once('error', (err: Error & { reason?: string; code?: string }) => {
+    if (answered) return;
+    answered = true;
+    socket.end(`${JSON.stringify({ ok: false, error: err.message, reason: err.reason ?? 'error', code: err.code })}\n`);
+  });
+  // The caller waits for the answer line before sending, so nothing is read until then.
+  socket.once('close', () => {
+    if (!answered) stream.destroy();
+  });
+}

@@ -1,0 +1,56 @@
+import fs from 'node:fs';
+import { loadPeers } from '../config/peers.js';
+import { checkSecretFile, readPrivateKeyFile, readPskFile } from '../config/key-file.js';
+import type { ServerConfig } from '../config/server-config.js';
+import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
+import { ConfigError } from '../errors.js';
+import { compileRules } from '../policy/access-rules.js';
+import { ServerPeers, type ServerPeer } from '../daemon/server-peers.js';
+
+/** Reads the server's private key file into a key pair. */
+export function loadKeyPair(privateKeyFile: string): KeyPair {
+  const privateKey = readPrivateKeyFile(privateKeyFile);
+  return { privateKey, publicKey: publicKeyFromPrivate(privateKey) };
+}
+
+/**
+ * Reads the peers file, every psk file it names, and compiles every access rule, so that a
+ * broken file is refused as a whole (the old allowlist stays in force on reload).
+ */
+export function loadServerPeers(config: ServerConfig): ServerPeers {
+  const file = loadPeers(config.peersFile);
+  const peers: ServerPeer[] = file.peers.map((peer, i) => {
+    const where = `${file.file}: [peer.${i + 1}] (${peer.name})`;
+    if (config.requirePsk && peer.pskFile === undefined) {
+      throw new ConfigError('ERR_CONFIG', `${where}: require_psk is set but the peer has no psk_file`);
+    }
+    let rules;
+    try {
+      rules = compileRules(peer.allow);
+    } catch (err) {
+      throw new ConfigError('ERR_CONFIG', `${where}: allow: ${(err as Error).message}`, { cause: err });
+    }
+    return {
+      name: peer.name,
+      publicKey: decodeKey(peer.publicKey, `${where}: public_key`),
+      ...(peer.pskFile !== undefined ? { psk: readPskFile(peer.pskFile) } : {}),
+      kind: peer.kind,
+      rules,
+    };
+  });
+  return new ServerPeers(peers);
+}
+
+/** Reads the TLS certificate and key for wss:// when configured. */
+export function loadTls(config: ServerConfig): { cert: Buffer; key: Buffer } | undefined {
+  if (config.tls === undefined) return undefined;
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ConfigError('ERR_CONFIG_FILE', `${what} ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    }
+  };
+  checkSecretFile(config.tls.keyFile, 'TLS private key');
+  return { cert: read(config.tls.certFile, 'TLS certificate file'), key: read(config.tls.keyFile, 'TLS private key file') };
+}

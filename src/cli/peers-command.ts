@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { PEER_NAME, loadPeers, savePeers, type PeerConfig, type PeerKind } from '../config/peers.js';
+import { loadServerConfig } from '../config/server-config.js';
+import { controlRequest } from '../daemon/control-client.js';
+import { decodeKey, encodeKey } from '../crypto/keys.js';
+import { ConfigError } from '../errors.js';
+import { compileRules } from '../policy/access-rules.js';
+
+export interface PeersResult {
+  readonly action: 'add' | 'remove' | 'list';
+  readonly peers: readonly PeerConfig[];
+  /** What the running server answered to the reload request, or why it was not asked. */
+  readonly reload?: { readonly ok: boolean; readonly detail: string };
+}
+
+/** `twoway peers list`. */
+export function listPeers(serverConfigFile: string): PeersResult {
+  const config = loadServerConfig(serverConfigFile);
+  return { action: 'list', peers: loadPeers(config.peersFile).peers };
+}
+
+/** `twoway peers add NAME --public-key KEY [--allow RULE]... [--psk-file F] [--kind device]`. */
+export async function addPeer(
+  serverConfigFile: string,
+  peer: { name: string; publicKey: string; allow: readonly string[]; pskFile?: string; kind: PeerKind },
+): Promise<PeersResult> {
+  const config = loadServerConfig(serverConfigFile);
+  if (!PEER_NAME.test(peer.name)) {
+    throw new ConfigError('ERR_CONFIG', `peer name ${JSON.stringify(peer.name.slice(0, 64))}: expected 1-64 of A-Z a-z 0-9 . _ -`);
+  }
+  const publicKey = encodeKey(decodeKey(peer.publicKey.trim(), '--public-key'));
+  compileRules(peer.allow);
+  const current = loadPeers(config.peersFile).peers;
+  if (current.some((p) => p.name === peer.name)) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: a peer named ${peer.name} exists already`);
+  const clash = current.find((p) => p.publicKey === publicKey);
+  if (clash) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: that public key belongs to peer ${clash.name} already`);
+  let pskFile: string | undefined;
+  if (peer.pskFile !== undefined) {
+    pskFile = path.resolve(peer.pskFile);
+    if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
+  }
+  const entry: PeerConfig = { name: peer.name, publicKey, allow: [...peer.allow], kind: peer.kind, ...(pskFile ? { pskFile } : {}) };
+  const saved = savePeers(config.peersFile, [...current, entry]);
+  return { action: 'add', peers: saved.peers, reload: await askReload(config.controlSocket) };
+}
+
+/** `twoway peers remove NAME`: the peer's sessions are closed by the reload. */
+export async function removePeer(serverConfigFile: string, name: string): Promise<PeersResult> {
+  const config = loadServerConfig(serverConfigFile);
+  const current = loadPeers(config.peersFile).peers;
+  if (!current.some((p) => p.name === name)) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: no peer named ${name}`);
+  const saved = savePeers(config.peersFile, current.filter((p) => p.name !== name));
+  return { action: 'remove', peers: saved.peers, reload: await askReload(config.controlSocket) };
+}
+
+async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
+  if (!fs.existsSync(controlSocket)) return { ok: false, detail: `no server running at ${controlSocket}; the change applies when it starts` };
+  try {
+    const reply = await controlRequest(controlSocket, { cmd: 'reload' });
+    return reply.ok ? { ok: true, detail: 'the running server reloaded its allowlist' } : { ok: false, detail: `the running server refused the reload: ${String(reply.error)}` };
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  }
+}
+
+export function formatPeersResult(result: PeersResult): string {
+  const lines: string[] = [];
+  if (result.action === 'list') {
+    for (const p of result.peers) {
+      lines.push(`peer: ${p.name} (${p.kind})`, `  public key: ${p.publicKey}`, `  psk: ${p.pskFile ? 'yes' : 'no'}`, `  allow: ${p.allow.length ? p.allow.join(', ') : '(nothing)'}`, '');
+    }
+    if (result.peers.length === 0) lines.push('no peers', '');
+  } else {
+    lines.push(`${result.action === 'add' ? 'added' : 'removed'}; ${result.peers.length} peers on the allowlist`);
+    if (result.reload) lines.push(result.reload.detail);
+    lines.push('');
+  }
+  return lines.join('\n');
+}

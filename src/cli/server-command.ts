@@ -1,0 +1,73 @@
+import { loadServerConfig } from '../config/server-config.js';
+import { startControlServer, type ControlReply, type ControlRequest } from '../daemon/control-server.js';
+import { ServerDaemon } from '../daemon/server.js';
+import { EVENTS } from '../log/events.js';
+import { createLogger, type LogLevel } from '../log/logger.js';
+import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
+import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
+import { runUntilStopped } from './run-daemon.js';
+
+/** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
+export async function serverCommand(options: { config: string; logLevel: LogLevel }): Promise<void> {
+  const config = loadServerConfig(options.config);
+  const staticKeyPair = loadKeyPair(config.privateKeyFile);
+  const peers = loadServerPeers(config);
+  const tls = loadTls(config);
+  const logger = createLogger({ level: options.logLevel, base: { role: 'server' } });
+
+  const daemon = new ServerDaemon({
+    listen: config.listen,
+    path: config.path,
+    ...(tls ? { tls } : {}),
+    staticKeyPair,
+    peers,
+    requirePsk: config.requirePsk,
+    sessionLimits: sessionLimitsFrom(config.limits),
+    muxLimits: muxLimitsFrom(config.limits),
+    dialsInFlight: config.limits.dialsInFlight,
+    dialTimeoutMs: config.limits.dialTimeoutMs,
+    shutdownGraceMs: config.shutdownGraceMs,
+    logger,
+  });
+
+  /** Re-reads the peers file; a broken file leaves the running allowlist in force. */
+  const reload = (trigger: string): ControlReply => {
+    try {
+      const next = loadServerPeers(config);
+      const result = daemon.reload(next);
+      logger.info({ event: EVENTS.reload, trigger, ...result }, `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset`);
+      return { ok: true, ...result };
+    } catch (err) {
+      const message = (err as Error).message;
+      logger.error({ event: EVENTS.reloadFailed, trigger, err: message }, `reload refused, the previous allowlist stays in force: ${message}`);
+      return { ok: false, error: message };
+    }
+  };
+
+  const address = await daemon.start();
+  const control = await startControlServer(
+    config.controlSocket,
+    async (request: ControlRequest) => {
+      logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
+      switch (request.cmd) {
+        case 'status':
+          return { ok: true, status: daemon.status() };
+        case 'reload':
+          return reload('control');
+        default:
+          return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
+      }
+    },
+    logger,
+  );
+  const run = runUntilStopped({
+    logger,
+    stop: async () => {
+      await daemon.shutdown();
+      await control.close();
+    },
+    reload: () => void reload('SIGHUP'),
+  });
+  run.ready(`listening on ${address.host}:${address.port} with ${peers.size} peers`);
+  await run.stopped;
+}

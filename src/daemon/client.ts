@@ -1,0 +1,304 @@
+/**
+ * The client daemon's composition root: local listeners that stay up, one secure session that is
+ * re-established with capped, jittered backoff, and a multiplexer inside it. Connections that
+ * arrive while the tunnel is down wait up to `connectWaitMs`, then get a clear refusal.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { fingerprint, type KeyPair } from '../crypto/keys.js';
+import { TwowayError } from '../errors.js';
+import { startLocalForward } from '../forward/local-forward.js';
+import { startSocksServer } from '../forward/socks5.js';
+import { EVENTS } from '../log/events.js';
+import type { MuxLimits } from '../mux/limits.js';
+import { MuxStreamError } from '../mux/reason.js';
+import { MuxSession } from '../mux/session.js';
+import { connectSecure } from '../session/client.js';
+import type { SessionLimits } from '../session/limits.js';
+import type { SecureSession } from '../session/secure-session.js';
+import { backoffDelayMs } from './backoff.js';
+import { DeferredStream } from './deferred-stream.js';
+
+export interface ClientForward {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly target: string;
+}
+
+export interface ClientDaemonOptions {
+  readonly serverUrls: readonly string[];
+  readonly serverPublicKeys: readonly Uint8Array[];
+  readonly staticKeyPair: KeyPair;
+  readonly psk?: Uint8Array;
+  readonly proxy?: string;
+  readonly ca?: Buffer;
+  readonly forwards: readonly ClientForward[];
+  readonly socks: ReadonlyArray<{ readonly listen: { readonly host: string; readonly port: number } }>;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly connectWaitMs: number;
+  readonly sessionLimits: Partial<SessionLimits>;
+  readonly muxLimits: Partial<MuxLimits>;
+  readonly logger: Logger;
+  /** Stop after the first failed connection instead of retrying (one-off commands). */
+  readonly once?: boolean;
+}
+
+interface Listener {
+  readonly kind: 'forward' | 'socks';
+  readonly listen: string;
+  readonly target?: string;
+  address(): { host: string; port: number } | null;
+  close(): Promise<void>;
+}
+
+/** A session that lasted this long resets the backoff. */
+const STABLE_SESSION_MS = 30_000;
+
+export class ClientDaemon {
+  readonly #o: ClientDaemonOptions;
+  readonly #log: Logger;
+  #session: SecureSession | undefined;
+  #mux: MuxSession | undefined;
+  #serverUrl: string | undefined;
+  #listeners: Listener[] = [];
+  #waiters = new Set<{ resolve(mux: MuxSession): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
+  #stopping = false;
+  #attempt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #lastError: string | undefined;
+  #connectedSince: Date | undefined;
+  #sessionsOpened = 0;
+  #firstSession: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
+
+  constructor(options: ClientDaemonOptions) {
+    this.#o = options;
+    this.#log = options.logger;
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => {});
+    this.#firstSession = { promise, resolve, reject };
+  }
+
+  /** Resolves when the first session is up (or rejects on the first failure with `once`). */
+  get firstSession(): Promise<void> {
+    return this.#firstSession.promise;
+  }
+
+  get connected(): boolean {
+    return this.#mux !== undefined && !this.#mux.closed;
+  }
+
+  /** Starts the local listeners, then the connection loop. */
+  async start(): Promise<void> {
+    const open = (target: string): Duplex => this.openStream(target);
+    for (const f of this.#o.forwards) {
+      const server = await startLocalForward({ listen: f.listen, target: f.target, open, logger: this.#log });
+      this.#listeners.push({ kind: 'forward', listen: `${f.listen.host}:${f.listen.port}`, target: f.target, address: () => server.address(), close: () => server.close() });
+      const a = server.address();
+      this.#log.info({ event: EVENTS.listen, kind: 'forward', host: a?.host, port: a?.port, target: f.target }, `forwarding ${a?.host}:${a?.port} to ${f.target}`);
+    }
+    for (const s of this.#o.socks) {
+      const server = await startSocksServer({ listen: s.listen, open, logger: this.#log });
+      this.#listeners.push({ kind: 'socks', listen: `${s.listen.host}:${s.listen.port}`, address: () => server.address(), close: () => server.close() });
+      const a = server.address();
+      this.#log.info({ event: EVENTS.listen, kind: 'socks', host: a?.host, port: a?.port }, `SOCKS5 on ${a?.host}:${a?.port}`);
+    }
+    void this.#connectLoop();
+  }
+
+  /** Addresses the listeners actually bound (port 0 resolved), in config order. */
+  listenerAddresses(): Array<{ kind: string; host: string; port: number; target?: string }> {
+    return this.#listeners.flatMap((l) => {
+      const a = l.address();
+      return a ? [{ kind: l.kind, host: a.host, port: a.port, ...(l.target ? { target: l.target } : {}) }] : [];
+    });
+  }
+
+  /** Opens a stream now, or once the tunnel is back (bounded by connectWaitMs). */
+  openStream(target: string): Duplex {
+    const stream =
+      this.#mux && !this.#mux.closed
+        ? this.#mux.openStream(target)
+        : new DeferredStream(this.#waitForMux().then((mux) => mux.openStream(target)));
+    stream.on('error', (err: Error & { code?: string; reason?: string }) => {
+      if (err.code !== 'ERR_MUX_STREAM_REFUSED') return;
+      this.#log.warn({ event: EVENTS.streamRefused, target, reason: err.reason }, `stream to ${target} refused: ${err.message}`);
+    });
+    return stream;
+  }
+
+  #waitForMux(): Promise<MuxSession> {
+    if (this.#stopping) return Promise.reject(this.#downError('the client is shutting down'));
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiters.delete(waiter);
+          reject(this.#downError(`the tunnel is down and did not come back within ${this.#o.connectWaitMs} ms${this.#lastError ? ` (last error: ${this.#lastError})` : ''}`));
+        }, this.#o.connectWaitMs).unref(),
+      };
+      this.#waiters.add(waiter);
+    });
+  }
+
+  #downError(message: string): Error {
+    return new MuxStreamError('ERR_MUX_STREAM_REFUSED', message, 'tunnel-closed');
+  }
+
+  async #connectLoop(): Promise<void> {
+    while (!this.#stopping) {
+      const session = await this.#connectOnce();
+      if (this.#stopping) {
+        session?.close({ code: 'shutdown' });
+        return;
+      }
+      if (session) {
+        const closed = await this.#runSession(session);
+        if (Date.now() - closed.startedAt >= STABLE_SESSION_MS) this.#attempt = 0;
+        if (this.#stopping) return;
+      } else if (this.#o.once) {
+        return;
+      }
+      const delay = backoffDelayMs(this.#attempt++, { minMs: this.#o.reconnectMinMs, maxMs: this.#o.reconnectMaxMs });
+      this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: delay, attempt: this.#attempt }, `reconnecting in ${delay} ms`);
+      await new Promise<void>((resolve) => {
+        this.#retryTimer = setTimeout(resolve, delay);
+      });
+      this.#retryTimer = undefined;
+    }
+  }
+
+  /** Tries each server URL in order; resolves with a session or undefined when all failed. */
+  async #connectOnce(): Promise<SecureSession | undefined> {
+    let firstError: Error | undefined;
+    for (const url of this.#o.serverUrls) {
+      if (this.#stopping) return undefined;
+      this.#log.debug({ event: EVENTS.connectAttempt, url }, `connecting to ${url}`);
+      try {
+        const session = await connectSecure({
+          url,
+          staticKeyPair: this.#o.staticKeyPair,
+          serverPublicKeys: this.#o.serverPublicKeys,
+          ...(this.#o.psk ? { psk: this.#o.psk } : {}),
+          ...(this.#o.proxy ? { proxy: this.#o.proxy } : {}),
+          ...(this.#o.ca ? { tls: { ca: this.#o.ca } } : {}),
+          limits: this.#o.sessionLimits,
+          logger: this.#log,
+        });
+        this.#serverUrl = url;
+        this.#lastError = undefined;
+        return session;
+      } catch (err) {
+        const e = err as Error;
+        firstError ??= e;
+        this.#lastError = e.message;
+        this.#log.warn(
+          { event: EVENTS.connectFailed, url, code: err instanceof TwowayError ? err.code : (err as NodeJS.ErrnoException).code, err: e.message },
+          `connecting to ${url} failed: ${e.message}`,
+        );
+      }
+    }
+    if (this.#o.once && firstError) this.#firstSession.reject(firstError);
+    return undefined;
+  }
+
+  #runSession(session: SecureSession): Promise<{ startedAt: number }> {
+    const startedAt = Date.now();
+    const mux = new MuxSession(session, { role: 'client', limits: this.#o.muxLimits, logger: this.#log });
+    this.#session = session;
+    this.#mux = mux;
+    this.#connectedSince = new Date();
+    this.#sessionsOpened++;
+    this.#log.info(
+      { event: EVENTS.sessionOpen, url: this.#serverUrl, fingerprint: fingerprint(session.peerPublicKey), remote: session.remoteAddress },
+      `session established with ${this.#serverUrl}`,
+    );
+    this.#firstSession.resolve();
+    for (const waiter of this.#waiters) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(mux);
+    }
+    this.#waiters.clear();
+    return new Promise((resolve) => {
+      mux.onClose((info) => {
+        this.#mux = undefined;
+        this.#session = undefined;
+        this.#connectedSince = undefined;
+        this.#log.info(
+          { event: EVENTS.sessionClosed, url: this.#serverUrl, reason: info.code, remoteClose: info.remote, ...(info.message ? { detail: info.message } : {}) },
+          `session closed (${info.code}${info.message ? `: ${info.message}` : ''})`,
+        );
+        if (!session.closed) session.close({ code: 'normal' });
+        resolve({ startedAt });
+      });
+    });
+  }
+
+  status(): ClientStatus {
+    const s = this.#session;
+    return {
+      role: 'client',
+      fingerprint: fingerprint(this.#o.staticKeyPair.publicKey),
+      server: this.#serverUrl ?? null,
+      state: this.connected ? 'connected' : this.#stopping ? 'stopping' : 'connecting',
+      since: this.#connectedSince?.toISOString() ?? null,
+      lastError: this.#lastError ?? null,
+      sessionsOpened: this.#sessionsOpened,
+      session: s
+        ? {
+            serverFingerprint: fingerprint(s.peerPublicKey),
+            remote: s.remoteAddress,
+            lastHandshake: s.stats.lastHandshakeAt.toISOString(),
+            rekeys: s.stats.rekeys,
+            bytesIn: s.stats.bytesIn,
+            bytesOut: s.stats.bytesOut,
+            streams: this.#mux?.streamCount ?? 0,
+          }
+        : null,
+      listeners: this.#listeners.map((l) => {
+        const a = l.address();
+        return { kind: l.kind, listen: a ? `${a.host}:${a.port}` : l.listen, target: l.target ?? null, up: a !== null };
+      }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    for (const waiter of this.#waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(this.#downError('the client is shutting down'));
+    }
+    this.#waiters.clear();
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    this.#mux?.close('shutdown', 'client shutting down');
+    this.#session?.close({ code: 'shutdown', message: 'client shutting down' });
+    this.#log.info({ event: EVENTS.daemonStop }, 'stopped');
+  }
+}
+
+export interface ClientStatus {
+  readonly role: 'client';
+  readonly fingerprint: string;
+  readonly server: string | null;
+  readonly state: 'connected' | 'connecting' | 'stopping';
+  readonly since: string | null;
+  readonly lastError: string | null;
+  readonly sessionsOpened: number;
+  readonly session: {
+    serverFingerprint: string;
+    remote: string;
+    lastHandshake: string;
+    rekeys: number;
+    bytesIn: number;
+    bytesOut: number;
+    streams: number;
+  } | null;
+  readonly listeners: ReadonlyArray<{ kind: string; listen: string; target: string | null; up: boolean }>;
+}

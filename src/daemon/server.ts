@@ -1,0 +1,256 @@
+/**
+ * The server daemon's composition root: secure sessions from allowlisted peers, a multiplexer in
+ * each, and a policy-checked dial for every stream. Files, argv and signals are the CLI's
+ * business; this module receives loaded state and exposes start, reload, status and shutdown.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { fingerprint, type KeyPair } from '../crypto/keys.js';
+import { EVENTS } from '../log/events.js';
+import { MuxSession } from '../mux/session.js';
+import type { StreamRequest } from '../mux/stream-request.js';
+import type { MuxStream } from '../mux/stream.js';
+import { listenSecure, type SecureServer } from '../session/server.js';
+import type { SecureSession } from '../session/secure-session.js';
+import type { SessionLimits } from '../session/limits.js';
+import type { MuxLimits } from '../mux/limits.js';
+import { serveStreamRequest, type ActiveStream } from './server-streams.js';
+import type { ServerPeer, ServerPeers } from './server-peers.js';
+
+export interface ServerDaemonOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly path: string;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  readonly staticKeyPair: KeyPair;
+  readonly peers: ServerPeers;
+  readonly requirePsk: boolean;
+  readonly sessionLimits: Partial<SessionLimits>;
+  readonly muxLimits: Partial<MuxLimits>;
+  readonly dialsInFlight: number;
+  readonly dialTimeoutMs: number;
+  readonly shutdownGraceMs: number;
+  readonly logger: Logger;
+}
+
+/** One live, key-confirmed session and what runs inside it. */
+export interface ServerSessionHandle {
+  readonly session: SecureSession;
+  readonly mux: MuxSession;
+  readonly publicKey: string;
+  peerName: string;
+  readonly streams: Set<ActiveStream>;
+  dialsInFlight: number;
+}
+
+const REVOKE_CLOSE_MESSAGE = 'peer key removed or revoked';
+
+export class ServerDaemon {
+  readonly #options: ServerDaemonOptions;
+  readonly #log: Logger;
+  #peers: ServerPeers;
+  #server: SecureServer | undefined;
+  readonly #handles = new Set<ServerSessionHandle>();
+  #draining = false;
+
+  constructor(options: ServerDaemonOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.#peers = options.peers;
+  }
+
+  get publicKey(): Uint8Array {
+    return this.#options.staticKeyPair.publicKey;
+  }
+
+  /** Listens and resolves with the bound address. */
+  async start(): Promise<{ host: string; port: number }> {
+    const o = this.#options;
+    this.#server = await listenSecure({
+      host: o.listen.host,
+      port: o.listen.port,
+      path: o.path,
+      ...(o.tls ? { tls: o.tls } : {}),
+      staticKeyPair: o.staticKeyPair,
+      requirePsk: o.requirePsk,
+      limits: o.sessionLimits,
+      logger: this.#log,
+      lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
+      onSession: (session) => this.#onSession(session),
+    });
+    const address = this.#server.address();
+    this.#log.info(
+      { event: EVENTS.listen, host: address.host, port: address.port, path: o.path, tls: o.tls !== undefined, fingerprint: fingerprint(o.staticKeyPair.publicKey) },
+      `listening on ${o.tls ? 'wss' : 'ws'}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}${o.path}`,
+    );
+    return address;
+  }
+
+  #onSession(session: SecureSession): void {
+    const publicKey = fingerprint(session.peerPublicKey);
+    const peer = this.#peers.lookup(session.peerPublicKey);
+    if (peer === undefined || this.#draining) {
+      // Revoked between the handshake and key confirmation.
+      session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
+      return;
+    }
+    const log = this.#log.child({ peer: peer.name });
+    const handle: ServerSessionHandle = {
+      session,
+      publicKey,
+      peerName: peer.name,
+      streams: new Set(),
+      dialsInFlight: 0,
+      mux: new MuxSession(session, {
+        role: 'server',
+        limits: this.#options.muxLimits,
+        logger: log,
+        onStreamRequest: (request: StreamRequest) => this.#onStreamRequest(handle, request),
+      }),
+    };
+    this.#handles.add(handle);
+    log.info(
+      { event: EVENTS.sessionOpen, fingerprint: publicKey, remote: session.remoteAddress },
+      `session established with ${peer.name}`,
+    );
+    handle.mux.onClose((info) => {
+      this.#handles.delete(handle);
+      log.info(
+        {
+          event: EVENTS.sessionClosed,
+          fingerprint: publicKey,
+          remote: session.remoteAddress,
+          reason: info.code,
+          remoteClose: info.remote,
+          ...(info.message ? { detail: info.message } : {}),
+          bytesIn: session.stats.bytesIn,
+          bytesOut: session.stats.bytesOut,
+          durationMs: Date.now() - session.establishedAt.getTime(),
+        },
+        `session with ${handle.peerName} closed (${info.code})`,
+      );
+    });
+  }
+
+  #onStreamRequest(handle: ServerSessionHandle, request: StreamRequest): void {
+    const peer = this.#peers.lookup(Buffer.from(handle.publicKey, 'base64'));
+    if (this.#draining) {
+      request.reject('limit', 'server is shutting down');
+      return;
+    }
+    serveStreamRequest({
+      handle,
+      peer,
+      request,
+      dialsInFlight: this.#options.dialsInFlight,
+      dialTimeoutMs: this.#options.dialTimeoutMs,
+      localAddresses: this.#localAddresses(),
+      logger: this.#log.child({ peer: handle.peerName }),
+    });
+  }
+
+  #localAddresses(): string[] {
+    const address = this.#server?.address();
+    return address ? [address.host] : [];
+  }
+
+  /**
+   * Puts a new allowlist in force. Sessions of keys no longer listed are closed at once; streams
+   * whose target the peer may no longer reach are reset; everything else stays up.
+   */
+  reload(peers: ServerPeers): { removed: number; streamsReset: number; peers: number } {
+    this.#peers = peers;
+    let removed = 0;
+    let streamsReset = 0;
+    for (const handle of [...this.#handles]) {
+      const peer: ServerPeer | undefined = peers.lookup(Buffer.from(handle.publicKey, 'base64'));
+      if (peer === undefined) {
+        removed++;
+        this.#log.warn({ event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.publicKey }, `closing the session of ${handle.peerName}: key removed from the allowlist`);
+        handle.mux.close('shutdown', REVOKE_CLOSE_MESSAGE);
+        handle.session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
+        continue;
+      }
+      handle.peerName = peer.name;
+      for (const active of [...handle.streams]) {
+        if (peer.rules.allowsResolved(active.host, active.address, active.port)) continue;
+        streamsReset++;
+        this.#log.warn(
+          { event: EVENTS.streamReset, peer: peer.name, target: active.target, reason: 'not-permitted' },
+          `resetting stream to ${active.target}: no longer permitted for ${peer.name}`,
+        );
+        active.stream.reset('not-permitted');
+        active.socket.resetAndDestroy();
+      }
+    }
+    return { removed, streamsReset, peers: peers.size };
+  }
+
+  /** What `twoway status` shows. */
+  status(): ServerStatus {
+    const address = this.#server?.address();
+    return {
+      role: 'server',
+      fingerprint: fingerprint(this.#options.staticKeyPair.publicKey),
+      listen: address ? `${address.host}:${address.port}` : null,
+      path: this.#options.path,
+      peers: this.#peers.size,
+      draining: this.#draining,
+      sessions: [...this.#handles].map((h) => ({
+        peer: h.peerName,
+        fingerprint: h.publicKey,
+        remote: h.session.remoteAddress,
+        state: h.session.closed ? 'closed' : 'established',
+        since: h.session.establishedAt.toISOString(),
+        lastHandshake: h.session.stats.lastHandshakeAt.toISOString(),
+        rekeys: h.session.stats.rekeys,
+        bytesIn: h.session.stats.bytesIn,
+        bytesOut: h.session.stats.bytesOut,
+        streams: h.mux.streamCount,
+      })),
+    };
+  }
+
+  /**
+   * SIGTERM: refuse new sessions and streams, let open streams drain for up to the grace time,
+   * then close every session with reason 'shutdown'.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    const deadline = Date.now() + this.#options.shutdownGraceMs;
+    const open = (): number => [...this.#handles].reduce((n, h) => n + h.streams.size, 0);
+    this.#log.info({ event: EVENTS.daemonStop, streams: open(), graceMs: this.#options.shutdownGraceMs }, 'shutting down: draining open streams');
+    while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const left = open();
+    for (const handle of [...this.#handles]) {
+      for (const active of handle.streams) active.socket.resetAndDestroy();
+      handle.mux.close('shutdown', 'server shutting down');
+      handle.session.close({ code: 'shutdown', message: 'server shutting down' });
+    }
+    await this.#server?.close();
+    this.#log.info({ event: EVENTS.daemonStop, streamsCut: left }, 'stopped');
+  }
+}
+
+export interface ServerStatus {
+  readonly role: 'server';
+  readonly fingerprint: string;
+  readonly listen: string | null;
+  readonly path: string;
+  readonly peers: number;
+  readonly draining: boolean;
+  readonly sessions: ReadonlyArray<{
+    peer: string;
+    fingerprint: string;
+    remote: string;
+    state: string;
+    since: string;
+    lastHandshake: string;
+    rekeys: number;
+    bytesIn: number;
+    bytesOut: number;
+    streams: number;
+  }>;
+}
+
+export type { MuxStream, net };

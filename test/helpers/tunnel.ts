@@ -1,0 +1,144 @@
+/**
+ * A real tunnel for integration tests: throwaway keys and configs in a private temp dir, a server
+ * and a client daemon started from bin/twoway, everything on loopback.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeKey, generateKeyPair, type KeyPair } from '../../src/crypto/keys.js';
+import { twoway, type Proc } from './processes.js';
+
+export interface PeerSpec {
+  readonly name: string;
+  readonly key?: KeyPair;
+  readonly allow: readonly string[];
+  readonly psk?: boolean;
+  readonly kind?: 'user' | 'device';
+}
+
+export interface TunnelOptions {
+  readonly peers?: readonly PeerSpec[];
+  /** Extra lines for the server's [limits] table. */
+  readonly serverLimits?: string;
+  readonly clientLimits?: string;
+  /** Extra lines for the server's [server] table. */
+  readonly serverExtra?: string;
+  /** Extra lines for the client's [client] table. */
+  readonly clientExtra?: string;
+  /** Client [[forward]] and [[socks]] tables, as TOML text. */
+  readonly clientListeners?: string;
+}
+
+export class TestTunnel {
+  readonly dir: string;
+  readonly serverKey: KeyPair;
+  readonly peers: Array<PeerSpec & { key: KeyPair }>;
+  serverPort = 0;
+  server: Proc | undefined;
+  readonly clients: Proc[] = [];
+
+  constructor(readonly options: TunnelOptions = {}) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-test-'));
+    this.serverKey = generateKeyPair();
+    this.peers = (options.peers ?? [{ name: 'alice', allow: [] }]).map((p) => ({ ...p, key: p.key ?? generateKeyPair() }));
+    this.writeSecret('server.key', encodeKey(this.serverKey.privateKey));
+    for (const p of this.peers) {
+      this.writeSecret(`${p.name}.key`, encodeKey(p.key.privateKey));
+      if (p.psk) this.writeSecret(`${p.name}.psk`, encodeKey(generateKeyPair().privateKey));
+    }
+    this.writePeers(this.peers);
+  }
+
+  path(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  writeSecret(name: string, text: string): void {
+    fs.writeFileSync(this.path(name), `${text}\n`, { mode: 0o600 });
+  }
+
+  /** Rewrites peers.toml (the server reloads it on SIGHUP or `peers add|remove`). */
+  writePeers(peers: ReadonlyArray<PeerSpec & { key: KeyPair }>): void {
+    const text = peers
+      .map(
+        (p) =>
+          `[[peer]]\nname = "${p.name}"\npublic_key = "${encodeKey(p.key.publicKey)}"\n` +
+          `${p.psk ? `psk_file = "${p.name}.psk"\n` : ''}allow = ${JSON.stringify(p.allow)}\nkind = "${p.kind ?? 'user'}"\n`,
+      )
+      .join('\n');
+    fs.writeFileSync(this.path('peers.toml'), text);
+  }
+
+  /** Starts the server on an ephemeral port and waits until it listens. */
+  async startServer(port = 0): Promise<Proc> {
+    fs.writeFileSync(
+      this.path('server.toml'),
+      `[server]\nlisten = "127.0.0.1:${port}"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\n` +
+        `control_socket = "server.sock"\nshutdown_grace_ms = 3000\n${this.options.serverExtra ?? ''}\n` +
+        `[limits]\n${this.options.serverLimits ?? ''}\n`,
+    );
+    const server = twoway(['server', '--config', this.path('server.toml')]);
+    this.server = server;
+    const listening = await server.waitForEvent('listen');
+    this.serverPort = Number(listening.port);
+    await server.waitForEvent('daemon.ready');
+    return server;
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.serverPort}/twoway`;
+  }
+
+  /** Writes a client config for `peer` and returns its path. */
+  clientConfig(peer: string, listeners = this.options.clientListeners ?? '', extra = this.options.clientExtra ?? ''): string {
+    const file = this.path(`client-${peer}.toml`);
+    const p = this.peers.find((x) => x.name === peer)!;
+    fs.writeFileSync(
+      file,
+      `[client]\nserver_url = "${this.url}"\nserver_public_key = "${encodeKey(this.serverKey.publicKey)}"\n` +
+        `private_key_file = "${peer}.key"\n${p.psk ? `psk_file = "${peer}.psk"\n` : ''}control_socket = "client-${peer}.sock"\n` +
+        `reconnect_min_ms = 200\nreconnect_max_ms = 1000\n${extra}\n${listeners}\n[limits]\n${this.options.clientLimits ?? ''}\n`,
+    );
+    return file;
+  }
+
+  /** Starts a client daemon for `peer` and waits for its session (unless `waitSession` is false). */
+  async startClient(peer = this.peers[0]!.name, listeners?: string, waitSession = true, extraArgs: string[] = []): Promise<Proc> {
+    const client = twoway(['client', '--config', this.clientConfig(peer, listeners), ...extraArgs]);
+    this.clients.push(client);
+    await client.waitForEvent('daemon.ready');
+    if (waitSession) await client.waitForEvent('session.open');
+    return client;
+  }
+
+  /** Ports the client's listeners bound, in order, from its log. */
+  static listenerPorts(client: Proc): number[] {
+    return client.logLines().filter((l) => l.event === 'listen').map((l) => Number(l.port));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.stop()));
+    await this.server?.stop();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A TCP echo target on loopback. */
+export async function startEchoServer(): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
+/** A loopback port on which nothing listens (bound once, then closed). */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

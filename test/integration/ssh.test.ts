@@ -1,0 +1,119 @@
+/**
+ * Real OpenSSH through the tunnel: a private sshd on a high loopback port as the target, the real
+ * ssh and scp clients as the application, through `twoway connect` as ProxyCommand (standalone
+ * and through the client daemon) and through a local forward.
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestTunnel, closedPort } from '../helpers/tunnel.js';
+import { TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
+import net from 'node:net';
+
+const run = promisify(execFile);
+const SSHD = fs.existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';
+const user = os.userInfo().username;
+
+let tunnel: TestTunnel;
+let sshd: ChildProcess;
+let sshPort: number;
+let forwardPort: number;
+let dir: string;
+
+function sha256File(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function sshArgs(extra: string[]): string[] {
+  return [
+    '-F', '/dev/null',
+    '-i', path.join(dir, 'id_ed25519'),
+    '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+    '-o', 'StrictHostKeyChecking=accept-new',
+    '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=15',
+    ...extra,
+  ];
+}
+
+function proxyCommand(configFile: string): string {
+  return `ProxyCommand=${process.execPath} ${TWOWAY_BIN} connect --config ${configFile} %h:%p`;
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-ssh-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519')]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id_ed25519')]);
+  fs.copyFileSync(path.join(dir, 'id_ed25519.pub'), path.join(dir, 'authorized_keys'));
+  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  sshPort = await closedPort();
+  fs.writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'Subsystem sftp internal-sftp', '',
+    ].join('\n'),
+  );
+  sshd = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitUntil(
+    () => new Promise<boolean>((resolve) => {
+      const s = net.connect(sshPort, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    }),
+    'sshd to listen',
+  );
+
+  tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sshPort}`] }, { name: 'bob', allow: [`127.0.0.1:${sshPort}`] }] });
+  await tunnel.startServer();
+  const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${sshPort}"\n`);
+  forwardPort = TestTunnel.listenerPorts(client)[0]!;
+  // bob has no daemon: his `twoway connect` makes a session of its own.
+  tunnel.clientConfig('bob', '');
+  const big = randomBytes(6 * 1024 * 1024);
+  fs.writeFileSync(path.join(dir, 'big.bin'), big);
+}, 60_000);
+
+afterAll(async () => {
+  await tunnel?.stop();
+  sshd?.kill('SIGTERM');
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('OpenSSH through twoway', () => {
+  it('runs a command with `twoway connect` as ProxyCommand (standalone session)', async () => {
+    const { stdout } = await run('ssh', [...sshArgs(['-o', proxyCommand(tunnel.path('client-bob.toml'))]), '-p', String(sshPort), `${user}@127.0.0.1`, 'echo through-the-tunnel; echo $SSH_CONNECTION'], { timeout: 30_000 });
+    expect(stdout).toContain('through-the-tunnel');
+    // sshd sees the connection coming from the server daemon on loopback.
+    expect(stdout).toMatch(/^127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+$/m);
+  });
+
+  it('pipes a file through ssh stdin and gets its sha256 back (half-close), via the client daemon', async () => {
+    const { stdout } = await run('bash', ['-c', `ssh ${sshArgs(['-o', `'${proxyCommand(tunnel.path('client-alice.toml'))}'`]).join(' ')} -p ${sshPort} ${user}@127.0.0.1 sha256sum < ${path.join(dir, 'big.bin')}`], { timeout: 60_000 });
+    expect(stdout.split(' ')[0]).toBe(sha256File(path.join(dir, 'big.bin')));
+  });
+
+  it('copies a file up and back down with scp through a local forward', async () => {
+    const scp = (args: string[]): Promise<unknown> => run('scp', [...sshArgs(['-P', String(forwardPort)]), ...args], { timeout: 60_000 });
+    const remote = path.join(dir, 'uploaded.bin');
+    await scp([path.join(dir, 'big.bin'), `${user}@127.0.0.1:${remote}`]);
+    expect(sha256File(remote)).toBe(sha256File(path.join(dir, 'big.bin')));
+    const back = path.join(dir, 'downloaded.bin');
+    await scp([`${user}@127.0.0.1:${remote}`, back]);
+    expect(sha256File(back)).toBe(sha256File(path.join(dir, 'big.bin')));
+  });
+
+  it('a ProxyCommand to a target not on the allowlist fails with a clear message and exit status', async () => {
+    const result = await run(process.execPath, [TWOWAY_BIN, 'connect', '--config', tunnel.path('client-bob.toml'), '127.0.0.1:1'], { timeout: 30_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(result.code).toBe(5);
+    expect(result.stderr).toMatch(/^twoway: .*not permitted/m);
+  });
+});
