@@ -31,5 +31,7 @@ export function muxLimitsFrom(l: ServerLimits | ClientLimits): Partial<MuxLimits
     maxStreams: l.maxStreamsPerSession,
     openRatePerSecond: l.streamOpenRate,
     openBurst: l.streamOpenBurst,
+    // A burst of opens may all wait for their dial at once; the stream cap bounds it.
+    maxPendingOpens: Math.min(l.maxStreamsPerSession, Math.max(64, l.streamOpenBurst)),
   };
 }

@@ -26,6 +26,8 @@ export interface ActiveStream {
 interface StreamOwner {
   readonly streams: Set<ActiveStream>;
   dialsInFlight: number;
+  /** Opens waiting for a dial slot (bounded by the mux's cap on pending opens). */
+  readonly dialQueue: Array<() => void>;
 }
 
 export interface ServeStreamOptions {
@@ -54,10 +56,15 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
     return;
   }
   if (handle.dialsInFlight >= o.dialsInFlight) {
-    refuse('limit', `too many dials in flight (${o.dialsInFlight})`);
+    handle.dialQueue.push(() => serveStreamRequest(o));
     return;
   }
+  if (request.cancelled) return;
   handle.dialsInFlight++;
+  const next = (): void => {
+    handle.dialsInFlight--;
+    handle.dialQueue.shift()?.();
+  };
   const started = Date.now();
   dialTarget(request.target, {
     rules: o.peer.rules,
@@ -66,7 +73,7 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
     localAddresses: o.localAddresses,
   }).then(
     (dialed) => {
-      handle.dialsInFlight--;
+      next();
       if (request.cancelled) {
         dialed.socket.destroy();
         return;
@@ -103,7 +110,7 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
       });
     },
     (err: unknown) => {
-      handle.dialsInFlight--;
+      next();
       if (request.cancelled) return;
       refuse(reasonOf(err), (err as Error).message);
     },

@@ -3,13 +3,11 @@
  * each, and a policy-checked dial for every stream. Files, argv and signals are the CLI's
  * business; this module receives loaded state and exposes start, reload, status and shutdown.
  */
-import type net from 'node:net';
 import type { Logger } from 'pino';
 import { fingerprint, type KeyPair } from '../crypto/keys.js';
 import { EVENTS } from '../log/events.js';
 import { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
-import type { MuxStream } from '../mux/stream.js';
 import { listenSecure, type SecureServer } from '../session/server.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { SessionLimits } from '../session/limits.js';
@@ -40,6 +38,7 @@ export interface ServerSessionHandle {
   peerName: string;
   readonly streams: Set<ActiveStream>;
   dialsInFlight: number;
+  readonly dialQueue: Array<() => void>;
 }
 
 const REVOKE_CLOSE_MESSAGE = 'peer key removed or revoked';
@@ -100,6 +99,7 @@ export class ServerDaemon {
       peerName: peer.name,
       streams: new Set(),
       dialsInFlight: 0,
+      dialQueue: [],
       mux: new MuxSession(session, {
         role: 'server',
         limits: this.#options.muxLimits,
@@ -253,4 +253,3 @@ export interface ServerStatus {
   }>;
 }
 
-export type { MuxStream, net };

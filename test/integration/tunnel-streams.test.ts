@@ -138,7 +138,7 @@ describe('streams through real daemons', () => {
   }, 30_000);
 
   it('carries half-close the other way: the target shuts writing and still reads', async () => {
-    const socket = net.connect(forwardPorts[4]!, '127.0.0.1');
+    const socket = net.connect({ port: forwardPorts[4]!, host: '127.0.0.1', allowHalfOpen: true });
     const chunks: Buffer[] = [];
     socket.on('data', (c) => chunks.push(c));
     await new Promise((r) => socket.once('end', r));
