@@ -53,6 +53,7 @@ function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket):
     answered = true;
     socket.write(`${JSON.stringify({ ok: true })}\n`);
     pipeSocketStream(socket, stream);
+    socket.resume();
   });
   stream.once('error', (err: Error & { reason?: string; code?: string }) => {
     if (answered) return;

@@ -229,10 +229,7 @@ export class ClientDaemon {
         this.#mux = undefined;
         this.#session = undefined;
         this.#connectedSince = undefined;
-        this.#log.info(
-          { event: EVENTS.sessionClosed, url: this.#serverUrl, reason: info.code, remoteClose: info.remote, ...(info.message ? { detail: info.message } : {}) },
-          `session closed (${info.code}${info.message ? `: ${info.message}` : ''})`,
-        );
+        this.#log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams ended (${info.code})`);
         if (!session.closed) session.close({ code: 'normal' });
         resolve({ startedAt });
       });

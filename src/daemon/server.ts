@@ -114,20 +114,7 @@ export class ServerDaemon {
     );
     handle.mux.onClose((info) => {
       this.#handles.delete(handle);
-      log.info(
-        {
-          event: EVENTS.sessionClosed,
-          fingerprint: publicKey,
-          remote: session.remoteAddress,
-          reason: info.code,
-          remoteClose: info.remote,
-          ...(info.message ? { detail: info.message } : {}),
-          bytesIn: session.stats.bytesIn,
-          bytesOut: session.stats.bytesOut,
-          durationMs: Date.now() - session.establishedAt.getTime(),
-        },
-        `session with ${handle.peerName} closed (${info.code})`,
-      );
+      log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
     });
   }
 

@@ -10,23 +10,34 @@
  * exact address it checked). Special ranges (this network 0.0.0.0/8, loopback 127/8 and ::1,
  * the unspecified ::, link-local, multicast, broadcast, and the daemon's own addresses) are
  * denied unless an address rule lists them explicitly: a rule whose range lies inside the
- * special range, such as `127.0.0.1:8080` or `127.0.0.0/8:*`. A broad `0.0.0.0/0:*` does not
- * grant them, and neither does a name rule whose name resolves into them (DNS rebinding).
+ * special range, such as `127.0.0.1:8080` or `127.0.0.0/8:*` (for the daemon's own addresses:
+ * a rule naming that one address). A broad `0.0.0.0/0:*` does not grant them, and neither does a
+ * name rule whose name resolves into them (DNS rebinding).
+ *
+ * IPv6 rules for forms that embed an IPv4 address (IPv4-mapped `::ffff:0:0/96`, NAT64
+ * `64:ff9b::/96`, 6to4 `2002::/16`) are folded to the IPv4 range they reach, as targets are;
+ * a prefix too short to say which IPv4 range it means is refused as ambiguous.
+ *
+ * Matching uses net.BlockList, one per rule (SECURITY.md #4).
  */
 import net from 'node:net';
 import { ForwardError } from '../errors.js';
-import { embeddedIPv4, normalizeHost, parseLegacyIPv4 } from './address.js';
+import { canonicalIPv6, embeddedIPv4, normalizeHost, parseLegacyIPv4 } from './address.js';
 
 type PortRange = readonly [number, number];
+type Family = 'ipv4' | 'ipv6';
 
+/** An address range: network address (canonical text), prefix length, family. */
 interface Range {
-  readonly bytes: Uint8Array;
+  readonly network: string;
   readonly prefix: number;
+  readonly family: Family;
 }
 
 interface AddressRule {
   readonly text: string;
   readonly range: Range;
+  readonly list: net.BlockList;
   readonly ports: readonly PortRange[];
   /** The rule's whole range lies inside a special range: it grants those addresses explicitly. */
   readonly explicitSpecial: boolean;
@@ -38,51 +49,52 @@ interface NameRule {
   readonly ports: readonly PortRange[];
 }
 
-const SPECIAL_RANGES: readonly Range[] = [
+/** Ranges denied unless an address rule lists them exactly (SECURITY.md, access control). */
+export const SPECIAL_RANGES: readonly string[] = [
   '0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32',
   '::/128', '::1/128', 'fe80::/10', 'ff00::/8',
-].map((cidr) => {
-  const [addr, prefix] = cidr.split('/') as [string, string];
-  return { bytes: addressBytes(addr)!, prefix: Number(prefix) };
+];
+
+const MAX_RULE_CHARS = 300;
+
+interface SpecialRange {
+  readonly range: Range;
+  readonly list: net.BlockList;
+}
+
+function blockListOf(range: Range): net.BlockList {
+  const list = new net.BlockList();
+  list.addSubnet(range.network, range.prefix, range.family);
+  return list;
+}
+
+const SPECIALS: readonly SpecialRange[] = SPECIAL_RANGES.map((cidr) => {
+  const [network, prefix] = cidr.split('/') as [string, string];
+  const range: Range = { network, prefix: Number(prefix), family: net.isIPv4(network) ? 'ipv4' : 'ipv6' };
+  return { range, list: blockListOf(range) };
 });
 
-/** 4 or 16 bytes of an address in canonical form (IPv4-mapped forms already folded); else undefined. */
-export function addressBytes(address: string): Uint8Array | undefined {
-  if (net.isIPv4(address)) return Uint8Array.from(address.split('.').map(Number));
+/**
+ * The canonical form and family of an address already normalised by parseTarget/normalizeHost
+ * (embedded IPv4 forms folded to IPv4); undefined for anything else.
+ */
+export function canonicalAddress(address: string): { address: string; family: Family } | undefined {
+  if (net.isIPv4(address)) return { address, family: 'ipv4' };
   if (!net.isIPv6(address)) return undefined;
   const v4 = embeddedIPv4(address);
-  if (v4) return addressBytes(v4);
-  const out = new Uint8Array(16);
-  const full = expand(address);
-  full.forEach((g, i) => {
-    out[i * 2] = g >> 8;
-    out[i * 2 + 1] = g & 255;
-  });
-  return out;
+  return v4 ? { address: v4, family: 'ipv4' } : { address: canonicalIPv6(address), family: 'ipv6' };
 }
 
-function expand(address: string): number[] {
-  const gap = address.indexOf('::');
-  const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));
-  if (gap < 0) return parse(address);
-  const a = parse(address.slice(0, gap));
-  const b = parse(address.slice(gap + 2));
-  return [...a, ...new Array<number>(8 - a.length - b.length).fill(0), ...b];
-}
-
-function inRange(bytes: Uint8Array, range: Range): boolean {
-  if (bytes.length !== range.bytes.length) return false;
-  let bits = range.prefix;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((bytes[i]! & mask) !== (range.bytes[i]! & mask)) return false;
-  }
-  return true;
+/** True when `address` lies in a special range or is one of `localAddresses`. */
+export function isSpecialAddress(address: string, localAddresses: readonly string[] = []): boolean {
+  const a = canonicalAddress(address);
+  if (!a) return true;
+  return SPECIALS.some((s) => s.list.check(a.address, a.family)) || localAddresses.some((l) => canonicalAddress(l)?.address === a.address);
 }
 
 /** `inner` lies entirely inside `outer`. */
-function rangeInside(inner: Range, outer: Range): boolean {
-  return inner.prefix >= outer.prefix && inRange(inner.bytes, outer);
+function rangeInside(inner: Range, outer: SpecialRange): boolean {
+  return inner.family === outer.range.family && inner.prefix >= outer.range.prefix && outer.list.check(inner.network, inner.family);
 }
 
 function bad(rule: string, why: string): ForwardError {
@@ -101,47 +113,56 @@ function parsePorts(text: string, rule: string): PortRange[] {
   });
 }
 
+/** Folds an IPv6 range that embeds IPv4 addresses into that IPv4 range. */
+function foldEmbedded(address: string, prefix: number, rule: string): Range {
+  const v4 = embeddedIPv4(address)!;
+  // 6to4 carries the IPv4 address in bits 16-48; the other forms in the last 32 bits.
+  const offset = /^2002:/i.test(canonicalIPv6(address)) ? 16 : 96;
+  if (prefix < offset) throw bad(rule, `an IPv6 range shorter than /${offset} over IPv4-embedding addresses is ambiguous: write the IPv4 range`);
+  return { network: v4, prefix: Math.min(32, prefix - offset), family: 'ipv4' };
+}
+
 function parseRange(host: string, rule: string): Range | undefined {
   const slash = host.indexOf('/');
   const addrText = slash < 0 ? host : host.slice(0, slash);
   const isV6 = net.isIPv6(addrText);
-  const v4 = isV6 ? undefined : net.isIPv4(addrText) ? addrText : /^[0-9.x]+$/i.test(addrText) ? parseLegacyIPv4(addrText) : undefined;
+  const v4 = isV6 ? undefined : /^[0-9a-fx.]+$/i.test(addrText) ? parseLegacyIPv4(addrText) : undefined;
   if (!isV6 && v4 === undefined) {
-    if (slash >= 0) throw bad(rule, `${JSON.stringify(addrText)} is not an IP address, so it cannot take a prefix length`);
+    if (slash >= 0) throw bad(rule, `${JSON.stringify(addrText.slice(0, 100))} is not an IP address, so it cannot take a prefix length`);
     return undefined;
   }
-  const bytes = addressBytes(isV6 ? addrText : v4!)!;
-  const maxPrefix = bytes.length * 8;
-  let prefix = maxPrefix;
+  const max = isV6 ? 128 : 32;
+  let prefix = max;
   if (slash >= 0) {
     const p = host.slice(slash + 1);
-    if (!/^[0-9]{1,3}$/.test(p) || Number(p) > (isV6 && bytes.length === 16 ? 128 : isV6 ? 128 : 32)) {
-      throw bad(rule, `prefix length /${p} is out of range (IPv4 0-32, IPv6 0-128)`);
-    }
+    if (!/^[0-9]{1,3}$/.test(p) || Number(p) > max) throw bad(rule, `prefix length /${p.slice(0, 10)} is out of range (IPv4 0-32, IPv6 0-128)`);
     prefix = Number(p);
-    // A mapped IPv6 range (::ffff:10.0.0.0/104) folds to its IPv4 range.
-    if (isV6 && bytes.length === 4) prefix = Math.max(0, prefix - 96);
   }
-  return { bytes, prefix };
+  if (!isV6) return { network: v4!, prefix, family: 'ipv4' };
+  if (embeddedIPv4(addrText) !== undefined) return foldEmbedded(addrText, prefix, rule);
+  return { network: canonicalIPv6(addrText), prefix, family: 'ipv6' };
 }
 
-/** A peer's compiled rules. */
+/** A peer's compiled rules. Immutable. */
 export class AccessRules {
   readonly #addressRules: readonly AddressRule[];
   readonly #nameRules: readonly NameRule[];
+  /** The rule texts as written (trimmed), in order. */
   readonly texts: readonly string[];
 
+  /** Use compileRules(). */
   constructor(addressRules: readonly AddressRule[], nameRules: readonly NameRule[], texts: readonly string[]) {
     this.#addressRules = addressRules;
     this.#nameRules = nameRules;
-    this.texts = texts;
+    this.texts = Object.freeze([...texts]);
   }
 
+  /** No rule at all: every target is denied. */
   get empty(): boolean {
     return this.#addressRules.length === 0 && this.#nameRules.length === 0;
   }
 
-  /** True when a name rule grants `name` on `port` (before resolution). */
+  /** True when a name rule grants `name` (normalised) on `port`, before resolution. */
   namePermitted(name: string, port: number): boolean {
     return this.#nameRules.some((r) => r.name === name && portIn(port, r.ports));
   }
@@ -152,24 +173,30 @@ export class AccessRules {
   }
 
   /**
-   * The decision on a resolved target: `host` as the peer asked (a name or an address),
-   * `address` as resolved (canonical), `port`. `localAddresses` are the daemon's own.
+   * True when resolving `host` could lead to a grant on `port`: a name rule for it, or an address
+   * rule on that port. False means: refuse without a DNS lookup.
+   */
+  mayResolve(host: string, port: number): boolean {
+    return this.namePermitted(host, port) || this.#addressRules.some((r) => portIn(port, r.ports));
+  }
+
+  /**
+   * The decision on a resolved target: `host` as the peer asked (a normalised name or address),
+   * `address` as resolved, `port`. `localAddresses` are the daemon's own.
    */
   allowsResolved(host: string, address: string, port: number, localAddresses: readonly string[] = []): boolean {
-    const bytes = addressBytes(address);
-    if (bytes === undefined) return false;
-    const local = localAddresses.some((l) => {
-      const b = addressBytes(l);
-      return b !== undefined && b.length === bytes.length && b.every((x, i) => x === bytes[i]);
-    });
-    const special = local || SPECIAL_RANGES.some((r) => inRange(bytes, r));
+    const a = canonicalAddress(address);
+    if (a === undefined) return false;
+    const local = localAddresses.some((l) => canonicalAddress(l)?.address === a.address);
+    const special = local || SPECIALS.some((s) => s.list.check(a.address, a.family));
     for (const rule of this.#addressRules) {
-      if (!portIn(port, rule.ports) || !inRange(bytes, rule.range)) continue;
+      if (!portIn(port, rule.ports) || rule.range.family !== a.family || !rule.list.check(a.address, a.family)) continue;
       if (!special) return true;
-      if (local ? rule.range.prefix === bytes.length * 8 : rule.explicitSpecial) return true;
+      // A daemon's own address is granted only by a rule naming exactly that address.
+      if (local ? rule.range.prefix === (a.family === 'ipv4' ? 32 : 128) : rule.explicitSpecial) return true;
     }
     if (special) return false;
-    return !net.isIP(host) && this.namePermitted(host, port);
+    return net.isIP(host) === 0 && this.namePermitted(host, port);
   }
 }
 
@@ -177,44 +204,49 @@ function portIn(port: number, ranges: readonly PortRange[]): boolean {
   return ranges.some(([lo, hi]) => port >= lo && port <= hi);
 }
 
+function splitRule(rule: string): { hostPart: string; portPart: string } {
+  if (rule.startsWith('[')) {
+    const close = rule.indexOf(']');
+    if (close < 0 || rule[close + 1] !== ':') throw bad(rule, 'expected [IPv6 or IPv6/prefix]:PORTS');
+    const hostPart = rule.slice(1, close);
+    if (!net.isIPv6(hostPart.split('/')[0]!)) throw bad(rule, `${JSON.stringify(hostPart.slice(0, 100))} is not an IPv6 address`);
+    return { hostPart, portPart: rule.slice(close + 2) };
+  }
+  const colon = rule.lastIndexOf(':');
+  if (colon <= 0) throw bad(rule, 'expected HOST:PORTS, e.g. 10.0.0.0/8:22 or db.corp.example:5432');
+  const hostPart = rule.slice(0, colon);
+  if (hostPart.includes(':')) throw bad(rule, 'IPv6 addresses go in brackets: [fd00::/8]:22');
+  return { hostPart, portPart: rule.slice(colon + 1) };
+}
+
 /** Compiles rule texts; throws ForwardError 'ERR_POLICY_BAD_RULE' naming the first bad rule. */
 export function compileRules(rules: readonly string[]): AccessRules {
   const addressRules: AddressRule[] = [];
   const nameRules: NameRule[] = [];
-  for (const text of rules) {
-    if (typeof text !== 'string' || text.trim() === '') throw bad(String(text), 'empty rule');
-    const rule = text.trim();
-    let hostPart: string;
-    let portPart: string;
-    if (rule.startsWith('[')) {
-      const close = rule.indexOf(']');
-      if (close < 0 || rule[close + 1] !== ':') throw bad(rule, 'expected [IPv6 or IPv6/prefix]:PORTS');
-      hostPart = rule.slice(1, close);
-      portPart = rule.slice(close + 2);
-      if (!net.isIPv6(hostPart.split('/')[0]!)) throw bad(rule, `${JSON.stringify(hostPart)} is not an IPv6 address`);
-    } else {
-      const colon = rule.lastIndexOf(':');
-      if (colon <= 0) throw bad(rule, 'expected HOST:PORTS, e.g. 10.0.0.0/8:22 or db.corp.example:5432');
-      hostPart = rule.slice(0, colon);
-      portPart = rule.slice(colon + 1);
-      if (hostPart.includes(':')) throw bad(rule, 'IPv6 addresses go in brackets: [fd00::/8]:22');
-    }
+  const texts: string[] = [];
+  for (const raw of rules) {
+    if (typeof raw !== 'string' || raw.trim() === '') throw bad(String(raw), 'empty rule');
+    const rule = raw.trim();
+    if (rule.length > MAX_RULE_CHARS) throw bad(rule, `longer than ${MAX_RULE_CHARS} characters`);
+    texts.push(rule);
+    const { hostPart, portPart } = splitRule(rule);
     if (hostPart.includes('*')) throw bad(rule, 'wildcards are not supported: list names exactly or use a CIDR range');
     const ports = parsePorts(portPart, rule);
     const range = parseRange(hostPart, rule);
     if (range) {
-      addressRules.push({ text: rule, range, ports, explicitSpecial: SPECIAL_RANGES.some((s) => rangeInside(range, s)) });
+      const explicitSpecial = SPECIALS.some((s) => rangeInside(range, s));
+      addressRules.push({ text: rule, range, list: blockListOf(range), ports, explicitSpecial });
       continue;
     }
     let name: string;
     try {
       const normal = normalizeHost(hostPart);
-      if (normal.family !== 0) throw new Error('address');
+      if (normal.family !== 0) throw new Error('an address');
       name = normal.host;
     } catch {
       throw bad(rule, `${JSON.stringify(hostPart.slice(0, 100))} is not a host name, an address or a CIDR range`);
     }
     nameRules.push({ text: rule, name, ports });
   }
-  return new AccessRules(addressRules, nameRules, rules.map((r) => r.trim()));
+  return new AccessRules(addressRules, nameRules, texts);
 }

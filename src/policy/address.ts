@@ -106,8 +106,11 @@ export function embeddedIPv4(address: string): string | undefined {
 
 /** Normalises a host: an address in canonical form (IPv4 for mapped forms), or a valid lower-case name. */
 export function normalizeHost(raw: string, original = raw): { host: string; family: 0 | 4 | 6 } {
-  let host = raw.trim();
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  let host = raw;
+  if (host.startsWith('[') && host.endsWith(']')) {
+    host = host.slice(1, -1);
+    if (!net.isIPv6(host)) throw invalid(original, 'only IPv6 addresses go in brackets');
+  }
   if (host === '') throw invalid(original, 'empty host');
   if (host.includes('%')) throw invalid(original, 'scoped IPv6 addresses are not accepted');
   if (net.isIPv6(host)) {

@@ -21,6 +21,7 @@ import { RecordSession, type SecureSession } from './secure-session.js';
 import {
   HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
 } from './wire.js';
+import { EVENTS } from '../log/events.js';
 
 export interface ConnectSecureOptions {
   /** ws:// or wss:// URL including the path. */
@@ -168,7 +169,7 @@ async function connectOnce(
     rekeyPsk: () => psk,
   });
   session.sendControl(RecordType.keepalive);
-  opts.logger.info({ event: 'session-established', fingerprint: fingerprint(serverKey), remote: channel.remoteAddress }, 'session established');
+  opts.logger.info({ event: EVENTS.authAccepted, fingerprint: fingerprint(serverKey), remote: channel.remoteAddress }, 'session established');
   return session;
 }
 

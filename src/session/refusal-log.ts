@@ -4,6 +4,7 @@
  * the next line written reports how many were suppressed.
  */
 import type { Logger } from 'pino';
+import { EVENTS } from '../log/events.js';
 
 export const REFUSAL_LOG_LINES_PER_SECOND = 20;
 
@@ -49,7 +50,7 @@ export class RefusalLog {
     const suppressed = this.#suppressed;
     this.#suppressed = 0;
     this.#logger.warn(
-      { event: 'handshake-refused', reason, ...details, ...(suppressed > 0 ? { suppressed } : {}) },
+      { event: EVENTS.authRefused, reason, ...details, ...(suppressed > 0 ? { suppressed } : {}) },
       'handshake refused',
     );
   }

@@ -17,6 +17,7 @@ import { RecordType, TYPE_BYTES, decodeCloseBody, encodeCloseBody, parseRecordTy
 import type { StaticKeyPair, TransportKeys } from './rekey.js';
 import { SessionTimers } from './timers.js';
 import { MAX_DATA_BYTES, type WireProtocol } from './wire.js';
+import { EVENTS } from '../log/events.js';
 
 export type SessionState = 'confirming' | 'established' | 'closed';
 
@@ -224,7 +225,7 @@ export class RecordSession implements SecureSession {
       this.#openRecord(record);
     } catch (err) {
       // A typed error is the peer's fault; anything else is ours (or the layer above's handler).
-      if (!(err instanceof TwowayError)) this.#log.error({ event: 'record-handler-failed', err }, 'record handling threw');
+      if (!(err instanceof TwowayError)) this.#log.error({ event: EVENTS.internalError, err }, 'record handling threw');
       this.close(closeReasonFor(err));
     }
   }
@@ -296,7 +297,7 @@ export class RecordSession implements SecureSession {
     this.#stats.rekeys++;
     this.#stats.lastHandshakeAt = new Date();
     this.#timers.onHandshakeComplete();
-    this.#log.debug({ event: 'rekey', rekeys: this.#stats.rekeys }, 'session rekeyed');
+    this.#log.debug({ event: EVENTS.sessionRekey, rekeys: this.#stats.rekeys }, 'session rekeyed');
   }
 
   // --- closing --------------------------------------------------------------------------------
@@ -310,7 +311,7 @@ export class RecordSession implements SecureSession {
     this.#keys.discard();
     this.#timers.stop();
     if (wasConfirmed) {
-      this.#log.info({ event: 'session-closed', reason: reason.code, remote: reason.remote === true, detail: reason.message }, 'session closed');
+      this.#log.info({ event: EVENTS.sessionClosed, reason: reason.code, remoteClose: reason.remote === true, detail: reason.message, remote: this.remoteAddress, bytesIn: this.#stats.bytesIn, bytesOut: this.#stats.bytesOut, durationMs: Date.now() - this.establishedAt.getTime() }, `session closed (${reason.code}${reason.message ? `: ${reason.message}` : ''})`);
     }
     this.#opts.onClosed?.(this, reason, wasConfirmed);
     this.#fireClose();

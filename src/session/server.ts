@@ -23,6 +23,7 @@ import { UnauthenticatedConnections, type PendingConnection } from './unauthenti
 import {
   HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
 } from './wire.js';
+import { EVENTS } from '../log/events.js';
 
 /** An allowlist entry as the server sees it. */
 export interface PeerEntry {
@@ -170,11 +171,11 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             unauthenticated.release(connection);
             rememberKey(fp);
             sessions.add(confirmed);
-            peerLog.info({ event: 'session-established' }, 'session established');
+            peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress }, 'handshake accepted and key confirmed');
             try {
               opts.onSession(confirmed);
             } catch (err) {
-              peerLog.error({ event: 'on-session-failed', err }, 'onSession threw; closing the session');
+              peerLog.error({ event: EVENTS.internalError, err }, 'onSession threw; closing the session');
               confirmed.close({ code: 'protocol-error', message: 'server error' });
             }
           },
@@ -212,7 +213,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       refuse(unauthenticated.get(connection), connection.remoteAddress, 'bad-message', `subprotocol ${JSON.stringify(offered.slice(0, 64))}, expected ${wire.subprotocol}`);
     },
   });
-  log.info({ event: 'listening', ...transport.address(), path: opts.path ?? DEFAULT_PATH, tls: opts.tls !== undefined }, 'listening');
+  log.debug({ event: 'transport.listening', ...transport.address(), path: opts.path ?? DEFAULT_PATH, tls: opts.tls !== undefined }, 'listening');
 
   return {
     address: () => transport.address(),
