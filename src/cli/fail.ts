@@ -27,6 +27,7 @@ export function exitCodeFor(err: unknown): ExitCode {
     case 'ERR_SESSION_AUTH':
     case 'ERR_SESSION_SERVER_KEY_MISMATCH':
     case 'ERR_SESSION_PROTOCOL_VERSION':
+    case 'ERR_SESSION_DECRYPT':
       return EXIT.auth;
     case 'ERR_MUX_STREAM_REFUSED':
     case 'ERR_POLICY_DENIED':

@@ -1,0 +1,53 @@
+// `npm run bench`: every benchmark in one run, side by side with the anchors.
+//   1. crypto: Noise handshakes/s and transport MB/s per backend (bench/crypto.mjs)
+//   2. tunnel: ../shared/bench/anchors.sh with twoway as the tunnel under test, next to direct
+//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS
+//   3. memory: RSS per idle stream and per idle session (bench/memory.mjs)
+// Select parts with BENCH="crypto tunnel memory" (default: all). Results land in
+// $RESULTS_DIR (default /tmp/twoway-bench-results). Everything stays on loopback and is bounded.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+const SHARED = process.env.SHARED_BENCH ?? path.resolve(ROOT, '..', 'shared', 'bench');
+const parts = (process.env.BENCH ?? 'crypto tunnel memory').split(/\s+/).filter(Boolean);
+const results = process.env.RESULTS_DIR ?? '/tmp/twoway-bench-results';
+fs.mkdirSync(results, { recursive: true });
+
+function run(title, command, args, env = {}) {
+  console.log(`\n=== ${title} ===`);
+  const r = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) console.log(`(${title} exited with ${r.status ?? r.signal})`);
+  return r.status === 0;
+}
+
+if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) run('build', 'npx', ['tsc', '-p', 'tsconfig.json']);
+
+let ok = true;
+if (parts.includes('crypto')) ok = run('crypto (Noise engine)', process.execPath, [path.join(HERE, 'crypto.mjs')]) && ok;
+
+if (parts.includes('tunnel')) {
+  if (!fs.existsSync(path.join(SHARED, 'anchors.sh'))) {
+    console.log(`\n=== tunnel ===\nno harness at ${SHARED} (set SHARED_BENCH)`);
+    ok = false;
+  } else {
+    const bin = path.join(ROOT, 'bin', 'twoway');
+    ok =
+      run('tunnel (side by side with the anchors)', 'bash', [path.join(SHARED, 'anchors.sh')], {
+        ANCHORS: process.env.ANCHORS ?? 'direct ssh-chacha20 ssh-aes128gcm stunnel tut',
+        TUT_NAME: 'twoway',
+        TUT_NOTE: 'client + server daemons, ws://, Noise IKpsk2 ChaChaPoly',
+        TUT_SETUP_CMD: `bash ${path.join(HERE, 'tut-setup.sh')} {WORK} {SINK_PORT} {SERVER_PORT} {CLIENT_PORT}`,
+        TUT_SERVER_CMD: `${process.execPath} ${bin} server --config {WORK}/server.toml --log-level warn`,
+        TUT_CLIENT_CMD: `${process.execPath} ${bin} client --config {WORK}/client.toml --log-level warn`,
+        RESULTS_DIR: results,
+      }) && ok;
+  }
+}
+
+if (parts.includes('memory')) ok = run('memory (idle streams and sessions)', process.execPath, [path.join(HERE, 'memory.mjs')]) && ok;
+
+process.exitCode = ok ? 0 : 1;
