@@ -1,5 +1,6 @@
 import { loadServerConfig } from '../config/server-config.js';
 import { startControlServer, type ControlReply, type ControlRequest } from '../daemon/control-server.js';
+import { ServerMetrics, startMetricsServer, type MetricsServer } from '../daemon/metrics.js';
 import { ServerDaemon } from '../daemon/server.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
@@ -13,7 +14,8 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   const staticKeyPair = loadKeyPair(config.privateKeyFile);
   const peers = loadServerPeers(config);
   const tls = loadTls(config);
-  const logger = createLogger({ level: options.logLevel, base: { role: 'server' } });
+  let metrics: ServerMetrics | undefined;
+  const logger = createLogger({ level: options.logLevel, base: { role: 'server' }, onEvent: (fields) => metrics?.observe(fields) });
 
   const daemon = new ServerDaemon({
     listen: config.listen,
@@ -45,6 +47,14 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   };
 
   const address = await daemon.start();
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsListen !== undefined) {
+    metrics = new ServerMetrics(() => daemon.status());
+    metricsServer = await startMetricsServer(config.metricsListen, metrics.registry);
+    const a = metricsServer.address();
+    logger.info({ event: EVENTS.listen, kind: 'metrics', host: a.host, port: a.port }, `metrics on http://${a.host}:${a.port}/metrics`);
+    if (!logger.isLevelEnabled('info')) logger.warn({ event: EVENTS.listen }, 'metrics count audit events: with a log level above info the counters stay at zero');
+  }
   const control = await startControlServer(
     config.controlSocket,
     async (request: ControlRequest) => {
@@ -65,6 +75,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     stop: async () => {
       await daemon.shutdown();
       await control.close();
+      await metricsServer?.close();
     },
     reload: () => void reload('SIGHUP'),
   });

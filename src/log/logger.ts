@@ -41,6 +41,11 @@ export interface LoggerOptions {
   readonly destination?: Writable;
   /** Static fields on every line (e.g. { role: 'server' }). */
   readonly base?: Record<string, unknown>;
+  /**
+   * Sees the fields of every line written that carries an `event` (metrics count audit events
+   * here). Lines below the log level are not written and not seen.
+   */
+  readonly onEvent?: (fields: Readonly<Record<string, unknown>>) => void;
 }
 
 /** Creates the daemon's root logger. Children: `log.child({ peer })`. */
@@ -57,7 +62,22 @@ export function createLogger(options: LoggerOptions): Logger {
       base: options.base ?? null,
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
       serializers: { err: pino.stdSerializers.err },
+      ...(options.onEvent ? { hooks: { logMethod: tapEvents(options.onEvent) } } : {}),
     },
     sink,
   );
+}
+
+function tapEvents(onEvent: (fields: Readonly<Record<string, unknown>>) => void) {
+  return function logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
+    const first = args[0] as unknown;
+    if (first !== null && typeof first === 'object' && 'event' in first) {
+      try {
+        onEvent({ ...this.bindings(), ...(first as Record<string, unknown>) });
+      } catch {
+        // a metrics failure never stops logging
+      }
+    }
+    method.apply(this, args as unknown[]);
+  };
 }
