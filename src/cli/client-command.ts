@@ -30,12 +30,23 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
       logger,
     );
   }
+  /** SIGHUP: re-read the config's forwards and SOCKS listeners; a broken file changes nothing. */
+  const reload = async (): Promise<void> => {
+    try {
+      const next = loadClientOptions(options.config, process.env, logger, options).options;
+      const result = await daemon.setListeners(next.forwards, next.socks);
+      logger.info({ event: EVENTS.reload, trigger: 'SIGHUP', ...result }, `listeners reloaded: ${result.added} added, ${result.removed} removed, ${result.kept} kept`);
+    } catch (err) {
+      logger.error({ event: EVENTS.reloadFailed, trigger: 'SIGHUP', err: (err as Error).message }, `reload refused: ${(err as Error).message}`);
+    }
+  };
   const run = runUntilStopped({
     logger,
     stop: async () => {
       await control?.close();
       await daemon.stop();
     },
+    reload,
   });
   const listeners = daemon.listenerAddresses();
   run.ready(`client started with ${listeners.length} listeners`);

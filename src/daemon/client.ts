@@ -94,20 +94,64 @@ export class ClientDaemon {
 
   /** Starts the local listeners, then the connection loop. */
   async start(): Promise<void> {
-    const open = (target: string): Duplex => this.openStream(target);
-    for (const f of this.#o.forwards) {
-      const server = await startLocalForward({ listen: f.listen, target: f.target, open, logger: this.#log });
-      this.#listeners.push({ kind: 'forward', listen: `${f.listen.host}:${f.listen.port}`, target: f.target, address: () => server.address(), close: () => server.close() });
-      const a = server.address();
-      this.#log.info({ event: EVENTS.listen, kind: 'forward', host: a?.host, port: a?.port, target: f.target }, `forwarding ${a?.host}:${a?.port} to ${f.target}`);
-    }
-    for (const s of this.#o.socks) {
-      const server = await startSocksServer({ listen: s.listen, open, logger: this.#log });
-      this.#listeners.push({ kind: 'socks', listen: `${s.listen.host}:${s.listen.port}`, address: () => server.address(), close: () => server.close() });
-      const a = server.address();
-      this.#log.info({ event: EVENTS.listen, kind: 'socks', host: a?.host, port: a?.port }, `SOCKS5 on ${a?.host}:${a?.port}`);
-    }
+    await this.setListeners(this.#o.forwards, this.#o.socks);
     void this.#connectLoop();
+  }
+
+  /**
+   * Puts a set of forwards and SOCKS listeners in force (start and reload): listeners that stay
+   * keep running with their connections; removed ones close; new ones start. A listener that
+   * cannot bind fails the call after the others are in place.
+   */
+  async setListeners(
+    forwards: readonly ClientForward[],
+    socks: ReadonlyArray<{ readonly listen: { readonly host: string; readonly port: number } }>,
+  ): Promise<{ added: number; removed: number; kept: number }> {
+    const open = (target: string): Duplex => this.openStream(target);
+    const key = (kind: string, listen: string, target?: string): string => `${kind} ${listen} ${target ?? ''}`;
+    const wanted = new Map<string, () => Promise<Listener>>();
+    for (const f of forwards) {
+      const listen = `${f.listen.host}:${f.listen.port}`;
+      wanted.set(key('forward', listen, f.target), async () => {
+        const server = await startLocalForward({ listen: f.listen, target: f.target, open, logger: this.#log });
+        const a = server.address();
+        this.#log.info({ event: EVENTS.listen, kind: 'forward', host: a?.host, port: a?.port, target: f.target }, `forwarding ${a?.host}:${a?.port} to ${f.target}`);
+        return { kind: 'forward', listen, target: f.target, address: () => server.address(), close: () => server.close() };
+      });
+    }
+    for (const s of socks) {
+      const listen = `${s.listen.host}:${s.listen.port}`;
+      wanted.set(key('socks', listen), async () => {
+        const server = await startSocksServer({ listen: s.listen, open, logger: this.#log });
+        const a = server.address();
+        this.#log.info({ event: EVENTS.listen, kind: 'socks', host: a?.host, port: a?.port }, `SOCKS5 on ${a?.host}:${a?.port}`);
+        return { kind: 'socks', listen, address: () => server.address(), close: () => server.close() };
+      });
+    }
+    const kept: Listener[] = [];
+    const removed: Listener[] = [];
+    for (const l of this.#listeners) {
+      const k = key(l.kind, l.listen, l.target);
+      // Port 0 listeners are never "the same" across a reload: each asks for a fresh port.
+      if (wanted.has(k) && !l.listen.endsWith(':0')) {
+        kept.push(l);
+        wanted.delete(k);
+      } else {
+        removed.push(l);
+      }
+    }
+    await Promise.all(removed.map((l) => l.close()));
+    this.#listeners = [...kept];
+    let failure: Error | undefined;
+    for (const start of wanted.values()) {
+      try {
+        this.#listeners.push(await start());
+      } catch (err) {
+        failure ??= err as Error;
+      }
+    }
+    if (failure) throw failure;
+    return { added: wanted.size, removed: removed.length, kept: kept.length };
   }
 
   /** Addresses the listeners actually bound (port 0 resolved), in config order. */

@@ -112,6 +112,29 @@ describe('reload and revocation', () => {
   });
 });
 
+describe('client reload', () => {
+  it('SIGHUP adds a forward and keeps the open stream of an unchanged one; a broken file changes nothing', async () => {
+    echo = await startEchoServer();
+    tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
+    await tunnel.startServer();
+    const [portA, portB] = [await closedPort(), await closedPort()];
+    const forward = (port: number): string => `[[forward]]\nlisten = "127.0.0.1:${port}"\ntarget = "127.0.0.1:${echo!.port}"\n`;
+    const client = await tunnel.startClient('alice', forward(portA));
+    const stream = await openEchoing(portA);
+    tunnel.clientConfig('alice', forward(portA) + forward(portB));
+    client.kill('SIGHUP');
+    await client.waitForEvent('config.reload', { added: 1, removed: 0, kept: 1 });
+    (await openEchoing(portB)).destroy();
+    await roundTrip(stream, 'kept across the reload');
+    fs.writeFileSync(tunnel.path('client-alice.toml'), '[client]\nserver_url = 3\n');
+    client.kill('SIGHUP');
+    await client.waitForEvent('config.reload_failed');
+    await roundTrip(stream, 'still kept');
+    (await openEchoing(portB)).destroy();
+    stream.destroy();
+  });
+});
+
 describe('shutdown and reconnect', () => {
   it('SIGTERM lets an open stream finish within the grace time, then exits 0', async () => {
     const { ports } = await setup(['alice']);
