@@ -38,7 +38,7 @@ export class TestTunnel {
   server: Proc | undefined;
   readonly clients: Proc[] = [];
 
-  constructor(readonly options: TunnelOptions = {}) {
+  constructor(public options: TunnelOptions = {}) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-test-'));
     this.serverKey = generateKeyPair();
     this.peers = (options.peers ?? [{ name: 'alice', allow: [] }]).map((p) => ({ ...p, key: p.key ?? generateKeyPair() }));

@@ -103,6 +103,11 @@ describe('status and peers against a running server', () => {
   }, 30_000);
   afterAll(() => tunnel.stop());
 
+  it('the control sockets are private to their owner (mode 0600)', () => {
+    expect(fs.statSync(tunnel.path('server.sock')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(tunnel.path('client-alice.sock')).mode & 0o777).toBe(0o600);
+  });
+
   it('status --json on the server lists the session with peer, fingerprint and counters', async () => {
     const r = await runTwoway(['status', '--config', tunnel.path('server.toml'), '--json']);
     expect(r.code).toBe(0);

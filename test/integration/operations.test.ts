@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
-import { waitUntil } from '../helpers/processes.js';
+import { twoway, waitUntil } from '../helpers/processes.js';
 
 let tunnel: TestTunnel | undefined;
 let echo: { server: net.Server; port: number } | undefined;
@@ -163,6 +163,21 @@ describe('shutdown and reconnect', () => {
     await waitUntil(() => client.logLines().filter((l) => l.event === 'session.open').length >= 2, 'the client to reconnect', 15_000);
     await roundTrip(waiting, 'after restart');
     waiting.destroy();
+  });
+
+  it('fails over to the next server URL when the first does not answer', async () => {
+    echo = await startEchoServer();
+    const dead = await closedPort();
+    tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
+    await tunnel.startServer();
+    const file = tunnel.clientConfig('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n`);
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^server_url = .*$/m, `server_url = ["ws://127.0.0.1:${dead}/twoway", "${tunnel.url}"]`));
+    const client = twoway(['client', '--config', file]);
+    tunnel.clients.push(client);
+    const open = await client.waitForEvent('session.open');
+    expect(open.url).toBe(tunnel.url);
+    expect((await client.waitForEvent('connect.failed')).url).toBe(`ws://127.0.0.1:${dead}/twoway`);
+    (await openEchoing(TestTunnel.listenerPorts(client)[0]!)).destroy();
   });
 
   it('a connection while the tunnel stays down gets a clear refusal after connect_wait_ms', async () => {
