@@ -59,7 +59,10 @@ export type ForwardErrorCode =
   | 'ERR_DIAL_UNREACHABLE'
   | 'ERR_DIAL_DNS'
   | 'ERR_DIAL_TIMEOUT'
-  | 'ERR_SOCKS_PROTOCOL';
+  | 'ERR_SOCKS_PROTOCOL'
+  | 'ERR_POLICY_BAD_PEER'
+  | 'ERR_DIAL_LIMIT'
+  | 'ERR_FORWARD_ABORTED';
 
 /** Configuration, key files and the CLI (src/config/, src/cli/, src/daemon/). */
 export type ConfigErrorCode =

@@ -1,18 +1,21 @@
 /**
- * Dialing a target for a peer: parse and normalise, resolve on this side, check the RESOLVED
- * address against the peer's rules, and connect to exactly that address (no second lookup, so no
- * DNS rebinding past the list). Failures carry a stream reason the multiplexer sends back.
+ * Dialing a target for a peer: authorise it (parse, normalise, resolve on this side, check the
+ * RESOLVED addresses; src/policy/authorize.ts), then connect to exactly an address that passed
+ * (no second lookup, so no DNS rebinding past the list). Failures carry the stream reason the
+ * multiplexer sends back to the opener.
  */
-import dns from 'node:dns';
 import net from 'node:net';
 import { ForwardError, type ForwardErrorCode } from '../errors.js';
 import type { ReasonCode } from '../mux/reason.js';
-import { addressBytes, type AccessRules } from '../policy/access-rules.js';
-import { embeddedIPv4, normalizeHost, parseTarget } from '../policy/address.js';
+import type { AccessRules } from '../policy/access-rules.js';
+import { authorizeTarget, type Resolver } from '../policy/authorize.js';
 
+export type { Resolver } from '../policy/authorize.js';
+
+/** Default bound on resolving plus connecting, in milliseconds. */
 export const DIAL_TIMEOUT_MS = 10_000;
-/** Addresses a name may resolve to that are tried, in resolver order. */
-const MAX_ADDRESSES_TRIED = 4;
+/** Addresses of one name that are tried, in resolver order, before giving up. */
+export const MAX_ADDRESSES_TRIED = 4;
 
 /** A dial failure with the reason reported to the opener. */
 export class DialError extends ForwardError {
@@ -23,33 +26,31 @@ export class DialError extends ForwardError {
   }
 }
 
-export type Resolver = (host: string) => Promise<Array<{ address: string; family: number }>>;
-
-const systemResolver: Resolver = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
-
 export interface DialOptions {
   readonly rules: AccessRules;
+  /** Resolving plus connecting must finish within this long (default DIAL_TIMEOUT_MS). */
   readonly timeoutMs?: number;
+  /** Aborting cancels the dial (reason 'cancel'). */
   readonly signal?: AbortSignal;
+  /** The daemon's own addresses: denied unless a rule names them exactly. */
   readonly localAddresses?: readonly string[];
+  /** Replaces dns.lookup (tests). */
   readonly resolver?: Resolver;
+  /** Replaces net.connect (tests: inject socket errors). */
+  readonly connect?: (options: net.NetConnectOpts) => net.Socket;
 }
 
 export interface Dialed {
   readonly socket: net.Socket;
   /** The host as asked (normalised). */
   readonly host: string;
-  /** The address connected to. */
+  /** The address connected to: one that passed the check. */
   readonly address: string;
   readonly port: number;
 }
 
-function canonical(address: string): string {
-  if (net.isIPv6(address)) return embeddedIPv4(address) ?? normalizeHost(address).host;
-  return address;
-}
-
-function mapErrno(err: NodeJS.ErrnoException, target: string): DialError {
+/** Maps a socket error to a DialError with the stream reason it stands for. */
+export function mapDialErrno(err: NodeJS.ErrnoException, target: string): DialError {
   switch (err.code) {
     case 'ECONNREFUSED':
       return new DialError('ERR_DIAL_REFUSED', 'connection-refused', `${target}: connection refused`, { cause: err });
@@ -59,6 +60,10 @@ function mapErrno(err: NodeJS.ErrnoException, target: string): DialError {
     case 'ENETDOWN':
     case 'EHOSTDOWN':
       return new DialError('ERR_DIAL_UNREACHABLE', 'unreachable', `${target}: unreachable (${err.code})`, { cause: err });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return new DialError('ERR_DIAL_DNS', 'dns-failure', `${target}: name not resolved (${err.code})`, { cause: err });
     case 'ETIMEDOUT':
       return new DialError('ERR_DIAL_TIMEOUT', 'timeout', `${target}: timed out`, { cause: err });
     default:
@@ -66,81 +71,43 @@ function mapErrno(err: NodeJS.ErrnoException, target: string): DialError {
   }
 }
 
-/** Resolves, authorises and connects. Rejects with DialError. */
-export async function dialTarget(text: string, options: DialOptions): Promise<Dialed> {
-  let target;
-  try {
-    target = parseTarget(text);
-  } catch (err) {
-    throw new DialError('ERR_TARGET_INVALID', 'not-permitted', (err as Error).message, { cause: err });
-  }
-  const { host, port } = target;
-  const shown = text.slice(0, 300);
-  const denied = (): DialError => new DialError('ERR_POLICY_DENIED', 'not-permitted', `${shown}: not permitted for this peer`);
+/** Authorises and connects. Rejects with DialError (its `reason` is for the stream refusal). */
+export async function dialTarget(target: string, options: DialOptions): Promise<Dialed> {
+  const shown = String(target).slice(0, 300);
   const timeoutMs = options.timeoutMs ?? DIAL_TIMEOUT_MS;
-  const local = options.localAddresses ?? [];
-  // Refuse before resolving when no rule could grant this port or name: no lookups on a peer's whim.
-  if (!options.rules.portMentioned(port)) throw denied();
-
-  let addresses: string[];
-  if (target.family !== 0) {
-    addresses = [host];
-  } else {
-    let found;
-    try {
-      found = await withTimeout((options.resolver ?? systemResolver)(host), timeoutMs, options.signal);
-    } catch (err) {
-      if (err instanceof DialError) throw err;
-      throw new DialError('ERR_DIAL_DNS', 'dns-failure', `${shown}: name not resolved (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
-    }
-    addresses = found.map((a) => canonical(a.address)).filter((a) => addressBytes(a) !== undefined);
-    if (addresses.length === 0) throw new DialError('ERR_DIAL_DNS', 'dns-failure', `${shown}: name has no addresses`);
-  }
-  const permitted = addresses.filter((a) => options.rules.allowsResolved(host, a, port, local)).slice(0, MAX_ADDRESSES_TRIED);
-  if (permitted.length === 0) throw denied();
+  const deadline = Date.now() + timeoutMs;
+  const verdict = await authorizeTarget(target, {
+    rules: options.rules,
+    timeoutMs,
+    ...(options.resolver ? { resolver: options.resolver } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.localAddresses ? { localAddresses: options.localAddresses } : {}),
+  });
+  if (!verdict.allowed) throw new DialError(verdict.code, verdict.reason, verdict.message);
 
   let last: DialError | undefined;
-  const deadline = Date.now() + timeoutMs;
-  for (const address of permitted) {
+  for (const address of verdict.addresses.slice(0, MAX_ADDRESSES_TRIED)) {
+    const left = deadline - Date.now();
+    if (left <= 0) break;
     try {
-      const socket = await connect(address, port, Math.max(1, deadline - Date.now()), options.signal, shown);
-      return { socket, host, address, port };
+      const socket = await connectOnce(address, verdict.port, left, options, shown);
+      return { socket, host: verdict.host, address, port: verdict.port };
     } catch (err) {
       last = err as DialError;
-      if (last.reason === 'timeout' || options.signal?.aborted) break;
+      if (last.reason === 'timeout' || last.reason === 'cancel') break;
     }
   }
-  throw last!;
+  throw last ?? new DialError('ERR_DIAL_TIMEOUT', 'timeout', `${shown}: no answer within ${timeoutMs} ms`);
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DialError('ERR_DIAL_TIMEOUT', 'timeout', `name lookup timed out after ${ms} ms`)), ms);
-    timer.unref();
-    const onAbort = (): void => reject(new DialError('ERR_DIAL_TIMEOUT', 'cancel', 'cancelled'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-function connect(address: string, port: number, timeoutMs: number, signal: AbortSignal | undefined, shown: string): Promise<net.Socket> {
+function connectOnce(address: string, port: number, timeoutMs: number, options: DialOptions, shown: string): Promise<net.Socket> {
+  const { signal } = options;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(new DialError('ERR_DIAL_TIMEOUT', 'cancel', `${shown}: cancelled`));
       return;
     }
-    const socket = net.connect({ host: address, port, noDelay: true, allowHalfOpen: true });
+    const socket = (options.connect ?? net.connect)({ host: address, port, noDelay: true, allowHalfOpen: true });
     const finish = (err?: DialError): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -155,9 +122,10 @@ function connect(address: string, port: number, timeoutMs: number, signal: Abort
       }
     };
     const onConnect = (): void => finish();
-    const onError = (e: NodeJS.ErrnoException): void => finish(mapErrno(e, shown));
+    const onError = (e: NodeJS.ErrnoException): void => finish(mapDialErrno(e, shown));
     const onAbort = (): void => finish(new DialError('ERR_DIAL_TIMEOUT', 'cancel', `${shown}: cancelled`));
     const timer = setTimeout(() => finish(new DialError('ERR_DIAL_TIMEOUT', 'timeout', `${shown}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
     socket.once('connect', onConnect);
     socket.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });

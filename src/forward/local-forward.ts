@@ -9,11 +9,13 @@ import { pipeSocketStream, type PipeResult } from './pipe.js';
 /** Opens a stream to `target`; the result emits 'open' when accepted, or errors when refused. */
 export type StreamOpener = (target: string) => Duplex;
 
+/** The logger calls the forwarders make (a pino logger fits). */
 export interface ForwardLogger {
   debug(fields: object, message: string): void;
   warn(fields: object, message: string): void;
 }
 
+/** A listening forwarder: its bound address, and close() (stops listening, resets open connections). */
 export interface ListenerHandle {
   address(): { host: string; port: number } | null;
   close(): Promise<void>;
@@ -62,6 +64,7 @@ export function listenTcp(listen: { host: string; port: number }, onSocket: (soc
   });
 }
 
+/** Starts a local forward; resolves once listening. Each connection gets its own stream to `target`. */
 export function startLocalForward(options: LocalForwardOptions): Promise<ListenerHandle> {
   return listenTcp(options.listen, (socket) => {
     const stream = options.open(options.target);

@@ -8,7 +8,12 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 
-export type PipeEnd = 'closed' | 'stream-error' | 'socket-error';
+/**
+ * How a pipe ended: `closed` both FINs carried; `stream-error` the stream failed (refused, reset,
+ * session lost); `socket-error` the local socket failed; `reset` one side was destroyed without
+ * an error before both FINs (e.g. a listener closing, a stream cancelled).
+ */
+export type PipeEnd = 'closed' | 'stream-error' | 'socket-error' | 'reset';
 
 export interface PipeResult {
   /** Bytes written to the socket (from the tunnel). */
@@ -21,9 +26,14 @@ export interface PipeResult {
 }
 
 export interface PipeHooks {
+  /** Called once, after both the socket and the stream have closed. */
   onDone?(result: PipeResult): void;
 }
 
+/**
+ * Pipes `socket` and `stream` both ways until both are closed, then calls `hooks.onDone` once.
+ * Installs 'error' listeners on both.
+ */
 export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: PipeHooks = {}): void {
   const started = Date.now();
   let toSocket = 0;
@@ -75,17 +85,29 @@ export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: Pipe
     if (!stream.destroyed) stream.destroy(err);
   });
 
-  socket.on('close', (hadError: boolean) => {
+  const onSocketClose = (): void => {
+    if (socketClosed) return;
     socketClosed = true;
-    // A socket that went away without both FINs takes the stream down with it.
-    if (!stream.destroyed && (hadError || !stream.writableEnded || !stream.readableEnded)) {
-      if (!stream.writableEnded || hadError) stream.destroy(error);
+    // A socket that went away before both FINs were carried takes the stream down (a reset).
+    if (!stream.destroyed && !(stream.writableEnded && stream.readableEnded)) {
+      if (how === 'closed') how = 'reset';
+      stream.destroy(error);
     }
     report();
-  });
-  stream.on('close', () => {
+  };
+  const onStreamClose = (): void => {
+    if (streamClosed) return;
     streamClosed = true;
-    if (!socket.destroyed && !socket.writableEnded) socket.resetAndDestroy();
+    // A stream that closed without both ends carried was reset: never a clean FIN (SECURITY.md #10).
+    if (!socket.destroyed && !(socket.writableEnded && socket.readableEnded)) {
+      if (how === 'closed') how = 'reset';
+      socket.resetAndDestroy();
+    }
     report();
-  });
+  };
+  socket.on('close', onSocketClose);
+  stream.on('close', onStreamClose);
+  // Either side may have gone before we were called: its 'close' will not come again.
+  if (socket.closed) onSocketClose();
+  if (stream.closed) onStreamClose();
 }

@@ -3,8 +3,9 @@
  * request. Only "no authentication" is offered. Feed bytes with push(); it returns what it has
  * decided so far. Anything malformed is a typed error.
  */
+import net from 'node:net';
 import { ForwardError } from '../errors.js';
-import { formatTarget, parseLegacyIPv4 } from '../policy/address.js';
+import { canonicalIPv6, formatTarget, parseLegacyIPv4 } from '../policy/address.js';
 
 export const SOCKS_VERSION = 5;
 export const AUTH_NONE = 0x00;
@@ -13,8 +14,8 @@ export const CMD_CONNECT = 0x01;
 export const ATYP_IPV4 = 0x01;
 export const ATYP_DOMAIN = 0x03;
 export const ATYP_IPV6 = 0x04;
-/** A greeting plus the longest request is 2 + 255 + 4 + 1 + 255 + 2 bytes. */
-export const MAX_SOCKS_HANDSHAKE_BYTES = 600;
+/** A greeting plus the longest request: 2 + 255 + 4 + 1 + 255 + 2 bytes. */
+export const MAX_SOCKS_HANDSHAKE_BYTES = 519;
 
 export type SocksEvent =
   | { readonly kind: 'greeting'; readonly acceptable: boolean }
@@ -25,9 +26,17 @@ function protocolError(message: string): ForwardError {
   return new ForwardError('ERR_SOCKS_PROTOCOL', `SOCKS5: ${message}`);
 }
 
+/** Parser stages: greeting -> request -> done. */
+export type Socks5Stage = 'greeting' | 'request' | 'done';
+
+/** Resumable: feed any split of the bytes; throws ForwardError 'ERR_SOCKS_PROTOCOL' when malformed. */
 export class Socks5Parser {
   #buffer = Buffer.alloc(0);
-  #stage: 'greeting' | 'request' | 'done' = 'greeting';
+  #stage: Socks5Stage = 'greeting';
+
+  get stage(): Socks5Stage {
+    return this.#stage;
+  }
 
   /** Bytes received after the request (the application's first data). */
   rest(): Buffer {
@@ -37,8 +46,9 @@ export class Socks5Parser {
   /** Adds bytes and returns the next event (call again with an empty chunk for further events). */
   push(chunk: Uint8Array): SocksEvent {
     if (this.#stage === 'done') throw protocolError('request already parsed');
-    if (chunk.length > 0) this.#buffer = Buffer.concat([this.#buffer, chunk]);
-    if (this.#buffer.length > MAX_SOCKS_HANDSHAKE_BYTES && this.#stage !== 'request') throw protocolError('handshake too long');
+    // Bounded: each stage decides once it holds at most MAX_SOCKS_HANDSHAKE_BYTES, so 'need-more'
+    // never lets the buffer grow past that plus one chunk (the caller stops reading after 'request').
+    if (chunk.length > 0) this.#buffer = this.#buffer.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buffer, chunk]);
     return this.#stage === 'greeting' ? this.#greeting() : this.#request();
   }
 
@@ -71,16 +81,21 @@ export class Socks5Parser {
       if (b.length < 22) return { kind: 'need-more' };
       const groups: string[] = [];
       for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(4 + i * 2).toString(16));
-      host = groups.join(':');
+      host = canonicalIPv6(groups.join(':'));
       offset = 20;
     } else if (atyp === ATYP_DOMAIN) {
       const len = b[4]!;
       if (len === 0) throw protocolError('empty domain name');
       if (b.length < 5 + len + 2) return { kind: 'need-more' };
       host = b.subarray(5, 5 + len).toString('latin1');
-      if (!/^[A-Za-z0-9._-]+$/.test(host)) throw protocolError('domain name has characters a host name cannot have');
-      // A numeric "name" is an address in some spelling: keep it as the normalised address.
-      host = parseLegacyIPv4(host) ?? host;
+      if (net.isIPv6(host)) {
+        // Some clients send an IPv6 literal as a "domain".
+        host = canonicalIPv6(host);
+      } else {
+        if (!/^[A-Za-z0-9._-]+$/.test(host)) throw protocolError('domain name has characters a host name cannot have');
+        // A numeric "name" is an address in some spelling: keep it as the normalised address.
+        host = parseLegacyIPv4(host) ?? host;
+      }
       offset = 5 + len;
     } else {
       throw protocolError(`address type ${atyp} is not supported`);

@@ -29,20 +29,30 @@ export interface SocksOptions {
   readonly listen: { readonly host: string; readonly port: number };
   readonly open: StreamOpener;
   readonly logger?: ForwardLogger;
+  /** Bound on the greeting and request (default SOCKS_HANDSHAKE_TIMEOUT_MS). */
+  readonly handshakeTimeoutMs?: number;
 }
 
+/** Listens for SOCKS5 CONNECT requests and opens one tunnel stream per request. */
 export function startSocksServer(options: SocksOptions): Promise<ListenerHandle> {
   return listenTcp(options.listen, (socket) => serveSocks(socket, options));
 }
 
 function serveSocks(socket: net.Socket, options: SocksOptions): void {
   const parser = new Socks5Parser();
-  const timer = setTimeout(() => socket.destroy(), SOCKS_HANDSHAKE_TIMEOUT_MS).unref();
-  const fail = (why: string, reply?: number): void => {
+  const limitMs = options.handshakeTimeoutMs ?? SOCKS_HANDSHAKE_TIMEOUT_MS;
+  const timer = setTimeout(() => fail(`no request within ${limitMs} ms`), limitMs).unref();
+  socket.once('close', () => clearTimeout(timer));
+  // A client that gives up (FIN) during the handshake gets no half-open socket kept for it.
+  const onEarlyEnd = (): void => fail('client closed during the handshake');
+  socket.once('end', onEarlyEnd);
+  /** Ends the handshake: with a last answer (flushed, then FIN) or, for garbage, a plain close. */
+  const fail = (why: string, answer?: Buffer): void => {
     clearTimeout(timer);
     options.logger?.debug({ err: why }, 'SOCKS5 request refused');
     socket.off('data', onData);
-    if (reply !== undefined) socket.end(encodeReply(reply));
+    socket.off('end', onEarlyEnd);
+    if (answer !== undefined) socket.end(answer);
     else socket.destroy();
   };
   const onData = (chunk: Buffer): void => {
@@ -52,8 +62,7 @@ function serveSocks(socket: net.Socket, options: SocksOptions): void {
         if (event.kind === 'need-more') return;
         if (event.kind === 'greeting') {
           if (!event.acceptable) {
-            socket.end(Buffer.from([SOCKS_VERSION, AUTH_NO_ACCEPTABLE]));
-            fail('no acceptable authentication method');
+            fail('no acceptable authentication method', Buffer.from([SOCKS_VERSION, AUTH_NO_ACCEPTABLE]));
             return;
           }
           socket.write(Buffer.from([SOCKS_VERSION, AUTH_NONE]));
@@ -61,11 +70,12 @@ function serveSocks(socket: net.Socket, options: SocksOptions): void {
           continue;
         }
         if (event.command !== CMD_CONNECT) {
-          fail(`command ${event.command} not supported`, SocksReply.commandNotSupported);
+          fail(`command ${event.command} not supported`, encodeReply(SocksReply.commandNotSupported));
           return;
         }
         clearTimeout(timer);
         socket.off('data', onData);
+        socket.off('end', onEarlyEnd);
         socket.pause();
         connect(socket, event.target, parser.rest(), options);
         return;
@@ -86,7 +96,7 @@ function connect(socket: net.Socket, target: string, early: Buffer, options: Soc
     pipeSocketStream(socket, stream);
     socket.resume();
   });
-  stream.once('error', (err: Error & { reason?: unknown }) => {
+  stream.on('error', (err: Error & { reason?: unknown }) => {
     if (answered) return;
     answered = true;
     const reason = isReasonCode(err.reason) ? err.reason : 'error';
