@@ -41,8 +41,8 @@ describe('secure session handshake', () => {
     expect(serverSide.peerName).toBe('alice');
     expect(Buffer.from(serverSide.peerPublicKey)).toEqual(Buffer.from(alice.keys.publicKey));
     expect(srv.server.sessions.has(serverSide)).toBe(true);
-    expect(lines.some((l) => l['event'] === 'session-established')).toBe(true);
-    expect(srv.lines.some((l) => l['event'] === 'session-established' && l['peer'] === 'alice')).toBe(true);
+    expect(lines.some((l) => l['event'] === 'auth.accepted')).toBe(true);
+    expect(srv.lines.some((l) => l['event'] === 'auth.accepted' && l['peer'] === 'alice')).toBe(true);
     // parts are sent as one message
     const got = new Promise<Uint8Array>((r) => session.onMessage(r));
     session.send([Uint8Array.of(1, 2), Uint8Array.of(3)]);
@@ -219,7 +219,7 @@ describe('secure session handshake', () => {
     await raw.opened();
     await new Promise((r) => setTimeout(r, 50));
     expect(srv.sessions.length).toBe(0);
-    expect(srv.lines.some((l) => l['event'] === 'session-established')).toBe(false);
+    expect(srv.lines.some((l) => l['event'] === 'auth.accepted')).toBe(false);
     raw.sendRaw(raw.seal(1));
     await waitFor(() => srv.sessions.length === 1);
     raw.close();

@@ -130,7 +130,7 @@ describe('keepalive and timers', () => {
     const reason = await new Promise<{ code: string }>((r) => srv.sessions[0]!.onClose(r));
     expect(reason.code).toBe('timeout');
     expect(performance.now() - started).toBeLessThan(2_000);
-    expect(srv.lines.some((l) => l['event'] === 'session-closed' && l['reason'] === 'timeout')).toBe(true);
+    expect(srv.lines.some((l) => l['event'] === 'session.closed' && l['reason'] === 'timeout')).toBe(true);
     await waitFor(() => raw.closed);
   });
 

@@ -29,7 +29,7 @@ export async function waitFor(condition: () => boolean, timeoutMs = 5_000, what 
 }
 
 export function refusals(lines: readonly LogLine[]): LogLine[] {
-  return lines.filter((l) => l['event'] === 'handshake-refused');
+  return lines.filter((l) => l['event'] === 'auth.refused');
 }
 
 export interface TestPeer {
