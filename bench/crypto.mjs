@@ -6,7 +6,9 @@
  * 1 KiB, 16 KiB and the largest payload that fits one 65535-byte Noise message.
  *
  * Imports the compiled output: run `npx tsc -p tsconfig.json` first.
- * Usage: node bench/crypto.mjs [--ms=1500] [--backend=node|noble]
+ * Usage: node bench/crypto.mjs [--ms=1500] [--backend=node|noble] [--runs=1]
+ * With --runs=N every figure is measured N times and the median is printed:
+ * on a shared machine single runs vary by 30% or more; note the load (`uptime`) with the figures.
  */
 
 import { createCipheriv, createSecretKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
@@ -18,6 +20,7 @@ import { HandshakeState } from '../dist/noise/handshake-state.js';
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const MEASURE_MS = Number(args.ms ?? 1500);
 const BACKENDS = args.backend ? [args.backend] : ['node', 'noble'];
+const RUNS = Math.max(1, Math.min(25, Number(args.runs ?? 1)));
 const PROTOCOL = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
 const SIZES = [
   ['1 KiB', 1024],
@@ -29,8 +32,17 @@ const BATCH = 8;
 /** Hard cap on iterations of one measurement, besides its time bound. */
 const MAX_ITERATIONS = 10_000_000;
 
-/** Runs `op` repeatedly for about `ms` (after a short warm-up); returns operations per second. */
+/** Median operations per second of RUNS measurements of `op`. */
 function measure(op, ms = MEASURE_MS) {
+  const results = [];
+  for (let run = 0; run < RUNS; run++) results.push(measureOnce(op, ms));
+  results.sort((a, b) => a - b);
+  const median = results[Math.floor(results.length / 2)];
+  return median;
+}
+
+/** Runs `op` repeatedly for about `ms` (after a short warm-up); returns operations per second. */
+function measureOnce(op, ms) {
   const warmUntil = performance.now() + Math.min(200, ms / 5);
   while (performance.now() < warmUntil) op();
   let count = 0;

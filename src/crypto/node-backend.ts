@@ -2,12 +2,20 @@
  * The default crypto backend on node:crypto (OpenSSL).
  *
  * - X25519 runs on KeyObjects. Raw private keys are imported as PKCS#8 DER (never as strings, so
- *   nothing secret lands on the V8 heap as an unwipeable string) and cached for static keys;
+ *   nothing secret lands on the V8 heap as an unwipeable string) and cached for static keys. A
+ *   JWK import would be ~10x faster (~0.07 vs ~0.7 ms) but costs only once per static key, and
+ *   ephemerals never pass through an import (generateKeyPairSync), so secrecy wins here;
  *   public keys are imported as JWK (about 6x faster than SPKI DER). Public keys of our own keys
  *   are computed as X25519(k, 9), which is cheaper than an SPKI export, and no freshly generated
  *   key is ever exported as JWK (Node 20 can deadlock there, SECURITY.md #13).
- * - AEAD: chacha20-poly1305 and aes-256-gcm. Decryption returns plaintext only after `final()`
- *   has verified the tag (SECURITY.md #2).
+ * - The static-static DH result (ss) of a cached local key with a cached remote key is memoised
+ *   on the local key handle, as WireGuard precomputes it per peer: it is derivable from the cached
+ *   private key anyway, and it saves two of the ten X25519 operations of an IK handshake pair.
+ * - Hashes and HMACs of handshake-sized inputs use the one-shot `crypto.hash()` over a reused
+ *   scratch buffer (HMAC built from two hashes, RFC 2104), which avoids the per-call cost of a
+ *   Hash/Hmac stream object; the scratch buffer is wiped after every use.
+ * - AEAD: chacha20-poly1305 and aes-256-gcm, keyed from a raw key buffer that destroy() wipes.
+ *   Decryption returns plaintext only after `final()` has verified the tag (SECURITY.md #2).
  */
 
 import {
@@ -17,9 +25,9 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
-  createSecretKey,
   diffieHellman,
   generateKeyPairSync,
+  hash as oneShotHash,
   type KeyObject,
 } from 'node:crypto';
 import { NoiseError } from '../errors.js';
@@ -58,16 +66,23 @@ const OPENSSL_HASH: Readonly<Record<HashName, string>> = {
 };
 
 class NodeDhPrivateKey implements DhPrivateKey {
+  /** Memoised DH outputs with cached remote static keys; only set on cached (static) handles. */
+  readonly staticShared: WeakMap<NodeDhPublicKey, Uint8Array> | undefined;
+
   constructor(
     readonly publicKey: Uint8Array,
     readonly keyObject: KeyObject,
-  ) {}
+    cached = false,
+  ) {
+    this.staticShared = cached ? new WeakMap() : undefined;
+  }
 }
 
 class NodeDhPublicKey implements DhPublicKey {
   constructor(
     readonly publicKey: Uint8Array,
     readonly keyObject: KeyObject,
+    readonly cached = false,
   ) {}
 }
 
@@ -116,13 +131,19 @@ class NodeAead implements Aead {
   readonly #algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
   readonly #bigEndian: boolean;
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
-  #key: KeyObject | undefined;
+  /**
+   * The raw key, handed to each createCipheriv. Unlike a KeyObject it can be wiped on destroy(),
+   * and it saves a createSecretKey per key: handshake keys are mostly used once or twice.
+   * Buffer.alloc never hands out a slice of the shared pool.
+   */
+  #key: Buffer | undefined;
 
   constructor(cipher: CipherName, key: Uint8Array) {
     if (key.length !== KEY_BYTES) throw new RangeError(`cipher key: expected ${KEY_BYTES} bytes, got ${key.length}`);
     this.#algorithm = cipher === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
     this.#bigEndian = cipher === 'AESGCM';
-    this.#key = createSecretKey(key);
+    this.#key = Buffer.alloc(KEY_BYTES);
+    this.#key.set(key);
   }
 
   /** Noise 12.3 / 12.4: 32 zero bits then the 64-bit counter, little-endian (ChaChaPoly) or big-endian (AESGCM). */
@@ -137,7 +158,7 @@ class NodeAead implements Aead {
     return this.#nonce;
   }
 
-  #liveKey(): KeyObject {
+  #liveKey(): Buffer {
     if (this.#key === undefined) throw new NoiseError('ERR_NOISE_UNUSABLE', 'cipher key was destroyed');
     return this.#key;
   }
@@ -180,21 +201,70 @@ class NodeAead implements Aead {
   }
 
   destroy(): void {
-    // A KeyObject cannot be wiped from JavaScript; dropping the reference lets OpenSSL free it.
+    this.#key?.fill(0);
     this.#key = undefined;
   }
 }
 
-function hashOf(name: HashName, parts: readonly Uint8Array[]): Uint8Array {
-  const h = createHash(OPENSSL_HASH[name]);
-  for (const part of parts) h.update(part);
-  return h.digest();
+/** HMAC block size per hash (RFC 2104 "B"). */
+const BLOCK_BYTES: Readonly<Record<HashName, number>> = { BLAKE2s: 64, SHA256: 64, BLAKE2b: 128, SHA512: 128 };
+/** Inputs up to this size are hashed one-shot from the scratch buffer; larger ones stream. */
+const ONE_SHOT_MAX_BYTES = 1024;
+/** Shared scratch for one-shot hashing: a padded key block plus a message. Wiped after each use. */
+const scratch = new Uint8Array(128 + ONE_SHOT_MAX_BYTES);
+
+function totalLength(parts: readonly Uint8Array[]): number {
+  let total = 0;
+  for (const part of parts) total += part.length;
+  return total;
 }
 
+function hashOf(name: HashName, parts: readonly Uint8Array[]): Uint8Array {
+  const total = totalLength(parts);
+  if (total > ONE_SHOT_MAX_BYTES) {
+    const h = createHash(OPENSSL_HASH[name]);
+    for (const part of parts) h.update(part);
+    return h.digest();
+  }
+  let offset = 0;
+  for (const part of parts) {
+    scratch.set(part, offset);
+    offset += part.length;
+  }
+  const digest = oneShotHash(OPENSSL_HASH[name], scratch.subarray(0, total), 'buffer');
+  scratch.fill(0, 0, total);
+  return digest;
+}
+
+/** Writes (key padded to the block) XOR pad into scratch[0, block). */
+function padKey(key: Uint8Array, block: number, pad: number): void {
+  for (let i = 0; i < key.length; i++) scratch[i] = (key[i] as number) ^ pad;
+  scratch.fill(pad, key.length, block);
+}
+
+/** HMAC (RFC 2104) = H((K ^ opad) || H((K ^ ipad) || m)), from two one-shot hashes. */
 function hmacOf(name: HashName, key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
-  const h = createHmac(OPENSSL_HASH[name], key);
-  for (const part of parts) h.update(part);
-  return h.digest();
+  const block = BLOCK_BYTES[name];
+  const total = totalLength(parts);
+  if (key.length > block || total > ONE_SHOT_MAX_BYTES) {
+    const h = createHmac(OPENSSL_HASH[name], key);
+    for (const part of parts) h.update(part);
+    return h.digest();
+  }
+  const algorithm = OPENSSL_HASH[name];
+  padKey(key, block, 0x36);
+  let offset = block;
+  for (const part of parts) {
+    scratch.set(part, offset);
+    offset += part.length;
+  }
+  const inner = oneShotHash(algorithm, scratch.subarray(0, offset), 'buffer');
+  padKey(key, block, 0x5c);
+  scratch.set(inner, block);
+  const outer = oneShotHash(algorithm, scratch.subarray(0, block + inner.length), 'buffer');
+  scratch.fill(0, 0, Math.max(offset, block + inner.length));
+  inner.fill(0);
+  return outer;
 }
 
 /** Creates a node:crypto backend with its own key caches. */
@@ -215,7 +285,7 @@ export function createNodeBackend(): CryptoBackend {
       // OpenSSL already stores clamped bytes; clamping again documents the wg convention.
       clampPrivateKey(privateKey);
       const publicKey = publicOf(keyObject);
-      privateKeys.set(privateKey, new NodeDhPrivateKey(publicKey, keyObject));
+      privateKeys.set(privateKey, new NodeDhPrivateKey(publicKey, keyObject, true));
       return { publicKey, privateKey };
     },
 
@@ -232,7 +302,7 @@ export function createNodeBackend(): CryptoBackend {
       assertDhKey(pair.publicKey, 'X25519 public key');
       const cached = privateKeys.get(pair.privateKey);
       if (cached !== undefined && Buffer.compare(cached.publicKey, pair.publicKey) === 0) return cached;
-      const key = new NodeDhPrivateKey(Uint8Array.from(pair.publicKey), importPrivateKeyObject(pair.privateKey));
+      const key = new NodeDhPrivateKey(Uint8Array.from(pair.publicKey), importPrivateKeyObject(pair.privateKey), cache);
       if (cache) privateKeys.set(pair.privateKey, key);
       return key;
     },
@@ -243,7 +313,7 @@ export function createNodeBackend(): CryptoBackend {
       const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
       let key = publicKeys.get(id);
       if (key === undefined) {
-        key = new NodeDhPublicKey(Uint8Array.from(publicKey), jwkPublicKey(publicKey));
+        key = new NodeDhPublicKey(Uint8Array.from(publicKey), jwkPublicKey(publicKey), true);
         if (publicKeys.size >= PUBLIC_KEY_CACHE_ENTRIES) publicKeys.delete(publicKeys.keys().next().value as string);
         publicKeys.set(id, key);
       }
@@ -254,7 +324,16 @@ export function createNodeBackend(): CryptoBackend {
       if (!(local instanceof NodeDhPrivateKey) || !(remote instanceof NodeDhPublicKey)) {
         throw new TypeError('dh: key handles come from another backend');
       }
-      return rawDh(local.keyObject, remote.keyObject);
+      const memo = remote.cached ? local.staticShared : undefined;
+      if (memo === undefined) return rawDh(local.keyObject, remote.keyObject);
+      let shared = memo.get(remote);
+      if (shared === undefined) {
+        shared = rawDh(local.keyObject, remote.keyObject);
+        memo.set(remote, Uint8Array.from(shared));
+        return shared;
+      }
+      // The engine wipes what dh() returns: hand out a copy.
+      return Uint8Array.from(shared);
     },
 
     releaseDhKey(): void {
