@@ -52,14 +52,18 @@ export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: Pipe
 
   if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
 
+  // A side pauses only while the other still holds a high-water mark of unsent bytes: write()
+  // returns false for any chunk above the mark even when it went out at once (a 64 KiB read into
+  // a socket's 16 KiB mark), and pausing then would stop and restart the reader on every read.
+  // Whenever a side does pause, write() has returned false, so 'drain' follows.
   socket.on('data', (chunk: Buffer) => {
     fromSocket += chunk.length;
-    if (!stream.write(chunk)) socket.pause();
+    if (!stream.write(chunk) && stream.writableLength >= stream.writableHighWaterMark) socket.pause();
   });
   stream.on('drain', () => socket.resume());
   stream.on('data', (chunk: Buffer) => {
     toSocket += chunk.length;
-    if (!socket.write(chunk)) stream.pause();
+    if (!socket.write(chunk) && socket.writableLength >= socket.writableHighWaterMark) stream.pause();
   });
   socket.on('drain', () => stream.resume());
 

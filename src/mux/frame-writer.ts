@@ -48,23 +48,27 @@ export class FrameWriter {
     return this.#blocked;
   }
 
-  /** Sends one DATA frame: header and payload as separate parts, so the payload is not copied here. */
-  sendData(streamId: number, payload: Uint8Array): void {
+  /**
+   * Sends one DATA frame of `length` bytes given as `parts` (views of the written chunks, in
+   * order): header and payload travel as separate parts of one message, so nothing is copied here.
+   */
+  sendData(streamId: number, parts: readonly Uint8Array[], length: number): void {
     if (this.#stopped) return;
-    const header = encodeDataHeader(streamId, payload.length);
-    let parts: Uint8Array[];
-    if (this.#control.length > 0 && this.#controlBytes + FRAME_HEADER_BYTES + payload.length <= MAX_CHANNEL_MESSAGE_BYTES) {
-      parts = this.#control;
-      parts.push(header, payload);
+    const header = encodeDataHeader(streamId, length);
+    let message: Uint8Array[];
+    if (this.#control.length > 0 && this.#controlBytes + FRAME_HEADER_BYTES + length <= MAX_CHANNEL_MESSAGE_BYTES) {
+      message = this.#control;
       this.#control = [];
       this.#controlBytes = 0;
     } else {
       this.flush();
-      parts = [header, payload];
+      message = [];
     }
+    message.push(header);
+    for (let i = 0; i < parts.length; i++) message.push(parts[i]!);
     this.#stats.framesSent++;
-    this.#stats.bytesSent += FRAME_HEADER_BYTES + payload.length;
-    if (!this.#channel.send(parts)) this.#blocked = true;
+    this.#stats.bytesSent += FRAME_HEADER_BYTES + length;
+    if (!this.#channel.send(message)) this.#blocked = true;
   }
 
   /** Queues a control frame for this tick's batch. */

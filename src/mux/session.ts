@@ -193,7 +193,7 @@ export class MuxSession {
       get blocked() {
         return writer.blocked;
       },
-      sendData: (streamId, payload) => writer.sendData(streamId, payload),
+      sendData: (streamId, parts, length) => writer.sendData(streamId, parts, length),
       sendControl: (frame) => writer.sendControl(frame),
       waitForDrain: (stream) => writer.waitForDrain(stream),
       streamDone: (stream) => this.#streamDone(stream),

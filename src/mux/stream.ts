@@ -20,19 +20,25 @@
  */
 import { Duplex } from 'node:stream';
 import { MuxError } from '../errors.js';
-import { encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
+import { FRAME_HEADER_BYTES, encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
+import { MAX_CHANNEL_MESSAGE_BYTES } from './frame-writer.js';
 import { MuxStreamError, type ReasonCode } from './reason.js';
 import { ReceiveWindow, SendWindow } from './window.js';
 
 export type StreamState = 'opening' | 'open' | 'local-closed' | 'remote-closed' | 'closed' | 'reset';
 
 /**
- * Largest DATA payload. Measured through the in-memory pair (64 MiB one way, one stream, this
- * 2-core machine while shared): 16 KiB ~420 MB/s, 32 KiB ~500 MB/s, 60 KiB ~620-840 MB/s. Fewer,
- * larger frames win (per-frame cost is a header, a send and a Readable push); 60 KiB plus a batch
- * of control frames still fits one ~65 000-byte secure record. See docs/STREAMS.md.
+ * Largest DATA payload: a whole channel message less the frame header, so one frame fills one
+ * secure record. Fewer, larger records win: every record costs a cipher setup, a WebSocket frame,
+ * a Readable push and a socket write at the far end, whatever its size (bench/profile-notes.md).
  */
-export const MAX_DATA_FRAME_BYTES = 60 * 1024;
+export const MAX_DATA_FRAME_BYTES = MAX_CHANNEL_MESSAGE_BYTES - FRAME_HEADER_BYTES;
+/**
+ * Writable high-water mark of a stream. Above one socket read (64 KiB), so that `write()` of a
+ * read that goes straight out returns true: at the 16 KiB default every read would pause and
+ * resume the socket feeding the stream.
+ */
+export const STREAM_WRITE_HIGH_WATER_BYTES = 128 * 1024;
 /** Queued payloads smaller than this are copied into a shared tail buffer (bounds per-chunk overhead). */
 const COALESCE_BELOW_BYTES = 4 * 1024;
 const COALESCE_BUFFER_BYTES = 16 * 1024;
@@ -41,7 +47,8 @@ const COALESCE_BUFFER_BYTES = 16 * 1024;
 export interface StreamHost {
   /** True while the channel is above its high-water mark. */
   readonly blocked: boolean;
-  sendData(streamId: number, payload: Uint8Array): void;
+  /** Sends one DATA frame of `length` bytes given as `parts`. */
+  sendData(streamId: number, parts: readonly Uint8Array[], length: number): void;
   sendControl(frame: Uint8Array): void;
   /** Calls `stream._resumeWrite()` once the channel drains. */
   waitForDrain(stream: MuxStream): void;
@@ -57,6 +64,10 @@ type WriteCallback = (error?: Error | null) => void;
 
 function emitOpen(stream: MuxStream): void {
   if (!stream.destroyed) stream.emit('open');
+}
+
+function flushTail(stream: MuxStream): void {
+  stream._flushTail();
 }
 
 /** Copies a payload that would otherwise pin a much larger channel message. */
@@ -91,16 +102,21 @@ export class MuxStream extends Duplex {
   #queuedBytes = 0;
   #tail: Buffer | undefined;
   #tailUsed = 0;
-  #wChunk: Uint8Array | undefined;
-  #wOffset = 0;
+  /** Written bytes not yet framed, in order (views of the written chunks). */
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  /** A write callback held until `#out` is sent (no credit, or the channel is full). */
   #wCallback: WriteCallback | undefined;
+  /** `_final` waiting for `#out` to be sent before the FIN. */
+  #finalCallback: WriteCallback | undefined;
+  #tailFlushScheduled = false;
   #resetReason: ReasonCode | undefined;
   /** Destroyed because of the peer or the session: send nothing. */
   #silent = false;
 
   /** @internal Created by MuxSession only. */
   constructor(host: StreamHost, id: number, target: string, initiator: 'local' | 'remote', window: number, peerWindow = 0) {
-    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true, writableHighWaterMark: STREAM_WRITE_HIGH_WATER_BYTES });
     this.#host = host;
     this.id = id;
     this.target = target;
@@ -295,40 +311,119 @@ export class MuxStream extends Duplex {
       callback(new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: write in state ${this.#state}`));
       return;
     }
-    this.#wChunk = chunk;
-    this.#wOffset = 0;
-    this.#wCallback = callback;
-    this._resumeWrite();
+    this.#out.push(chunk);
+    this.#outBytes += chunk.length;
+    // A chunk of a frame or more is bulk: its short tail waits, until the end of this event-loop
+    // turn at most, for the next chunk to fill a frame. A 64 KiB socket read then costs one record
+    // rather than a full one and a sliver. Smaller chunks (interactive traffic) go out at once.
+    const holdTail = chunk.length >= MAX_DATA_FRAME_BYTES;
+    this.#pump(holdTail);
+    if (this.#outBytes === 0) {
+      callback();
+    } else if (holdTail && this.#outBytes < MAX_DATA_FRAME_BYTES) {
+      this.#scheduleTailFlush();
+      callback();
+    } else {
+      this.#wCallback = callback; // Writable backpressure reaches the application
+    }
   }
 
   /**
-   * @internal Sends as much of the held chunk as credit and the channel allow; the write callback
-   * is held until the whole chunk is out (Writable backpressure reaches the application).
+   * Frames `#out` while credit and the channel allow; with `holdTail`, a last piece smaller than a
+   * frame stays queued. Stalls register for a resume (WINDOW_UPDATE, OPEN_OK or channel drain).
    */
-  _resumeWrite(): void {
-    const chunk = this.#wChunk;
-    if (chunk === undefined) return;
-    while (this.#wOffset < chunk.length) {
+  #pump(holdTail: boolean): void {
+    while (this.#outBytes > 0) {
+      if (holdTail && this.#outBytes < MAX_DATA_FRAME_BYTES) return;
       const credit = this.#send.available;
       if (credit === 0) return; // resumes on WINDOW_UPDATE / OPEN_OK
       if (this.#host.blocked) {
         this.#host.waitForDrain(this);
         return;
       }
-      const n = Math.min(chunk.length - this.#wOffset, credit, MAX_DATA_FRAME_BYTES);
-      const payload = n === chunk.length ? chunk : chunk.subarray(this.#wOffset, this.#wOffset + n);
-      this.#wOffset += n;
+      const n = Math.min(this.#outBytes, credit, MAX_DATA_FRAME_BYTES);
       this.#send.consume(n);
       this.bytesWritten += n;
-      this.#host.sendData(this.id, payload);
+      this.#host.sendData(this.id, this.#take(n), n);
     }
-    const callback = this.#wCallback!;
-    this.#wChunk = undefined;
-    this.#wCallback = undefined;
-    callback();
+  }
+
+  /** Removes the first `n` bytes of `#out` and returns them as parts (views, no copy). */
+  #take(n: number): Uint8Array[] {
+    const out = this.#out;
+    const head = out[0]!;
+    this.#outBytes -= n;
+    if (head.length === n) {
+      out.shift();
+      return [head];
+    }
+    if (head.length > n) {
+      out[0] = head.subarray(n);
+      return [head.subarray(0, n)];
+    }
+    const parts: Uint8Array[] = [];
+    let need = n;
+    while (need > 0) {
+      const part = out[0]!;
+      if (part.length <= need) {
+        parts.push(part);
+        out.shift();
+        need -= part.length;
+      } else {
+        parts.push(part.subarray(0, need));
+        out[0] = part.subarray(need);
+        need = 0;
+      }
+    }
+    return parts;
+  }
+
+  #scheduleTailFlush(): void {
+    if (this.#tailFlushScheduled) return;
+    this.#tailFlushScheduled = true;
+    setImmediate(flushTail, this);
+  }
+
+  /** @internal The held tail of a bulk write goes out (no further write came this turn). */
+  _flushTail(): void {
+    this.#tailFlushScheduled = false;
+    if (!this.destroyed) this._resumeWrite();
+  }
+
+  /**
+   * @internal Sends everything queued as credit and the channel allow; once all is out, releases
+   * a held write callback and a pending FIN.
+   */
+  _resumeWrite(): void {
+    this.#pump(false);
+    if (this.#outBytes > 0) return;
+    const callback = this.#wCallback;
+    if (callback !== undefined) {
+      this.#wCallback = undefined;
+      callback();
+    }
+    const final = this.#finalCallback;
+    if (final !== undefined) {
+      this.#finalCallback = undefined;
+      this.#sendFin(final);
+    }
   }
 
   override _final(callback: WriteCallback): void {
+    if (this.#state === 'closed' || this.#state === 'reset') {
+      callback();
+      return;
+    }
+    // A held tail goes before the FIN.
+    this.#pump(false);
+    if (this.#outBytes > 0) {
+      this.#finalCallback = callback;
+      return;
+    }
+    this.#sendFin(callback);
+  }
+
+  #sendFin(callback: WriteCallback): void {
     if (this.#state === 'closed' || this.#state === 'reset') {
       callback();
       return;
@@ -352,8 +447,10 @@ export class MuxStream extends Duplex {
     this.#queue = undefined;
     this.#queuedBytes = 0;
     this.#tail = undefined;
-    this.#wChunk = undefined;
+    this.#out = [];
+    this.#outBytes = 0;
     this.#wCallback = undefined;
+    this.#finalCallback = undefined;
     callback(error);
   }
 }

@@ -6,8 +6,8 @@
  *   idle --startRekey--> initiated --completeRekey--> idle          (initiator: the client)
  *   idle --respondToRekey--> switching --first record in new phase--> idle   (responder)
  *
- * Every method that produces bytes returns a whole sealed record, so the caller cannot send a
- * record out of nonce order.
+ * Every method that produces bytes returns a whole sealed record (header and ciphertext parts),
+ * so the caller cannot send a record out of nonce order.
  */
 import type { HandshakeState } from '../noise/handshake-state.js';
 import { SessionError } from '../errors.js';
@@ -38,6 +38,12 @@ export interface OpenedRecord {
 }
 
 type Phase = 0 | 1;
+
+/**
+ * A sealed record as two parts, the header byte and the ciphertext, sent as one transport message
+ * without being joined first (a copy of every record saved; the transport writes both parts).
+ */
+export type SealedRecord = readonly [header: Uint8Array, ciphertext: Uint8Array];
 
 function unexpected(what: string): SessionError {
   return new SessionError('ERR_SESSION_BAD_MESSAGE', `unexpected ${what}`);
@@ -79,15 +85,11 @@ export class KeySchedule {
   }
 
   /** Seals `parts` (the type byte first) into one record under the current send key. */
-  seal(parts: readonly Uint8Array[]): Uint8Array {
+  seal(parts: readonly Uint8Array[]): SealedRecord {
     const phase = this.#sendPhase;
     const ciphertext = this.#send.encryptWithAd(PHASE_HEADERS[phase], parts as Uint8Array[]);
-    // One copy: header and ciphertext must leave as one WebSocket message.
-    const record = Buffer.allocUnsafe(1 + ciphertext.length);
-    record[0] = phase;
-    record.set(ciphertext, 1);
     this.#sentUnderKey++;
-    return record;
+    return [PHASE_HEADERS[phase], ciphertext];
   }
 
   /** Authenticates and decrypts a whole record before any byte of it is used (SECURITY.md #2). */
@@ -116,7 +118,7 @@ export class KeySchedule {
   }
 
   /** Initiator: the rekey-init record, or undefined while a rekey is in flight. */
-  startRekey(): Uint8Array | undefined {
+  startRekey(): SealedRecord | undefined {
     if (!this.#opts.initiator || this.#rekey !== 'idle') return undefined;
     const psk = this.#opts.rekeyPsk();
     if (psk === undefined) return undefined;
@@ -127,14 +129,14 @@ export class KeySchedule {
   }
 
   /** Responder: a rekey-request record, at most once per key. */
-  requestRekey(): Uint8Array | undefined {
+  requestRekey(): SealedRecord | undefined {
     if (this.#opts.initiator || this.#rekey !== 'idle' || this.#rekeyRequested) return undefined;
     this.#rekeyRequested = true;
     return this.seal([TYPE_BYTES[RecordType.rekeyRequest]]);
   }
 
   /** Initiator: consumes rekey-response, switches both directions, returns a keepalive under the new key. */
-  completeRekey(body: Uint8Array): Uint8Array {
+  completeRekey(body: Uint8Array): SealedRecord {
     if (!this.#opts.initiator || this.#rekey !== 'initiated') throw unexpected('rekey-response');
     const state = this.#rekeyHandshake!;
     this.#rekeyHandshake = undefined;
@@ -154,7 +156,7 @@ export class KeySchedule {
   }
 
   /** Responder: consumes rekey-init; returns the response record (under the old key) or 'revoked'. */
-  respondToRekey(body: Uint8Array): Uint8Array | 'revoked' {
+  respondToRekey(body: Uint8Array): SealedRecord | 'revoked' {
     if (this.#opts.initiator || this.#rekey !== 'idle') throw unexpected('rekey-init');
     const result = respondToRekey(this.#context(), body, () => this.#opts.rekeyPsk());
     if (result === 'revoked') return 'revoked';

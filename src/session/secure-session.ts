@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { CloseReason, MessageChannel } from '../channel.js';
 import { SessionError, TwowayError, assertNever } from '../errors.js';
-import { KeySchedule } from './key-schedule.js';
+import { KeySchedule, type SealedRecord } from './key-schedule.js';
 import type { SessionLimits } from './limits.js';
 import { REJECT_AFTER_RECORDS } from './limits.js';
 import { RecordType, TYPE_BYTES, decodeCloseBody, encodeCloseBody, parseRecordType } from './record.js';
@@ -197,10 +197,10 @@ export class RecordSession implements SecureSession {
     return this.#sendRecord(this.#keys.seal(parts));
   }
 
-  #sendRecord(record: Uint8Array | undefined): boolean {
+  #sendRecord(record: SealedRecord | undefined): boolean {
     if (record === undefined || this.#state === 'closed') return false;
     this.#stats.recordsOut++;
-    this.#stats.bytesOut += record.length;
+    this.#stats.bytesOut += record[0].length + record[1].length;
     this.#timers.onDataSent();
     const sent = this.#keys.sentUnderKey;
     if (sent >= this.#opts.limits.rekeyAfterRecords && this.#keys.rekeyState === 'idle' && !this.#rekeyQueued) {

@@ -122,7 +122,7 @@ describe('pipeSocketStream', () => {
   it('applies backpressure from the socket to the stream', async () => {
     const { client, accepted, far, done } = await rig();
     client.pause();
-    const data = randomBytes(8 * 1024 * 1024);
+    const data = randomBytes(32 * 1024 * 1024);
     const CHUNK = 16 * 1024;
     // The far end writes like the mux does (16 KiB chunks, honouring its own write() === false).
     let offered = 0;
@@ -134,7 +134,7 @@ describe('pipeSocketStream', () => {
       }
       far.end();
     })();
-    // The client does not read: the writer must stall long before 8 MiB, and the socket's queue stay bounded.
+    // The client does not read: the writer must stall long before 32 MiB (loopback socket buffers alone may hold several MiB), and the socket's queue stay bounded.
     await waitFor(() => accepted.writableLength > 0 && far.writableNeedDrain, 5_000, 'writer stalled');
     const stalledAt = offered;
     await new Promise((r) => setTimeout(r, 50));
