@@ -67,14 +67,15 @@ function cleanup() {
 }
 
 try {
-  const sinkSockets = [];
-  const sink = net.createServer((s) => {
-    s.on('error', () => {});
-    sinkSockets.push(s);
-  });
-  sink.maxConnections = IDLE_STREAMS + 100;
-  await new Promise((r) => sink.listen(0, '127.0.0.1', 4096, r));
-  const sinkPort = sink.address().port;
+  // The sink runs in a process of its own: with the load generator's sockets in this one, each
+  // process stays under the file-descriptor limit.
+  const sink = spawn(process.execPath, ['-e', `
+    const held = [];
+    const s = require('node:net').createServer((c) => { c.on('error', () => {}); held.push(c); });
+    s.listen(0, '127.0.0.1', 4096, () => console.log(s.address().port));
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(sink);
+  const sinkPort = await new Promise((resolve) => sink.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
   const serverPort = await freePort();
   const clientPort = await freePort();
   execFileSync('bash', [path.join(HERE, 'tut-setup.sh'), work, String(sinkPort), String(serverPort), String(clientPort)]);
@@ -106,15 +107,20 @@ try {
     'a first stream',
   );
   const pids = [server.pid, client.pid];
+  const { controlRequest } = await import(path.join(ROOT, 'dist/daemon/control-client.js'));
+  const openStreams = async () => {
+    const reply = await controlRequest(path.join(work, 'server.sock'), { cmd: 'status' });
+    return reply.status.sessions.reduce((n, s) => n + s.streams, 0);
+  };
   const base = await settle(pids);
 
   for (let i = 0; i < IDLE_STREAMS; i++) {
     const s = net.connect(clientPort, '127.0.0.1');
     s.on('error', () => {});
     sockets.push(s);
-    if (i % 200 === 199) await until(() => sinkSockets.length >= i - 100, `${i} streams at the sink`);
+    if (i % 500 === 499) await until(async () => (await openStreams()) >= i - 200, `${i} streams open`);
   }
-  await until(() => sinkSockets.length >= IDLE_STREAMS, `${IDLE_STREAMS} streams at the sink`, 60_000);
+  await until(async () => (await openStreams()) >= IDLE_STREAMS, `${IDLE_STREAMS} streams open`, 60_000);
   const withStreams = await settle(pids);
 
   const logger = pino({ level: 'silent' });
@@ -141,8 +147,6 @@ try {
     `memory: ${IDLE_STREAMS} idle streams cost ${(perStream / 1024).toFixed(1)} KiB each (both daemons), ` +
       `${IDLE_SESSIONS} idle sessions ${(perSession / 1024).toFixed(1)} KiB each (server side, plus nothing on the client)`,
   );
-  sink.close();
-  for (const s of sinkSockets) s.destroy();
 } finally {
   clearTimeout(overall);
   cleanup();

@@ -29,6 +29,9 @@ private_key_file = "server.key"
 peers_file = "peers.toml"
 control_socket = "server.sock"
 $LIMITS
+handshake_rate_per_ip = 1000
+handshake_burst_per_ip = 1000
+max_unauthenticated_per_ip = 256
 TOML
 cat > client.toml <<TOML
 [client]
