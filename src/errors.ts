@@ -50,6 +50,14 @@ export type MuxErrorCode =
   | 'ERR_MUX_STREAM_RESET'
   | 'ERR_MUX_STREAM_REFUSED';
 
+/** End-to-end sessions between a user and a device (src/e2e/, src/device/). */
+export type E2EErrorCode =
+  | 'ERR_E2E_HANDSHAKE'
+  | 'ERR_E2E_RECORD'
+  | 'ERR_E2E_TRUNCATED'
+  | 'ERR_E2E_NO_DEVICE_KEY'
+  | 'ERR_DEVICE_TARGET';
+
 /** Access policy, forwards and dialing (src/policy/, src/forward/). */
 export type ForwardErrorCode =
   | 'ERR_POLICY_DENIED'
@@ -78,6 +86,7 @@ export type ErrorCode =
   | SessionErrorCode
   | MuxErrorCode
   | ForwardErrorCode
+  | E2EErrorCode
   | ConfigErrorCode;
 
 /** Base class: every error twoway raises on purpose has a stable `code`. */
@@ -96,6 +105,7 @@ export class SessionError extends TwowayError {}
 export class MuxError extends TwowayError {}
 export class ForwardError extends TwowayError {}
 export class ConfigError extends TwowayError {}
+export class E2EError extends TwowayError {}
 
 /** True when `err` is a twoway error carrying `code`. */
 export function hasCode(err: unknown, code: ErrorCode): boolean {
