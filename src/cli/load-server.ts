@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { loadPeers } from '../config/peers.js';
+import { loadPeers, parseReverseEntry } from '../config/peers.js';
+import { DeviceRules } from '../policy/device-rules.js';
 import { checkSecretFile, readPrivateKeyFile, readPskFile } from '../config/key-file.js';
 import type { ServerConfig } from '../config/server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
@@ -36,6 +37,8 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
       ...(peer.pskFile !== undefined ? { psk: readPskFile(peer.pskFile) } : {}),
       kind: peer.kind,
       rules,
+      devices: new DeviceRules(peer.devices),
+      reverse: peer.reverse.map((r) => parseReverseEntry(r)!),
     };
   });
   return new ServerPeers(peers);

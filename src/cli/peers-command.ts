@@ -23,7 +23,7 @@ export function listPeers(serverConfigFile: string): PeersResult {
 /** `twoway peers add NAME --public-key KEY [--allow RULE]... [--psk-file F] [--kind device]`. */
 export async function addPeer(
   serverConfigFile: string,
-  peer: { name: string; publicKey: string; allow: readonly string[]; pskFile?: string; kind: PeerKind },
+  peer: { name: string; publicKey: string; allow: readonly string[]; devices?: readonly string[]; reverse?: readonly string[]; pskFile?: string; kind: PeerKind },
 ): Promise<PeersResult> {
   const config = loadServerConfig(serverConfigFile);
   if (!PEER_NAME.test(peer.name)) {
@@ -40,7 +40,15 @@ export async function addPeer(
     pskFile = path.resolve(peer.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerConfig = { name: peer.name, publicKey, allow: [...peer.allow], kind: peer.kind, ...(pskFile ? { pskFile } : {}) };
+  const entry: PeerConfig = {
+    name: peer.name,
+    publicKey,
+    allow: [...peer.allow],
+    kind: peer.kind,
+    devices: [...(peer.devices ?? [])],
+    reverse: [...(peer.reverse ?? [])],
+    ...(pskFile ? { pskFile } : {}),
+  };
   const saved = savePeers(config.peersFile, [...current, entry]);
   return { action: 'add', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
@@ -68,7 +76,10 @@ export function formatPeersResult(result: PeersResult): string {
   const lines: string[] = [];
   if (result.action === 'list') {
     for (const p of result.peers) {
-      lines.push(`peer: ${p.name} (${p.kind})`, `  public key: ${p.publicKey}`, `  psk: ${p.pskFile ? 'yes' : 'no'}`, `  allow: ${p.allow.length ? p.allow.join(', ') : '(nothing)'}`, '');
+      lines.push(`peer: ${p.name} (${p.kind})`, `  public key: ${p.publicKey}`, `  psk: ${p.pskFile ? 'yes' : 'no'}`, `  allow: ${p.allow.length ? p.allow.join(', ') : '(nothing)'}`);
+      if (p.devices.length) lines.push(`  devices: ${p.devices.join(', ')}`);
+      if (p.reverse.length) lines.push(`  reverse: ${p.reverse.join(', ')}`);
+      lines.push('');
     }
     if (result.peers.length === 0) lines.push('no peers', '');
   } else {

@@ -6,14 +6,16 @@ import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
 import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
+import { openRelayCapture } from './relay-capture.js';
 import { runUntilStopped } from './run-daemon.js';
 
 /** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
-export async function serverCommand(options: { config: string; logLevel: LogLevel }): Promise<void> {
+export async function serverCommand(options: { config: string; logLevel: LogLevel; relayCapture?: string }): Promise<void> {
   const config = loadServerConfig(options.config);
   const staticKeyPair = loadKeyPair(config.privateKeyFile);
   const peers = loadServerPeers(config);
   const tls = loadTls(config);
+  const capture = options.relayCapture === undefined ? undefined : openRelayCapture(options.relayCapture);
   let metrics: ServerMetrics | undefined;
   const logger = createLogger({ level: options.logLevel, base: { role: 'server' }, onEvent: (fields) => metrics?.observe(fields) });
 
@@ -30,7 +32,9 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     dialTimeoutMs: config.limits.dialTimeoutMs,
     shutdownGraceMs: config.shutdownGraceMs,
     logger,
+    ...(capture ? { relayTap: capture.tap } : {}),
   });
+  if (capture) logger.warn({ event: EVENTS.daemonStart }, 'relayed device stream bytes are being captured to a file (--debug-relay-capture)');
 
   /** Re-reads the peers file; a broken file leaves the running allowlist in force. */
   const reload = (trigger: string): ControlReply => {
@@ -76,6 +80,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
       await daemon.shutdown();
       await control.close();
       await metricsServer?.close();
+      capture?.close();
     },
     reload: () => void reload('SIGHUP'),
   });

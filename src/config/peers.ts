@@ -8,8 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'smol-toml';
 import { ConfigError } from '../errors.js';
+import { DEVICE_NAME, SERVICE_NAME } from '../device/target.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
+import { formatHostPort, parseHostPort } from './listen.js';
 import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
 
 /** Peer names: short, printable, safe in logs and file names. */
@@ -33,6 +35,39 @@ export interface PeerConfig {
   /** Access rules, `HOST:PORTS` (syntax checked by src/policy/). */
   readonly allow: readonly string[];
   readonly kind: PeerKind;
+  /** Device services this peer may reach, `DEVICE:SERVICE` (either part may be `*`). */
+  readonly devices: readonly string[];
+  /** A device's reverse listeners, `SERVICE=HOST:PORT` (kind "device" only). */
+  readonly reverse: readonly string[];
+}
+
+/** Upper bound on `devices` and `reverse` entries per peer. */
+export const MAX_DEVICE_RULES_PER_PEER = 256;
+
+/** A reverse listener entry, parsed. */
+export interface ReverseEntry {
+  readonly service: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Parses `SERVICE=HOST:PORT`; undefined when malformed. */
+export function parseReverseEntry(text: string): ReverseEntry | undefined {
+  const eq = text.indexOf('=');
+  if (eq <= 0) return undefined;
+  const service = text.slice(0, eq);
+  const listen = parseHostPort(text.slice(eq + 1));
+  if (!SERVICE_NAME.test(service) || listen === undefined || listen.port === 0) return undefined;
+  return { service, host: listen.host, port: listen.port };
+}
+
+/** True for `DEVICE:SERVICE` with `*` allowed for either part. */
+export function isDeviceRule(text: string): boolean {
+  const colon = text.indexOf(':');
+  if (colon <= 0 || colon !== text.lastIndexOf(':')) return false;
+  const device = text.slice(0, colon);
+  const service = text.slice(colon + 1);
+  return (device === '*' || DEVICE_NAME.test(device)) && (service === '*' || SERVICE_NAME.test(service));
 }
 
 export interface PeersConfig {
@@ -58,8 +93,25 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   if (allow.length > MAX_RULES_PER_PEER) throw t.fail('allow', `at most ${MAX_RULES_PER_PEER} rules, got ${allow.length}`);
   const kind = t.optionalString('kind') ?? 'user';
   if (kind !== 'user' && kind !== 'device') throw t.fail('kind', `expected "user" or "device", got ${JSON.stringify(kind.slice(0, 64))}`);
+  const devices = t.stringList('devices');
+  if (devices.length > MAX_DEVICE_RULES_PER_PEER) throw t.fail('devices', `at most ${MAX_DEVICE_RULES_PER_PEER} entries, got ${devices.length}`);
+  devices.forEach((d, i) => {
+    if (!isDeviceRule(d)) throw t.fail(`devices[${i}]`, `expected "DEVICE:SERVICE" (either may be "*"), got ${JSON.stringify(d.slice(0, 80))}`);
+  });
+  const reverse = t.stringList('reverse');
+  if (reverse.length > MAX_DEVICE_RULES_PER_PEER) throw t.fail('reverse', `at most ${MAX_DEVICE_RULES_PER_PEER} entries, got ${reverse.length}`);
+  if (reverse.length > 0 && kind !== 'device') throw t.fail('reverse', 'reverse listeners belong to peers of kind = "device"');
+  const claimed = new Set<string>();
+  const reverseCanonical = reverse.map((r, i) => {
+    const entry = parseReverseEntry(r);
+    if (entry === undefined) throw t.fail(`reverse[${i}]`, `expected "SERVICE=HOST:PORT" (a port above 0), got ${JSON.stringify(r.slice(0, 80))}`);
+    const listen = formatHostPort({ host: entry.host, port: entry.port });
+    if (claimed.has(listen)) throw t.fail(`reverse[${i}]`, `${listen} is listed twice`);
+    claimed.add(listen);
+    return `${entry.service}=${listen}`;
+  });
   t.done();
-  const peer: PeerConfig = { name, publicKey, allow: [...allow], kind };
+  const peer: PeerConfig = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
   return psk === undefined ? peer : { ...peer, pskFile: resolveAgainst(file, psk) };
 }
 
@@ -83,6 +135,17 @@ export function readPeersTable(file: string, table: TomlTable): PeersConfig {
     }
     byKey.set(peer.publicKey, peer.name);
   });
+  const reverseOwner = new Map<string, string>();
+  for (const peer of peers) {
+    for (const entry of peer.reverse) {
+      const listen = entry.slice(entry.indexOf('=') + 1);
+      const other = reverseOwner.get(listen);
+      if (other !== undefined && other !== peer.name) {
+        throw new ConfigError('ERR_CONFIG', `${file}: peer "${peer.name}": reverse listener ${listen} is also claimed by peer "${other}"`);
+      }
+      reverseOwner.set(listen, peer.name);
+    }
+  }
   return deepFreeze({ file, peers });
 }
 
@@ -94,7 +157,8 @@ export function loadPeers(file: string): PeersConfig {
 const HEADER = `# twoway peers (the server's allowlist).
 # Written by 'twoway peers add|remove', which rewrites this file and does not keep comments.
 # Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
-# kind = "user" | "device". Reload the server (systemctl reload twoway-server) after editing.
+# kind = "user" | "device", devices = ["DEVICE:SERVICE", ...] (device services it may reach),
+# reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners). Reload the server (systemctl reload twoway-server) after editing.
 
 `;
 
@@ -110,6 +174,8 @@ export function formatPeers(file: string, peers: readonly PeerConfig[]): string 
       }
       entry.allow = [...p.allow];
       entry.kind = p.kind;
+      if (p.devices.length > 0) entry.devices = [...p.devices];
+      if (p.reverse.length > 0) entry.reverse = [...p.reverse];
       return entry;
     }),
   };

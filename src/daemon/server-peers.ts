@@ -4,10 +4,22 @@
  */
 import type { PeerEntry } from '../session/server.js';
 import type { AccessRules } from '../policy/access-rules.js';
+import type { DeviceRules } from '../policy/device-rules.js';
+
+/** A reverse listener a device owns: the server listens on host:port for `service`. */
+export interface ReverseListen {
+  readonly service: string;
+  readonly host: string;
+  readonly port: number;
+}
 
 export interface ServerPeer extends PeerEntry {
   readonly kind: 'user' | 'device';
   readonly rules: AccessRules;
+  /** Device services this peer may reach. */
+  readonly devices: DeviceRules;
+  /** For a device: its reverse listeners. */
+  readonly reverse: readonly ReverseListen[];
 }
 
 export class ServerPeers {
@@ -24,6 +36,12 @@ export class ServerPeers {
   lookup(publicKey: Uint8Array): ServerPeer | undefined {
     if (publicKey.length !== 32) return undefined;
     return this.#byKey.get(Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.length).toString('base64'));
+  }
+
+  /** The device peer named `name`, if any. */
+  device(name: string): ServerPeer | undefined {
+    for (const peer of this.#byKey.values()) if (peer.kind === 'device' && peer.name === name) return peer;
+    return undefined;
   }
 
   names(): string[] {

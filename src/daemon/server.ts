@@ -12,6 +12,8 @@ import { listenSecure, type SecureServer } from '../session/server.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { SessionLimits } from '../session/limits.js';
 import type { MuxLimits } from '../mux/limits.js';
+import { ANNOUNCE_TARGET, parseDeviceTarget, type DeviceTarget } from '../device/target.js';
+import { DeviceRouter, type DeviceStatus } from './server-devices.js';
 import { serveStreamRequest, type ActiveStream } from './server-streams.js';
 import type { ServerPeer, ServerPeers } from './server-peers.js';
 
@@ -28,6 +30,8 @@ export interface ServerDaemonOptions {
   readonly dialTimeoutMs: number;
   readonly shutdownGraceMs: number;
   readonly logger: Logger;
+  /** Sees every byte relayed between users and devices (`--debug-relay-capture`). */
+  readonly relayTap?: (chunk: Buffer) => void;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -50,11 +54,13 @@ export class ServerDaemon {
   #server: SecureServer | undefined;
   readonly #handles = new Set<ServerSessionHandle>();
   #draining = false;
+  readonly #devices: DeviceRouter;
 
   constructor(options: ServerDaemonOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#peers = options.peers;
+    this.#devices = new DeviceRouter(options.logger, options.relayTap);
   }
 
   get publicKey(): Uint8Array {
@@ -112,6 +118,7 @@ export class ServerDaemon {
       { event: EVENTS.sessionOpen, fingerprint: publicKey, remote: session.remoteAddress },
       `session established with ${peer.name}`,
     );
+    if (peer.kind === 'device') this.#devices.online(handle, peer);
     handle.mux.onClose((info) => {
       this.#handles.delete(handle);
       log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
@@ -124,6 +131,24 @@ export class ServerDaemon {
       request.reject('limit', 'server is shutting down');
       return;
     }
+    const log = this.#log.child({ peer: handle.peerName });
+    if (peer !== undefined && request.target === ANNOUNCE_TARGET) {
+      this.#devices.announce(handle, peer, request);
+      return;
+    }
+    let device: DeviceTarget | undefined;
+    try {
+      device = parseDeviceTarget(request.target);
+    } catch (err) {
+      log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'not-permitted', detail: (err as Error).message }, `stream refused: ${(err as Error).message}`);
+      request.reject('not-permitted', (err as Error).message);
+      return;
+    }
+    if (device !== undefined) {
+      if (peer === undefined) request.reject('not-permitted', 'peer is no longer on the allowlist');
+      else this.#devices.route(handle, peer, this.#peers, device, request, log);
+      return;
+    }
     serveStreamRequest({
       handle,
       peer,
@@ -131,7 +156,7 @@ export class ServerDaemon {
       dialsInFlight: this.#options.dialsInFlight,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       localAddresses: this.#localAddresses(),
-      logger: this.#log.child({ peer: handle.peerName }),
+      logger: log,
     });
   }
 
@@ -169,6 +194,7 @@ export class ServerDaemon {
         active.socket.resetAndDestroy();
       }
     }
+    streamsReset += this.#devices.reload(peers);
     return { removed, streamsReset, peers: peers.size };
   }
 
@@ -182,6 +208,7 @@ export class ServerDaemon {
       path: this.#options.path,
       peers: this.#peers.size,
       draining: this.#draining,
+      devices: this.#devices.status(),
       sessions: [...this.#handles].map((h) => ({
         peer: h.peerName,
         fingerprint: h.publicKey,
@@ -205,10 +232,11 @@ export class ServerDaemon {
     if (this.#draining) return;
     this.#draining = true;
     const deadline = Date.now() + this.#options.shutdownGraceMs;
-    const open = (): number => [...this.#handles].reduce((n, h) => n + h.streams.size, 0);
+    const open = (): number => [...this.#handles].reduce((n, h) => n + h.streams.size, 0) + this.#devices.relayCount;
     this.#log.info({ event: EVENTS.daemonStop, streams: open(), graceMs: this.#options.shutdownGraceMs }, 'shutting down: draining open streams');
     while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const left = open();
+    this.#devices.closeAll();
     for (const handle of [...this.#handles]) {
       for (const active of handle.streams) active.socket.resetAndDestroy();
       handle.mux.close('shutdown', 'server shutting down');
@@ -226,6 +254,8 @@ export interface ServerStatus {
   readonly path: string;
   readonly peers: number;
   readonly draining: boolean;
+  /** Connected devices and the services they announced. */
+  readonly devices: readonly DeviceStatus[];
   readonly sessions: ReadonlyArray<{
     peer: string;
     fingerprint: string;

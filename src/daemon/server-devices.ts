@@ -1,0 +1,248 @@
+/**
+ * The server's half of device endpoints: the registry of connected devices and the services they
+ * announced, the routing of a user's open into a device's session, the relay between the two
+ * streams, and the reverse listeners. The server checks its own policy (may this user reach this
+ * device service?) at every open and on every reload; the device checks its own. With mode `e2e`
+ * the bytes relayed are an inner Noise session the server cannot read (docs/PROTOCOL.md).
+ */
+import type { Logger } from 'pino';
+import {
+  ANNOUNCE_TARGET,
+  MAX_ANNOUNCEMENT_BYTES,
+  decodeAnnouncement,
+  encodeRelayedTarget,
+  type DeviceTarget,
+} from '../device/target.js';
+import { EVENTS } from '../log/events.js';
+import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import type { StreamRequest } from '../mux/stream-request.js';
+import type { MuxStream } from '../mux/stream.js';
+import { ReverseListeners } from './reverse-listeners.js';
+import type { ServerSessionHandle } from './server.js';
+import type { ServerPeer, ServerPeers } from './server-peers.js';
+import { relayStreams, type Relay } from './stream-relay.js';
+
+/** A connected device. */
+interface DeviceEntry {
+  readonly name: string;
+  readonly handle: ServerSessionHandle;
+  services: string[];
+  readonly since: Date;
+  readonly reverse: ReverseListeners;
+}
+
+/** A user stream relayed into a device. */
+interface ActiveRelay {
+  readonly user: string;
+  readonly userKey: string;
+  readonly device: string;
+  readonly service: string;
+  readonly relay: Relay;
+}
+
+export interface DeviceStatus {
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly services: string[];
+  readonly since: string;
+  readonly streams: number;
+  readonly reverse: Array<{ service: string; listen: string; up: boolean; connections: number }>;
+}
+
+/** The message part of a refusal the device sent (the relayed target is not repeated). */
+function refusalMessage(err: Error, fallback: string): string {
+  const m = /refused \([a-z-]+\): (.*)$/s.exec(err.message);
+  return m?.[1] ?? fallback;
+}
+
+export class DeviceRouter {
+  readonly #log: Logger;
+  readonly #tap: ((chunk: Buffer) => void) | undefined;
+  readonly #devices = new Map<string, DeviceEntry>();
+  readonly #relays = new Set<ActiveRelay>();
+
+  constructor(logger: Logger, tap?: (chunk: Buffer) => void) {
+    this.#log = logger;
+    this.#tap = tap;
+  }
+
+  /** Relays in progress (counted in the shutdown drain). */
+  get relayCount(): number {
+    return this.#relays.size;
+  }
+
+  /** A device's session is up: it replaces an older session of the same device. */
+  online(handle: ServerSessionHandle, peer: ServerPeer): void {
+    const older = this.#devices.get(peer.name);
+    if (older !== undefined && older.handle !== handle) {
+      this.#log.info({ event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' }, `device ${peer.name}: a newer session replaces the older one`);
+      this.#drop(older, 'replaced by a newer session');
+      older.handle.mux.close('normal', 'replaced by a newer session of the same device');
+      older.handle.session.close({ code: 'normal', message: 'replaced by a newer session' });
+    }
+    const entry: DeviceEntry = {
+      name: peer.name,
+      handle,
+      services: [],
+      since: new Date(),
+      reverse: new ReverseListeners(peer.name, handle.mux, this.#log, this.#tap),
+    };
+    this.#devices.set(peer.name, entry);
+    this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.publicKey }, `device ${peer.name} connected`);
+    handle.mux.onClose(() => {
+      if (this.#devices.get(peer.name) !== entry) return;
+      this.#drop(entry, 'session ended');
+      this.#log.info({ event: EVENTS.deviceOffline, device: peer.name }, `device ${peer.name} disconnected`);
+    });
+  }
+
+  #drop(entry: DeviceEntry, why: string): void {
+    if (this.#devices.get(entry.name) === entry) this.#devices.delete(entry.name);
+    entry.reverse.closeAll(why);
+    for (const r of [...this.#relays]) if (r.device === entry.name) r.relay.reset('device-offline');
+  }
+
+  /** A device's `@services` stream: read the announcement, then put its reverse listeners in force. */
+  announce(handle: ServerSessionHandle, peer: ServerPeer, request: StreamRequest): void {
+    const entry = this.#devices.get(peer.name);
+    if (peer.kind !== 'device' || entry === undefined || entry.handle !== handle) {
+      request.reject('not-permitted', `${ANNOUNCE_TARGET} is for devices`);
+      return;
+    }
+    let stream: MuxStream;
+    try {
+      stream = request.accept();
+    } catch {
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    stream.on('error', () => {});
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_ANNOUNCEMENT_BYTES) {
+        this.#log.warn({ event: EVENTS.deviceServices, device: peer.name }, `device ${peer.name}: announcement over ${MAX_ANNOUNCEMENT_BYTES} bytes ignored`);
+        stream.reset('limit');
+        return;
+      }
+      chunks.push(c);
+    });
+    stream.on('end', () => {
+      stream.end();
+      let services: string[];
+      try {
+        services = decodeAnnouncement(Buffer.concat(chunks));
+      } catch (err) {
+        this.#log.warn({ event: EVENTS.deviceServices, device: peer.name, err: (err as Error).message }, `device ${peer.name}: ${(err as Error).message}`);
+        return;
+      }
+      entry.services = services;
+      this.#log.info({ event: EVENTS.deviceServices, device: peer.name, services }, `device ${peer.name} offers ${services.join(', ') || 'no services'}`);
+      entry.reverse.sync(peer.reverse, services);
+    });
+  }
+
+  /** A user's open of `target`: the server's checks, then the device's, then the relay. */
+  route(user: ServerSessionHandle, peer: ServerPeer, peers: ServerPeers, target: DeviceTarget, request: StreamRequest, log: Logger): void {
+    const { device, service } = target;
+    const fields = { device, service };
+    const refuse = (reason: ReasonCode, message: string): void => {
+      log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
+      request.reject(reason, message);
+    };
+    if (!peer.devices.allows(device, service)) {
+      refuse('not-permitted', `peer ${peer.name} may not reach device ${device} service ${service}`);
+      return;
+    }
+    const entry = this.#devices.get(device);
+    if (entry === undefined || peers.device(device) === undefined || entry.handle.mux.closed) {
+      refuse('device-offline', `device ${device} is not connected`);
+      return;
+    }
+    if (!entry.services.includes(service)) {
+      refuse('unreachable', `device ${device} has no service ${service}`);
+      return;
+    }
+    let toDevice: MuxStream;
+    try {
+      toDevice = entry.handle.mux.openStream(encodeRelayedTarget({ service, mode: 'e2e', user: peer.name, userKey: user.publicKey }));
+    } catch (err) {
+      refuse('device-offline', `device ${device}: ${(err as Error).message}`);
+      return;
+    }
+    const onCancel = (): void => toDevice.reset('cancel');
+    request.signal.addEventListener('abort', onCancel, { once: true });
+    const started = Date.now();
+    let opened = false;
+    toDevice.once('error', (err: Error & { reason?: unknown }) => {
+      if (opened) return; // relaying: the relay carries the reset to the user
+      request.signal.removeEventListener('abort', onCancel);
+      if (request.cancelled) return;
+      refuse(isReasonCode(err.reason) ? err.reason : 'error', `device ${device}: ${refusalMessage(err, 'refused')}`);
+    });
+    toDevice.once('open', () => {
+      opened = true;
+      request.signal.removeEventListener('abort', onCancel);
+      let fromUser: MuxStream;
+      try {
+        fromUser = request.accept();
+      } catch {
+        toDevice.reset('cancel');
+        return;
+      }
+      const tap = this.#tap;
+      const active: ActiveRelay = {
+        user: peer.name,
+        userKey: user.publicKey,
+        device,
+        service,
+        relay: relayStreams(fromUser, toDevice, {
+          ...(tap ? { tap: (_d: string, c: Buffer) => tap(c) } : {}),
+          onDone: (r) => {
+            this.#relays.delete(active);
+            log.info(
+              { event: EVENTS.deviceStreamClose, stream: fromUser.id, ...fields, bytesToDevice: r.aToB, bytesFromDevice: r.bToA, durationMs: r.durationMs, how: r.how, ...(r.reason ? { reason: r.reason } : {}) },
+              `stream ${fromUser.id} to ${device}:${service} closed (${r.how})`,
+            );
+          },
+        }),
+      };
+      this.#relays.add(active);
+      log.info({ event: EVENTS.deviceStreamOpen, stream: fromUser.id, ...fields, openMs: Date.now() - started }, `stream ${fromUser.id} open to ${device}:${service}`);
+    });
+  }
+
+  /** A new allowlist: relays the user may no longer have reset; reverse listeners updated. */
+  reload(peers: ServerPeers): number {
+    let reset = 0;
+    for (const r of [...this.#relays]) {
+      const user = peers.lookup(Buffer.from(r.userKey, 'base64'));
+      if (user !== undefined && user.devices.allows(r.device, r.service)) continue;
+      reset++;
+      this.#log.warn({ event: EVENTS.streamReset, peer: r.user, device: r.device, service: r.service, reason: 'not-permitted' }, `resetting stream of ${r.user} to ${r.device}:${r.service}: no longer permitted`);
+      r.relay.reset('not-permitted');
+    }
+    for (const entry of this.#devices.values()) {
+      const peer = peers.device(entry.name);
+      entry.reverse.sync(peer?.reverse ?? [], entry.services);
+    }
+    return reset;
+  }
+
+  status(): DeviceStatus[] {
+    return [...this.#devices.values()].map((d) => ({
+      name: d.name,
+      fingerprint: d.handle.publicKey,
+      services: [...d.services],
+      since: d.since.toISOString(),
+      streams: [...this.#relays].filter((r) => r.device === d.name).length,
+      reverse: d.reverse.status(),
+    }));
+  }
+
+  /** Shutdown: every relay reset, every reverse port released. */
+  closeAll(): void {
+    for (const r of [...this.#relays]) r.relay.reset('tunnel-closed');
+    for (const d of this.#devices.values()) d.reverse.closeAll('server shutting down');
+  }
+}
