@@ -34,8 +34,12 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
   const reload = async (): Promise<void> => {
     try {
       const next = loadClientOptions(options.config, process.env, logger, options).options;
+      const devices = daemon.setDevices(next.devicePins ?? new Map(), next.services ?? []);
       const result = await daemon.setListeners(next.forwards, next.socks);
-      logger.info({ event: EVENTS.reload, trigger: 'SIGHUP', ...result }, `listeners reloaded: ${result.added} added, ${result.removed} removed, ${result.kept} kept`);
+      logger.info(
+        { event: EVENTS.reload, trigger: 'SIGHUP', ...result, serviceStreamsReset: devices.reset },
+        `listeners reloaded: ${result.added} added, ${result.removed} removed, ${result.kept} kept; ${devices.reset} service streams reset`,
+      );
     } catch (err) {
       logger.error({ event: EVENTS.reloadFailed, trigger: 'SIGHUP', err: (err as Error).message }, `reload refused: ${(err as Error).message}`);
     }

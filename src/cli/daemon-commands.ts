@@ -30,8 +30,11 @@ export function registerDaemonCommands(program: Command): void {
     .command('server')
     .description('run the server daemon in the foreground (systemd: twoway-server.service)')
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
+    .option('--debug-relay-capture <file>', 'append every byte relayed to or from devices to FILE (0600): shows what the server can see')
     .addHelpText('after', '\nExample:\n  twoway server --config /etc/twoway/server.toml\n\nSIGHUP reloads the allowlist; SIGTERM drains streams and stops.\n')
-    .action(async (opts: { config: string }, cmd: Command) => serverCommand({ config: opts.config, logLevel: logLevel(cmd) }));
+    .action(async (opts: { config: string; debugRelayCapture?: string }, cmd: Command) =>
+      serverCommand({ config: opts.config, logLevel: logLevel(cmd), ...(opts.debugRelayCapture ? { relayCapture: opts.debugRelayCapture } : {}) }),
+    );
 
   program
     .command('client')
@@ -95,13 +98,22 @@ export function registerDaemonCommands(program: Command): void {
     .argument('<name>', 'a unique name: letters, digits, . _ -')
     .requiredOption('-k, --public-key <key>', "the peer's public key (base64)")
     .option('-a, --allow <rule>', 'a target it may reach, HOST:PORTS (repeatable)', collect, [])
+    .option('-d, --device <rule>', 'a device service it may reach, DEVICE:SERVICE, * for any (repeatable)', collect, [])
+    .option('--reverse <entry>', 'for a device: a reverse listener, SERVICE=HOST:PORT (repeatable)', collect, [])
     .option('--psk-file <file>', 'a pre-shared key file (mode 0600)')
     .addOption(new Option('--kind <kind>', 'user or device').choices(['user', 'device']).default('user'))
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExample:\n  twoway peers add alice --public-key "$(cat alice.pub)" --allow 10.1.0.0/16:22 --allow db.corp.example:5432\n')
-    .action(async (name: string, opts: { publicKey: string; allow: string[]; pskFile?: string; kind: 'user' | 'device'; config: string; json?: boolean }) =>
-      printPeers(await addPeer(opts.config, { name, publicKey: opts.publicKey, allow: opts.allow, kind: opts.kind, ...(opts.pskFile ? { pskFile: opts.pskFile } : {}) }), opts.json),
+    .addHelpText(
+      'after',
+      '\nExamples:\n  twoway peers add alice --public-key "$(cat alice.pub)" --allow 10.1.0.0/16:22 --allow db.corp.example:5432 --device build1:ssh\n' +
+        '  twoway peers add build1 --kind device --public-key "$(cat build1.pub)" --reverse ssh=127.0.0.1:2222\n',
+    )
+    .action(async (name: string, opts: { publicKey: string; allow: string[]; device: string[]; reverse: string[]; pskFile?: string; kind: 'user' | 'device'; config: string; json?: boolean }) =>
+      printPeers(
+        await addPeer(opts.config, { name, publicKey: opts.publicKey, allow: opts.allow, devices: opts.device, reverse: opts.reverse, kind: opts.kind, ...(opts.pskFile ? { pskFile: opts.pskFile } : {}) }),
+        opts.json,
+      ),
     );
   peers
     .command('remove')

@@ -28,6 +28,11 @@ export function parseForwardSpec(spec: string): ClientForward {
   return { listen, target: spec.slice(eq + 1) };
 }
 
+/** `[[device]]` pins as name -> public key. */
+export function devicePins(config: ClientConfig): Map<string, Uint8Array> {
+  return new Map(config.devices.map((d) => [d.name, decodeKey(d.publicKey, `${config.file}: [[device]] ${d.name} public_key`)]));
+}
+
 /** Loads a client config and everything it names into daemon options. */
 export function loadClientOptions(
   file: string,
@@ -69,6 +74,8 @@ export function loadClientOptions(
       reconnectMinMs: config.reconnectMinMs,
       reconnectMaxMs: config.reconnectMaxMs,
       connectWaitMs: config.connectWaitMs,
+      devicePins: devicePins(config),
+      services: config.services,
       sessionLimits: sessionLimitsFrom(config.limits),
       muxLimits: muxLimitsFrom(config.limits),
       logger,

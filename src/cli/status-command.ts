@@ -43,6 +43,14 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  transfer: ${bytes(s.bytesIn)} received, ${bytes(s.bytesOut)} sent`);
       lines.push(`  open streams: ${s.streams}`);
     }
+    for (const d of status.devices ?? []) {
+      lines.push('', `device: ${d.name}`);
+      lines.push(`  public key: ${d.fingerprint}`);
+      lines.push(`  connected since ${d.since}`);
+      lines.push(`  services: ${d.services.length ? d.services.join(', ') : '(none announced)'}`);
+      lines.push(`  relayed streams: ${d.streams}`);
+      for (const r of d.reverse) lines.push(`  reverse listener: ${r.listen} -> ${r.service} (${r.up ? `listening, ${r.connections} connections` : 'down'})`);
+    }
   } else {
     lines.push(`client: ${status.state}${status.server ? ` to ${status.server}` : ''}`);
     lines.push(`  public key: ${status.fingerprint}`);
@@ -54,6 +62,10 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  latest handshake: ${ago(s.lastHandshake)} (${s.rekeys} rekeys)`);
       lines.push(`  transfer: ${bytes(s.bytesIn)} received, ${bytes(s.bytesOut)} sent`);
       lines.push(`  open streams: ${s.streams}`);
+    }
+    for (const sv of status.services ?? []) {
+      lines.push('', `service: ${sv.name} -> ${sv.target}`);
+      lines.push(`  open streams: ${sv.streams}`);
     }
     for (const l of status.listeners) {
       lines.push('', `${l.kind}: ${l.listen}${l.target ? ` -> ${l.target}` : ''}`);

@@ -6,6 +6,7 @@ import { TableReader, type TomlTable } from './fields.js';
 import { formatHostPort, parseHostPort, readListen, type ListenAddress } from './listen.js';
 import { readClientLimits, type ClientLimits } from './limits.js';
 import { isBase64Key } from './base64-key.js';
+import { DEVICE_NAME, MAX_SERVICES, SERVICE_NAME, parseDeviceTarget } from '../device/target.js';
 import { describeBadKey } from './peers.js';
 import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
 
@@ -18,6 +19,27 @@ export const MAX_SERVER_URLS = 16;
 export const MAX_SERVER_KEYS = 8;
 export const MAX_FORWARDS = 256;
 export const MAX_SOCKS = 16;
+export const MAX_DEVICE_PINS = 1_024;
+/** Entries in one service's `allow` list. */
+export const MAX_SERVICE_ALLOW = 1_024;
+
+/** A device whose key this user pins (`[[device]]`): streams to it are end to end. */
+export interface DevicePinConfig {
+  readonly name: string;
+  /** Canonical base64 of the device's static public key. */
+  readonly publicKey: string;
+}
+
+/** A service this client exposes as a device agent (`[[service]]`). */
+export interface ServiceConfig {
+  readonly name: string;
+  /** `host:port` the agent connects to (usually on loopback). */
+  readonly target: string;
+  /** User names (as the server names them), base64 public keys, or "*". */
+  readonly allow: readonly string[];
+  /** Whether the server's reverse listeners may reach it (plain TCP at the server). */
+  readonly reverse: boolean;
+}
 
 export interface ForwardConfig {
   readonly listen: ListenAddress;
@@ -47,6 +69,8 @@ export interface ClientConfig {
   readonly connectWaitMs: number;
   readonly forwards: readonly ForwardConfig[];
   readonly socks: readonly SocksConfig[];
+  readonly devices: readonly DevicePinConfig[];
+  readonly services: readonly ServiceConfig[];
   readonly limits: ClientLimits;
 }
 
@@ -90,8 +114,18 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     const listen = readListen(t, 'listen');
     if (listen === undefined) throw t.fail('listen', 'required key is missing');
     const target = t.string('target');
+    let device;
+    try {
+      device = parseDeviceTarget(target);
+    } catch (err) {
+      throw t.fail('target', (err as Error).message);
+    }
+    if (device !== undefined) {
+      t.done();
+      return { listen, target: `${device.device}:${device.service}` };
+    }
     const parsed = parseHostPort(target);
-    if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(target.slice(0, 64))}`);
+    if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port") or "DEVICE:SERVICE", got ${JSON.stringify(target.slice(0, 64))}`);
     t.done();
     return { listen, target: formatHostPort(parsed) };
   });
@@ -101,8 +135,47 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     t.done();
     return { listen };
   });
+  const devices = top.tableList('device', MAX_DEVICE_PINS).map((t): DevicePinConfig => {
+    const name = t.string('name');
+    if (!DEVICE_NAME.test(name)) throw t.fail('name', `expected 1-64 characters of [A-Za-z0-9._-], got ${JSON.stringify(name.slice(0, 64))}`);
+    const publicKey = t.string('public_key');
+    if (!isBase64Key(publicKey)) throw t.fail('public_key', describeBadKey(publicKey));
+    t.done();
+    return { name, publicKey };
+  });
+  const services = top.tableList('service', MAX_SERVICES).map((t): ServiceConfig => {
+    const name = t.string('name');
+    if (!SERVICE_NAME.test(name)) throw t.fail('name', `expected a letter then up to 31 of [A-Za-z0-9_-], got ${JSON.stringify(name.slice(0, 64))}`);
+    const target = t.string('target');
+    const parsed = parseHostPort(target);
+    if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(target.slice(0, 64))}`);
+    const allow = t.stringList('allow');
+    if (allow.length > MAX_SERVICE_ALLOW) throw t.fail('allow', `at most ${MAX_SERVICE_ALLOW} entries, got ${allow.length}`);
+    allow.forEach((a, i) => {
+      if (a !== '*' && !isBase64Key(a) && !DEVICE_NAME.test(a)) throw t.fail(`allow[${i}]`, `expected a peer name, a base64 public key or "*", got ${JSON.stringify(a.slice(0, 64))}`);
+    });
+    const reverse = t.boolean('reverse', false);
+    t.done();
+    return { name, target: formatHostPort(parsed), allow: [...allow], reverse };
+  });
   const limits = readClientLimits(top.optionalTable('limits'));
   top.done();
+  const pinned = new Set<string>();
+  devices.forEach((d, i) => {
+    if (pinned.has(d.name)) throw top.fail(`[device.${i + 1}].name`, `device ${d.name} is pinned twice`);
+    pinned.add(d.name);
+  });
+  const offered = new Set<string>();
+  services.forEach((sv, i) => {
+    if (offered.has(sv.name)) throw top.fail(`[service.${i + 1}].name`, `service ${sv.name} is defined twice`);
+    offered.add(sv.name);
+  });
+  forwards.forEach((f, i) => {
+    const device = parseDeviceTarget(f.target);
+    if (device !== undefined && !pinned.has(device.device)) {
+      throw top.fail(`[forward.${i + 1}].target`, `no public key pinned for device ${device.device}: add a [[device]] table with its public_key`);
+    }
+  });
 
   const urls = c.stringOrList('server_url');
   if (urls === undefined) throw c.fail('server_url', 'required key is missing');
@@ -136,7 +209,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   socks.forEach((s, i) => claim(s.listen, `[socks.${i + 1}]`));
 
   const config: { -readonly [K in keyof ClientConfig]: ClientConfig[K] } = {
-    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, limits,
+    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, devices, services, limits,
   };
   if (psk !== undefined) config.pskFile = resolveAgainst(file, psk);
   if (ca !== undefined) config.caFile = resolveAgainst(file, ca);

@@ -16,8 +16,12 @@ import { MuxSession } from '../mux/session.js';
 import { connectSecure } from '../session/client.js';
 import type { SessionLimits } from '../session/limits.js';
 import type { SecureSession } from '../session/secure-session.js';
+import type { ServiceConfig } from '../config/client-config.js';
+import { parseDeviceTarget } from '../device/target.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
+import { DeviceServices } from './device-services.js';
+import { openDeviceStream } from './device-stream.js';
 
 export interface ClientForward {
   readonly listen: { readonly host: string; readonly port: number };
@@ -39,6 +43,10 @@ export interface ClientDaemonOptions {
   readonly sessionLimits: Partial<SessionLimits>;
   readonly muxLimits: Partial<MuxLimits>;
   readonly logger: Logger;
+  /** Device name -> pinned public key (`[[device]]`): targets on them are end to end. */
+  readonly devicePins?: ReadonlyMap<string, Uint8Array>;
+  /** Services this client exposes as a device agent (`[[service]]`). */
+  readonly services?: readonly ServiceConfig[];
   /** Stop after the first failed connection instead of retrying (one-off commands). */
   readonly once?: boolean;
 }
@@ -69,10 +77,14 @@ export class ClientDaemon {
   #connectedSince: Date | undefined;
   #sessionsOpened = 0;
   #firstSession: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
+  readonly #services: DeviceServices;
+  #pins: ReadonlyMap<string, Uint8Array>;
 
   constructor(options: ClientDaemonOptions) {
     this.#o = options;
     this.#log = options.logger;
+    this.#services = new DeviceServices(options.services ?? [], options.staticKeyPair, options.logger);
+    this.#pins = options.devicePins ?? new Map();
     let resolve!: () => void;
     let reject!: (err: Error) => void;
     const promise = new Promise<void>((res, rej) => {
@@ -162,17 +174,45 @@ export class ClientDaemon {
     });
   }
 
-  /** Opens a stream now, or once the tunnel is back (bounded by connectWaitMs). */
+  /**
+   * Puts reloaded device pins and services in force: streams of services that are gone or no
+   * longer allow their user are reset; the server hears the new service names.
+   */
+  setDevices(pins: ReadonlyMap<string, Uint8Array>, services: readonly ServiceConfig[]): { reset: number } {
+    this.#pins = pins;
+    const result = this.#services.setServices(services);
+    if (result.namesChanged && this.#mux && !this.#mux.closed) this.#services.announce(this.#mux);
+    return { reset: result.reset };
+  }
+
+  /**
+   * Opens a stream now, or once the tunnel is back (bounded by connectWaitMs). A device target
+   * (`DEVICE:SERVICE`, `SERVICE.DEVICE.twoway:PORT`) is end to end with the device's pinned key.
+   */
   openStream(target: string): Duplex {
-    const stream =
-      this.#mux && !this.#mux.closed
-        ? this.#mux.openStream(target)
-        : new DeferredStream(this.#waitForMux().then((mux) => mux.openStream(target)));
+    let stream: Duplex;
+    try {
+      const device = parseDeviceTarget(target);
+      stream = device
+        ? openDeviceStream(device, { pins: this.#pins, staticKeyPair: this.#o.staticKeyPair, open: (t) => this.#openRaw(t) })
+        : this.#openRaw(target);
+    } catch (err) {
+      stream = new DeferredStream(Promise.reject(err as Error));
+    }
     stream.on('error', (err: Error & { code?: string; reason?: string }) => {
-      if (err.code !== 'ERR_MUX_STREAM_REFUSED') return;
-      this.#log.warn({ event: EVENTS.streamRefused, target, reason: err.reason }, `stream to ${target} refused: ${err.message}`);
+      if (err.code === 'ERR_MUX_STREAM_REFUSED') {
+        this.#log.warn({ event: EVENTS.streamRefused, target, reason: err.reason }, `stream to ${target} refused: ${err.message}`);
+      } else if (err.code?.startsWith('ERR_E2E') || err.code === 'ERR_DEVICE_TARGET') {
+        this.#log.warn({ event: EVENTS.streamRefused, target, code: err.code }, `stream to ${target} failed: ${err.message}`);
+      }
     });
     return stream;
+  }
+
+  #openRaw(target: string): Duplex {
+    return this.#mux && !this.#mux.closed
+      ? this.#mux.openStream(target)
+      : new DeferredStream(this.#waitForMux().then((mux) => mux.openStream(target)));
   }
 
   #waitForMux(): Promise<MuxSession> {
@@ -253,7 +293,12 @@ export class ClientDaemon {
 
   #runSession(session: SecureSession): Promise<{ startedAt: number }> {
     const startedAt = Date.now();
-    const mux = new MuxSession(session, { role: 'client', limits: this.#o.muxLimits, logger: this.#log });
+    const mux = new MuxSession(session, {
+      role: 'client',
+      limits: this.#o.muxLimits,
+      logger: this.#log,
+      ...(this.#services.size > 0 ? { onStreamRequest: (request) => this.#services.handle(request) } : {}),
+    });
     this.#session = session;
     this.#mux = mux;
     this.#connectedSince = new Date();
@@ -263,6 +308,7 @@ export class ClientDaemon {
       `session established with ${this.#serverUrl}`,
     );
     this.#firstSession.resolve();
+    if (this.#services.size > 0) this.#services.announce(mux);
     for (const waiter of this.#waiters) {
       clearTimeout(waiter.timer);
       waiter.resolve(mux);
@@ -301,6 +347,7 @@ export class ClientDaemon {
             streams: this.#mux?.streamCount ?? 0,
           }
         : null,
+      services: this.#services.status(),
       listeners: this.#listeners.map((l) => {
         const a = l.address();
         return { kind: l.kind, listen: a ? `${a.host}:${a.port}` : l.listen, target: l.target ?? null, up: a !== null };
@@ -318,6 +365,7 @@ export class ClientDaemon {
     }
     this.#waiters.clear();
     await Promise.all(this.#listeners.map((l) => l.close()));
+    this.#services.closeAll();
     this.#mux?.close('shutdown', 'client shutting down');
     this.#session?.close({ code: 'shutdown', message: 'client shutting down' });
     this.#log.info({ event: EVENTS.daemonStop }, 'stopped');
@@ -341,5 +389,7 @@ export interface ClientStatus {
     bytesOut: number;
     streams: number;
   } | null;
+  /** Services this client exposes as a device agent (empty for a plain client). */
+  readonly services: ReadonlyArray<{ name: string; target: string; streams: number }>;
   readonly listeners: ReadonlyArray<{ kind: string; listen: string; target: string | null; up: boolean }>;
 }

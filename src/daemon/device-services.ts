@@ -1,0 +1,186 @@
+/**
+ * The device agent's half of device endpoints: the services this client exposes (`[[service]]`),
+ * its own check of who may reach them, the dial to the local service, the inner end-to-end
+ * session, and the announcement of its service names to the server. A stream is accepted only if
+ * the server routed it here (its policy) AND this config allows the user (by name or key); for
+ * mode `e2e` the user must then prove that key in the inner handshake.
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ServiceConfig } from '../config/client-config.js';
+import type { KeyPair } from '../crypto/keys.js';
+import { ANNOUNCE_TARGET, decodeRelayedTarget, encodeAnnouncement, type RelayedOpen } from '../device/target.js';
+import { e2eRespond } from '../e2e/e2e-stream.js';
+import { dialTarget } from '../forward/dial.js';
+import { pipeSocketStream } from '../forward/pipe.js';
+import { EVENTS } from '../log/events.js';
+import { isReasonCode } from '../mux/reason.js';
+import type { MuxSession } from '../mux/session.js';
+import type { StreamRequest } from '../mux/stream-request.js';
+import { compileRules, type AccessRules } from '../policy/access-rules.js';
+
+/** Dialing a local service must finish within this long. */
+export const SERVICE_DIAL_TIMEOUT_MS = 10_000;
+
+interface Service extends ServiceConfig {
+  readonly rules: AccessRules;
+}
+
+interface ActiveServiceStream {
+  readonly service: string;
+  readonly target: string;
+  readonly open: RelayedOpen;
+  readonly stream: Duplex;
+  readonly socket: net.Socket;
+}
+
+/** Whether `allow` admits a user named `user` with public key `userKey` (canonical base64). */
+export function serviceAllows(allow: readonly string[], user: string, userKey: string): boolean {
+  return allow.some((a) => a === '*' || a === user || (userKey !== '' && a === userKey));
+}
+
+export class DeviceServices {
+  readonly #keyPair: KeyPair;
+  readonly #log: Logger;
+  #services = new Map<string, Service>();
+  readonly #active = new Set<ActiveServiceStream>();
+
+  constructor(services: readonly ServiceConfig[], staticKeyPair: KeyPair, logger: Logger) {
+    this.#keyPair = staticKeyPair;
+    this.#log = logger;
+    this.#services = compile(services);
+  }
+
+  get size(): number {
+    return this.#services.size;
+  }
+
+  /**
+   * Puts a new set of services in force (reload): open streams whose service is gone, changed,
+   * or no longer admits their user are reset at once. Returns whether the names changed (then the
+   * caller announces again) and how many streams were reset.
+   */
+  setServices(services: readonly ServiceConfig[]): { namesChanged: boolean; reset: number } {
+    const before = [...this.#services.keys()].sort().join(',');
+    this.#services = compile(services);
+    let reset = 0;
+    for (const a of [...this.#active]) {
+      const s = this.#services.get(a.service);
+      if (s !== undefined && s.target === a.target && this.#admits(s, a.open) === undefined) continue;
+      reset++;
+      this.#log.warn({ event: EVENTS.streamReset, user: a.open.user, service: a.service, reason: 'not-permitted' }, `resetting stream of ${a.open.user} to ${a.service}: no longer allowed by this device`);
+      a.stream.destroy();
+      a.socket.resetAndDestroy();
+    }
+    return { namesChanged: before !== [...this.#services.keys()].sort().join(','), reset };
+  }
+
+  /** Why `open` is refused by service `s`, or undefined when it is admitted. */
+  #admits(s: Service, open: RelayedOpen): string | undefined {
+    if (open.mode === 'reverse') return s.reverse ? undefined : `service ${s.name} does not accept reverse-listener connections`;
+    return serviceAllows(s.allow, open.user, open.userKey) ? undefined : `user ${open.user} may not reach service ${s.name} on this device`;
+  }
+
+  /** Opens the `@services` stream and writes the names; errors are logged, never thrown. */
+  announce(mux: MuxSession): void {
+    if (mux.closed) return;
+    try {
+      const stream = mux.openStream(ANNOUNCE_TARGET);
+      stream.on('error', (err: Error) => this.#log.warn({ event: EVENTS.deviceServices, err: err.message }, `announcing services failed: ${err.message}`));
+      stream.on('data', () => {});
+      stream.end(encodeAnnouncement([...this.#services.keys()]));
+      this.#log.info({ event: EVENTS.deviceServices, services: [...this.#services.keys()] }, `announced services: ${[...this.#services.keys()].join(', ') || '(none)'}`);
+    } catch (err) {
+      this.#log.warn({ event: EVENTS.deviceServices, err: (err as Error).message }, `announcing services failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** The mux's onStreamRequest for a device agent. */
+  handle(request: StreamRequest): void {
+    const open = decodeRelayedTarget(request.target);
+    if (open === undefined) {
+      this.#log.warn({ event: EVENTS.deviceStreamRefused, reason: 'not-permitted' }, 'refused a stream that is not a relayed device open');
+      request.reject('not-permitted', 'this client accepts only device service opens');
+      return;
+    }
+    const fields = { user: open.user, service: open.service, mode: open.mode };
+    const refuse = (reason: Parameters<StreamRequest['reject']>[0], message: string): void => {
+      this.#log.warn({ event: EVENTS.deviceStreamRefused, ...fields, reason, detail: message }, `refused ${open.user} -> ${open.service}: ${message}`);
+      request.reject(reason, message);
+    };
+    const service = this.#services.get(open.service);
+    if (service === undefined) {
+      refuse('unreachable', `no service ${open.service} on this device`);
+      return;
+    }
+    const why = this.#admits(service, open);
+    if (why !== undefined) {
+      refuse('not-permitted', why);
+      return;
+    }
+    const started = Date.now();
+    dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: request.signal }).then(
+      (dialed) => {
+        if (request.cancelled) {
+          dialed.socket.destroy();
+          return;
+        }
+        // Checked again: a reload may have happened during the dial.
+        const now = this.#services.get(open.service);
+        if (now === undefined || this.#admits(now, open) !== undefined) {
+          dialed.socket.destroy();
+          refuse('not-permitted', `service ${open.service} changed during the open`);
+          return;
+        }
+        let accepted: Duplex;
+        try {
+          accepted = request.accept();
+        } catch {
+          dialed.socket.destroy();
+          return;
+        }
+        const stream =
+          open.mode === 'e2e'
+            ? e2eRespond(accepted, { staticKeyPair: this.#keyPair, expectedUserKey: Buffer.from(open.userKey, 'base64'), service: open.service })
+            : accepted;
+        const active: ActiveServiceStream = { service: open.service, target: service.target, open, stream, socket: dialed.socket };
+        this.#active.add(active);
+        this.#log.info({ event: EVENTS.deviceStreamOpen, ...fields, target: service.target, dialMs: Date.now() - started }, `${open.user} -> ${open.service} (${service.target}) open`);
+        pipeSocketStream(dialed.socket, stream, {
+          onDone: (r) => {
+            this.#active.delete(active);
+            this.#log.info(
+              { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
+              `${open.user} -> ${open.service} closed (${r.how})`,
+            );
+          },
+        });
+      },
+      (err: Error & { reason?: unknown }) => {
+        if (request.cancelled) return;
+        refuse(isReasonCode(err.reason) ? err.reason : 'error', `service ${open.service}: ${err.message}`);
+      },
+    );
+  }
+
+  status(): Array<{ name: string; target: string; streams: number }> {
+    return [...this.#services.values()].map((s) => ({
+      name: s.name,
+      target: s.target,
+      streams: [...this.#active].filter((a) => a.service === s.name).length,
+    }));
+  }
+
+  /** Shutdown: every service stream reset. */
+  closeAll(): void {
+    for (const a of this.#active) {
+      a.stream.destroy();
+      a.socket.resetAndDestroy();
+    }
+  }
+}
+
+function compile(services: readonly ServiceConfig[]): Map<string, Service> {
+  return new Map(services.map((s) => [s.name, { ...s, rules: compileRules([s.target]) }]));
+}
