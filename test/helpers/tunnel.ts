@@ -15,6 +15,10 @@ export interface PeerSpec {
   readonly allow: readonly string[];
   readonly psk?: boolean;
   readonly kind?: 'user' | 'device';
+  /** Device services a user may reach, `DEVICE:SERVICE` (peers.toml `devices`). */
+  readonly devices?: readonly string[];
+  /** Reverse listeners of a device, `SERVICE=HOST:PORT` (peers.toml `reverse`). */
+  readonly reverse?: readonly string[];
 }
 
 export interface TunnelOptions {
@@ -64,7 +68,8 @@ export class TestTunnel {
       .map(
         (p) =>
           `[[peer]]\nname = "${p.name}"\npublic_key = "${encodeKey(p.key.publicKey)}"\n` +
-          `${p.psk ? `psk_file = "${p.name}.psk"\n` : ''}allow = ${JSON.stringify(p.allow)}\nkind = "${p.kind ?? 'user'}"\n`,
+          `${p.psk ? `psk_file = "${p.name}.psk"\n` : ''}allow = ${JSON.stringify(p.allow)}\nkind = "${p.kind ?? 'user'}"\n` +
+          `${p.devices ? `devices = ${JSON.stringify(p.devices)}\n` : ''}${p.reverse ? `reverse = ${JSON.stringify(p.reverse)}\n` : ''}`,
       )
       .join('\n');
     fs.writeFileSync(this.path('peers.toml'), text);
