@@ -34,7 +34,7 @@ describe('example configs', () => {
     expect(result.config.peersFile).toBe(path.join(dir, 'peers.toml'));
     expect(result.config.limits.initialWindowBytes).toBe(262144);
     expect(result.config.tls).toBeUndefined();
-    expect(result.peers.peers.map((p) => p.name)).toEqual(['alice', 'build-runner']);
+    expect(result.peers.peers.map((p) => p.name)).toEqual(['alice', 'build-runner', 'build1']);
     expect(result.filesChecked).toContain(path.join(dir, 'psk/alice.psk'));
     expect(Object.isFrozen(result.config.limits)).toBe(true);
   });
@@ -60,7 +60,10 @@ describe('example configs', () => {
       pskFile: path.join(dir, 'psk/alice.psk'),
       allow: ['10.0.0.0/8:22', 'db.corp.example:5432'],
       kind: 'user',
+      devices: ['build1:ssh', 'build1:postgres'],
+      reverse: [],
     });
+    expect(peers.peers[2]).toMatchObject({ name: 'build1', kind: 'device', reverse: ['ssh=127.0.0.1:2222'] });
     expect(peers.peers[1]?.kind).toBe('user');
     expect(peers.peers[1]?.pskFile).toBeUndefined();
   });

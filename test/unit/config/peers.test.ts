@@ -15,8 +15,8 @@ describe('loadPeers', () => {
     const dir = tempDir();
     const p = loadPeers(write(dir, 'peers.toml', peer('alice', A, 'psk_file = "psk/a.psk"') + peer('dev-1', B, 'kind = "device"')));
     expect(p.peers).toEqual([
-      { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/a.psk'), allow: ['10.0.0.0/8:22'], kind: 'user' },
-      { name: 'dev-1', publicKey: B, allow: ['10.0.0.0/8:22'], kind: 'device' },
+      { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/a.psk'), allow: ['10.0.0.0/8:22'], kind: 'user', devices: [], reverse: [] },
+      { name: 'dev-1', publicKey: B, allow: ['10.0.0.0/8:22'], kind: 'device', devices: [], reverse: [] },
     ]);
     expect(Object.isFrozen(p.peers[0]?.allow)).toBe(true);
   });
@@ -51,8 +51,8 @@ describe('loadPeers', () => {
 describe('savePeers', () => {
   const tempDir = useTempDir();
   const peers = (dir: string): PeerConfig[] => [
-    { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/alice.psk'), allow: ['10.0.0.0/8:22', '[fd00::/8]:*'], kind: 'user' },
-    { name: 'dev', publicKey: B, pskFile: '/elsewhere/dev.psk', allow: [], kind: 'device' },
+    { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/alice.psk'), allow: ['10.0.0.0/8:22', '[fd00::/8]:*'], kind: 'user', devices: ['build1:ssh', '*:*'], reverse: [] },
+    { name: 'dev', publicKey: B, pskFile: '/elsewhere/dev.psk', allow: [], kind: 'device', devices: [], reverse: ['ssh=127.0.0.1:2222', 'web=[::1]:8080'] },
   ];
 
   it('round-trips through loadPeers, writing psk paths relative when inside the folder', () => {
