@@ -5,13 +5,17 @@
  * a type byte (DATA or END) and the payload.
  */
 import { E2EError } from '../errors.js';
+import { MAX_DATA_FRAME_BYTES } from '../mux/stream.js';
 
 /** Largest message on the inner stream (the Noise limit). */
 export const MAX_E2E_MESSAGE_BYTES = 65_535;
 /** Poly1305 tag. */
 export const E2E_TAG_BYTES = 16;
-/** Largest payload of one DATA record: the Noise limit less the tag and the type byte. */
-export const MAX_E2E_PAYLOAD_BYTES = MAX_E2E_MESSAGE_BYTES - E2E_TAG_BYTES - 1;
+/**
+ * Largest payload of one DATA record: a whole record (length prefix, type byte, payload, tag)
+ * fills exactly one mux DATA frame, so each inner record costs one outer record, not two.
+ */
+export const MAX_E2E_PAYLOAD_BYTES = Math.min(MAX_E2E_MESSAGE_BYTES - E2E_TAG_BYTES - 1, MAX_DATA_FRAME_BYTES - 2 - E2E_TAG_BYTES - 1);
 
 /** Record types (the first plaintext byte of a transport message). */
 export const RecordType = Object.freeze({ DATA: 0, END: 1 } as const);
