@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in one run, side by side with the anchors.
 //   1. crypto: Noise handshakes/s and transport MB/s per backend (bench/crypto.mjs)
 //   2. tunnel: ../shared/bench/anchors.sh with twoway as the tunnel under test, next to direct
-//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS
+//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS; and twoway through a
+//      device agent (user client -> server -> device agent, end to end), bench/device-hook.sh
 //   3. memory: RSS per idle stream and per idle session (bench/memory.mjs)
 // Select parts with BENCH="crypto tunnel memory" (default: all). Results land in
 // $RESULTS_DIR (default /tmp/twoway-bench-results). Everything stays on loopback and is bounded.
@@ -37,7 +38,12 @@ if (parts.includes('tunnel')) {
     const bin = path.join(ROOT, 'bin', 'twoway');
     ok =
       run('tunnel (side by side with the anchors)', 'bash', [path.join(SHARED, 'anchors.sh')], {
-        ANCHORS: process.env.ANCHORS ?? 'direct ssh-chacha20 ssh-aes128gcm stunnel tut',
+        // twoway_device (bench/device-hook.sh): the same load through a device agent, end to end.
+        ANCHORS: process.env.ANCHORS ?? 'direct ssh-chacha20 ssh-aes128gcm stunnel tut twoway_device',
+        TUT_HOOK_FILE: path.join(HERE, 'device-hook.sh'),
+        TWOWAY_BIN: bin,
+        NODE_BIN: process.execPath,
+        TWOWAY_BENCH_DIR: HERE,
         TUT_NAME: 'twoway',
         TUT_NOTE: 'client + server daemons, ws://, Noise IKpsk2 ChaChaPoly',
         TUT_SETUP_CMD: `bash ${path.join(HERE, 'tut-setup.sh')} {WORK} {SINK_PORT} {SERVER_PORT} {CLIENT_PORT}`,
