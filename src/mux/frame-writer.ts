@@ -1,8 +1,11 @@
 /**
  * The outbound side of a mux session: frames onto the channel, in order, with channel
- * backpressure. Control frames (OPEN, OPEN_OK, WINDOW_UPDATE, FIN, RESET...) are batched into one
- * channel message per tick; a DATA frame takes any pending control frames in front of it, in the
- * same message when they fit, so an OPEN always precedes its early data and a FIN its last data.
+ * backpressure. Control frames (OPEN, OPEN_OK, WINDOW_UPDATE, FIN, RESET...) and small DATA
+ * frames are batched into one channel message per turn of the event loop (flushed in the check
+ * phase, after every I/O callback of this turn): many streams opening or exchanging small
+ * messages at once then share records, hence cipher set-ups and socket writes. A large DATA frame
+ * takes any pending frames in front of it, in the same message when they fit, so an OPEN always
+ * precedes its early data and a FIN its last data.
  */
 import type { MessageChannel } from '../channel.js';
 import { FRAME_HEADER_BYTES, encodeDataHeader } from './frame.js';
@@ -11,6 +14,8 @@ import { FRAME_HEADER_BYTES, encodeDataHeader } from './frame.js';
 export const MAX_CHANNEL_MESSAGE_BYTES = 65_000;
 /** Queued control frames are flushed at the end of the tick, or once they reach this size. */
 const CONTROL_FLUSH_BYTES = 16 * 1024;
+/** DATA frames up to this payload size join the batch instead of going out as a record alone. */
+export const SMALL_DATA_BYTES = 2 * 1024;
 
 /** Anything that can resume a held write once the channel drains. */
 export interface DrainWaiter {
@@ -32,9 +37,9 @@ export class FrameWriter {
   readonly #waiting = new Set<DrainWaiter>();
   #control: Uint8Array[] = [];
   #controlBytes = 0;
-  #flushScheduled = false;
+  #flushImmediate: NodeJS.Immediate | undefined;
   readonly #flushTask = (): void => {
-    this.#flushScheduled = false;
+    this.#flushImmediate = undefined;
     this.flush();
   };
 
@@ -55,6 +60,13 @@ export class FrameWriter {
   sendData(streamId: number, parts: readonly Uint8Array[], length: number): void {
     if (this.#stopped) return;
     const header = encodeDataHeader(streamId, length);
+    if (length <= SMALL_DATA_BYTES) {
+      this.#stats.framesSent++;
+      this.#stats.bytesSent += FRAME_HEADER_BYTES + length;
+      this.#queue(header, FRAME_HEADER_BYTES + length);
+      for (let i = 0; i < parts.length; i++) this.#control.push(parts[i]!);
+      return;
+    }
     let message: Uint8Array[];
     if (this.#control.length > 0 && this.#controlBytes + FRAME_HEADER_BYTES + length <= MAX_CHANNEL_MESSAGE_BYTES) {
       message = this.#control;
@@ -74,19 +86,25 @@ export class FrameWriter {
   /** Queues a control frame for this tick's batch. */
   sendControl(frame: Uint8Array): void {
     if (this.#stopped) return;
-    this.#control.push(frame);
-    this.#controlBytes += frame.length;
     this.#stats.framesSent++;
     this.#stats.bytesSent += frame.length;
-    if (this.#controlBytes >= CONTROL_FLUSH_BYTES) this.flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-    }
+    this.#queue(frame, frame.length);
+  }
+
+  /** Adds a frame (or a small DATA frame's header, its payload parts follow) to the batch. */
+  #queue(first: Uint8Array, frameBytes: number): void {
+    if (this.#controlBytes + frameBytes > CONTROL_FLUSH_BYTES) this.flush();
+    this.#control.push(first);
+    this.#controlBytes += frameBytes;
+    this.#flushImmediate ??= setImmediate(this.#flushTask);
   }
 
   /** Sends the queued control frames now. */
   flush(): void {
+    if (this.#flushImmediate !== undefined) {
+      clearImmediate(this.#flushImmediate);
+      this.#flushImmediate = undefined;
+    }
     if (this.#control.length === 0 || this.#stopped) return;
     const parts = this.#control;
     this.#control = [];
@@ -116,6 +134,8 @@ export class FrameWriter {
   /** Sends nothing more (the session ended); queued frames are dropped. */
   stop(): void {
     this.#stopped = true;
+    if (this.#flushImmediate !== undefined) clearImmediate(this.#flushImmediate);
+    this.#flushImmediate = undefined;
     this.#control = [];
     this.#controlBytes = 0;
     this.#waiting.clear();
