@@ -52,8 +52,11 @@ export interface DhPublicKey {
  * path needs no bigint; the backend lays them out as the cipher requires (section 12.3/12.4).
  */
 export interface Aead {
-  /** ENCRYPT(k, n, ad, plaintext): ciphertext || tag in one freshly allocated array. */
-  seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[]): Uint8Array;
+  /**
+   * ENCRYPT(k, n, ad, plaintext): ciphertext || tag in one freshly allocated array, after
+   * `prefix` when given (prefix || ciphertext || tag: a record header costs no second copy).
+   */
+  seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array;
   /**
    * DECRYPT(k, n, ad, ciphertext). The tag is verified before any plaintext is returned; on failure
    * throws NoiseError 'ERR_NOISE_DECRYPT' and releases nothing.

@@ -78,8 +78,9 @@ class NobleAead implements Aead {
     return chacha20poly1305(this.#key, Uint8Array.from(this.#nonce), ad);
   }
 
-  seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[]): Uint8Array {
-    return this.#instance(high, low, ad).encrypt(concat(plaintext));
+  seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array {
+    const sealed = this.#instance(high, low, ad).encrypt(concat(plaintext));
+    return prefix === undefined || prefix.length === 0 ? sealed : concat([prefix, sealed]);
   }
 
   open(high: number, low: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {

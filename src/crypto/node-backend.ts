@@ -163,15 +163,17 @@ class NodeAead implements Aead {
     return this.#key;
   }
 
-  seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array {
     const cipher = createCipheriv(this.#algorithm as 'aes-256-gcm', this.#liveKey(), this.#nonceFor(high, low), { authTagLength: TAG_BYTES });
     if (ad.length > 0) cipher.setAAD(ad);
     const length = partsLength(plaintext);
-    const out = allocOutput(length + TAG_BYTES);
+    const start = prefix?.length ?? 0;
+    const out = allocOutput(start + length + TAG_BYTES);
+    if (prefix !== undefined) out.set(prefix, 0);
     if (plaintext instanceof Uint8Array) {
-      out.set(cipher.update(plaintext), 0);
+      out.set(cipher.update(plaintext), start);
     } else {
-      let offset = 0;
+      let offset = start;
       for (const part of plaintext) {
         if (part.length === 0) continue;
         out.set(cipher.update(part), offset);
@@ -179,7 +181,7 @@ class NodeAead implements Aead {
       }
     }
     cipher.final();
-    out.set(cipher.getAuthTag(), length);
+    out.set(cipher.getAuthTag(), start + length);
     return out;
   }
 

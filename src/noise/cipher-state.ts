@@ -99,14 +99,25 @@ export class CipherState {
    * `plaintext` may be given in parts (encrypted as their concatenation, without a copy first).
    */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[]): Uint8Array {
+    return this.encryptWithAdAfter(ad, plaintext);
+  }
+
+  /**
+   * EncryptWithAd, with `prefix` (not encrypted, not authenticated here) copied in front of the
+   * result: prefix || ciphertext || tag in one array. Callers use it for a record header.
+   */
+  encryptWithAdAfter(ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array {
     const length = partsLength(plaintext);
     const aead = this.#cipherForKey();
     if (length + (aead === undefined ? 0 : TAG_BYTES) > MAX_MESSAGE_BYTES) {
       throw new NoiseError('ERR_NOISE_MESSAGE_TOO_LONG', `plaintext of ${length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte Noise message limit`);
     }
-    if (aead === undefined) return plaintext instanceof Uint8Array ? plaintext : concat(plaintext, length);
+    if (aead === undefined) {
+      if (prefix !== undefined) return concat([prefix, ...(plaintext instanceof Uint8Array ? [plaintext] : plaintext)], prefix.length + length);
+      return plaintext instanceof Uint8Array ? plaintext : concat(plaintext, length);
+    }
     this.#checkNonce();
-    const ciphertext = aead.seal(this.#nonceHigh, this.#nonceLow, ad, plaintext);
+    const ciphertext = aead.seal(this.#nonceHigh, this.#nonceLow, ad, plaintext, prefix);
     this.#advance();
     return ciphertext;
   }

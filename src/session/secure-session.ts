@@ -200,7 +200,7 @@ export class RecordSession implements SecureSession {
   #sendRecord(record: SealedRecord | undefined): boolean {
     if (record === undefined || this.#state === 'closed') return false;
     this.#stats.recordsOut++;
-    this.#stats.bytesOut += record[0].length + record[1].length;
+    this.#stats.bytesOut += record.length;
     this.#timers.onDataSent();
     const sent = this.#keys.sentUnderKey;
     if (sent >= this.#opts.limits.rekeyAfterRecords && this.#keys.rekeyState === 'idle' && !this.#rekeyQueued) {
