@@ -85,15 +85,32 @@ export interface CryptoBackend {
   createAead(cipher: CipherName, key: Uint8Array): Aead;
   hash(name: HashName, parts: readonly Uint8Array[]): Uint8Array;
   hmac(name: HashName, key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array;
+  /**
+   * Optional faster HKDF (same contract as the `hkdf` function below, which calls it when
+   * present): a backend may reuse HMAC state across the outputs of one temp_key.
+   */
+  hkdf?(name: HashName, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[];
 }
 
 const ONE = Uint8Array.of(1);
 
 /**
  * HKDF(chaining_key, input_key_material, num_outputs) as Noise section 4.3 defines it (HMAC-based,
- * outputs of HASHLEN bytes). Intermediate secrets are wiped.
+ * outputs of HASHLEN bytes, each a fresh array). Intermediate secrets are wiped.
  */
 export function hkdf(
+  backend: CryptoBackend,
+  hash: HashName,
+  chainingKey: Uint8Array,
+  inputKeyMaterial: Uint8Array,
+  outputs: 2 | 3,
+): Uint8Array[] {
+  if (backend.hkdf !== undefined) return backend.hkdf(hash, chainingKey, inputKeyMaterial, outputs);
+  return hkdfFromHmac(backend, hash, chainingKey, inputKeyMaterial, outputs);
+}
+
+/** HKDF from the backend's HMAC alone (the section 4.3 definition, step by step). */
+export function hkdfFromHmac(
   backend: CryptoBackend,
   hash: HashName,
   chainingKey: Uint8Array,

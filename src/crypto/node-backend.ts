@@ -11,9 +11,12 @@
  * - The static-static DH result (ss) of a cached local key with a cached remote key is memoised
  *   on the local key handle, as WireGuard precomputes it per peer: it is derivable from the cached
  *   private key anyway, and it saves two of the ten X25519 operations of an IK handshake pair.
- * - Hashes and HMACs of handshake-sized inputs use the one-shot `crypto.hash()` over a reused
- *   scratch buffer (HMAC built from two hashes, RFC 2104), which avoids the per-call cost of a
- *   Hash/Hmac stream object; the scratch buffer is wiped after every use.
+ * - BLAKE2s of handshake-sized inputs (hash, HMAC, HKDF) runs in JavaScript (`blake2s.ts`,
+ *   `hmac-blake2s.ts`): each node:crypto call costs more set-up than the hashing itself, and HKDF
+ *   can then reuse its padded-key states. Larger inputs go to OpenSSL.
+ * - Other hashes and HMACs of handshake-sized inputs use the one-shot `crypto.hash()` over a
+ *   reused scratch buffer (HMAC built from two hashes, RFC 2104), which avoids the per-call cost
+ *   of a Hash/Hmac stream object; the scratch buffer is wiped after every use.
  * - AEAD: chacha20-poly1305 and aes-256-gcm, keyed from a raw key buffer that destroy() wipes.
  *   Decryption returns plaintext only after `final()` has verified the tag (SECURITY.md #2).
  */
@@ -39,6 +42,7 @@ import {
   assertDhKey,
   assertNonZeroDh,
   clampPrivateKey,
+  hkdfFromHmac,
   partsLength,
   type Aead,
   type CipherName,
@@ -48,6 +52,8 @@ import {
   type HashName,
   type KeyPair,
 } from './backend.js';
+import { BLAKE2S_BLOCK_BYTES } from './blake2s.js';
+import { BLAKE2S_JS_MAX_BYTES, blake2sParts, hkdfBlake2s, hmacBlake2s } from './hmac-blake2s.js';
 
 /** PKCS#8 header of an X25519 private key (RFC 8410); the raw key follows it. */
 const PKCS8_X25519_PREFIX = Uint8Array.from([
@@ -223,6 +229,7 @@ function totalLength(parts: readonly Uint8Array[]): number {
 
 function hashOf(name: HashName, parts: readonly Uint8Array[]): Uint8Array {
   const total = totalLength(parts);
+  if (name === 'BLAKE2s' && total <= BLAKE2S_JS_MAX_BYTES) return blake2sParts(parts);
   if (total > ONE_SHOT_MAX_BYTES) {
     const h = createHash(OPENSSL_HASH[name]);
     for (const part of parts) h.update(part);
@@ -248,6 +255,7 @@ function padKey(key: Uint8Array, block: number, pad: number): void {
 function hmacOf(name: HashName, key: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   const block = BLOCK_BYTES[name];
   const total = totalLength(parts);
+  if (name === 'BLAKE2s' && key.length <= BLAKE2S_BLOCK_BYTES && total <= BLAKE2S_JS_MAX_BYTES) return hmacBlake2s(key, parts);
   if (key.length > block || total > ONE_SHOT_MAX_BYTES) {
     const h = createHmac(OPENSSL_HASH[name], key);
     for (const part of parts) h.update(part);
@@ -348,6 +356,13 @@ export function createNodeBackend(): CryptoBackend {
 
     hash: hashOf,
     hmac: hmacOf,
+
+    hkdf(name: HashName, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[] {
+      if (name === 'BLAKE2s' && chainingKey.length <= BLAKE2S_BLOCK_BYTES && inputKeyMaterial.length <= BLAKE2S_JS_MAX_BYTES) {
+        return hkdfBlake2s(chainingKey, inputKeyMaterial, outputs);
+      }
+      return hkdfFromHmac(backend, name, chainingKey, inputKeyMaterial, outputs);
+    },
   };
   return backend;
 }
