@@ -400,7 +400,11 @@ export class MuxStream extends Duplex {
     const callback = this.#wCallback;
     if (callback !== undefined) {
       this.#wCallback = undefined;
+      // The Writable may run its next buffered write and then _final synchronously from here:
+      // that write can leave bytes in #out (a held tail, no credit) and _final then registers a
+      // pending FIN, which must wait for those bytes, not go out below.
       callback();
+      if (this.#outBytes > 0) return;
     }
     const final = this.#finalCallback;
     if (final !== undefined) {
