@@ -1,0 +1,74 @@
+/**
+ * Soak (not part of `npm test`; run with `npm run soak`): many bulk responses after a half-close
+ * through real daemons, each checked byte for byte. The client sends a few bytes and shuts its
+ * writing side; the target answers with RESPONSE_BYTES and ends. Every response must arrive
+ * whole, with a clean end. This found a FIN sent ahead of a stream's last bytes (about one
+ * response in 40 lost its tail under load); test/unit/mux/stream-write-order.test.ts now pins
+ * that order deterministically.
+ *
+ * Bounded: SOAK_ROUNDS rounds (default 15, at most 500) of SOAK_PARALLEL (default 4, at most 32)
+ * concurrent exchanges; the test times out after 10 minutes.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestTunnel } from '../helpers/tunnel.js';
+
+const ROUNDS = Math.min(500, Number(process.env.SOAK_ROUNDS ?? 15));
+const PARALLEL = Math.min(32, Number(process.env.SOAK_PARALLEL ?? 4));
+const RESPONSE_BYTES = 24 * 1024 * 1024;
+const response = randomBytes(RESPONSE_BYTES);
+const responseDigest = createHash('sha256').update(response).digest('hex');
+
+let tunnel: TestTunnel;
+let sink: net.Server;
+let forwardPort: number;
+
+beforeAll(async () => {
+  sink = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.resume();
+    socket.on('end', () => socket.end(response));
+  });
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+  const sinkPort = (sink.address() as net.AddressInfo).port;
+  tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sinkPort}`] }] });
+  await tunnel.startServer();
+  const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${sinkPort}"\n`);
+  [forwardPort] = TestTunnel.listenerPorts(client) as [number];
+}, 30_000);
+
+afterAll(async () => {
+  await tunnel?.stop();
+  sink?.close();
+});
+
+/** Sends 'ping', half-closes, collects everything until the far end closes. */
+function exchange(): Promise<{ received: Buffer; error?: string }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(forwardPort, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let error: string | undefined;
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
+    socket.on('close', () => resolve({ received: Buffer.concat(chunks), ...(error ? { error } : {}) }));
+    socket.end('ping');
+  });
+}
+
+describe('soak: bulk responses after a half-close', () => {
+  it(`${ROUNDS} rounds of ${PARALLEL} concurrent 24 MiB responses arrive whole`, async () => {
+    const bad: string[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const results = await Promise.all(Array.from({ length: PARALLEL }, exchange));
+      for (const r of results) {
+        if (r.error !== undefined || r.received.length !== RESPONSE_BYTES || createHash('sha256').update(r.received).digest('hex') !== responseDigest) {
+          let same = 0;
+          while (same < r.received.length && r.received[same] === response[same]) same++;
+          bad.push(`round ${round}: ${r.received.length} bytes (first difference at ${same}), error ${r.error ?? 'none'}`);
+        }
+      }
+    }
+    expect(bad).toEqual([]);
+  }, 600_000);
+});
