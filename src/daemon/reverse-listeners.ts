@@ -16,11 +16,21 @@ import type { ReverseListen } from './server-peers.js';
 /** Connections one reverse listener holds open at most. */
 export const MAX_REVERSE_CONNECTIONS = 1_024;
 
+/** One reverse port: `up` once bound; `failed` after a bind error (retried on the next sync). */
 interface Listening {
   readonly spec: ReverseListen;
   readonly server: net.Server;
   readonly sockets: Set<net.Socket>;
   up: boolean;
+  failed: boolean;
+}
+
+/** What status shows for one reverse port. */
+export interface ReverseStatus {
+  readonly service: string;
+  readonly listen: string;
+  readonly up: boolean;
+  readonly connections: number;
 }
 
 /** The reverse listeners of one connected device. */
@@ -39,18 +49,39 @@ export class ReverseListeners {
     this.#tap = tap;
   }
 
-  /** Puts `wanted` in force for the announced `services`: new ones listen, gone ones close. */
+  /**
+   * Puts `wanted` in force for the announced `services`: new ones listen, gone ones close (their
+   * connections reset), ones whose bind failed are tried again.
+   */
   sync(wanted: readonly ReverseListen[], services: readonly string[]): void {
     if (this.#closed) return;
     const keep = new Map(wanted.filter((w) => services.includes(w.service)).map((w) => [keyOf(w), w]));
     for (const [key, l] of this.#open) {
       if (!keep.has(key)) this.#close(key, l, 'no longer configured');
+      else if (l.failed) this.#open.delete(key);
     }
     for (const [key, spec] of keep) if (!this.#open.has(key)) this.#listen(key, spec);
   }
 
-  status(): Array<{ service: string; listen: string; up: boolean; connections: number }> {
+  status(): ReverseStatus[] {
     return [...this.#open.values()].map((l) => ({ service: l.spec.service, listen: hostPort(l.spec), up: l.up, connections: l.sockets.size }));
+  }
+
+  /** Connections open through these listeners (counted in the shutdown drain). */
+  get connectionCount(): number {
+    let n = 0;
+    for (const l of this.#open.values()) n += l.sockets.size;
+    return n;
+  }
+
+  /** Shutdown has begun: accept no more connections, let the open ones drain. */
+  stopAccepting(): void {
+    this.#closed = true;
+    for (const l of this.#open.values()) {
+      if (l.server.listening) l.server.close();
+      if (l.up) this.#log.info({ event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: 'server shutting down' }, `reverse listener ${hostPort(l.spec)} released (server shutting down)`);
+      l.up = false;
+    }
   }
 
   /** The device went away: release every port now; open connections are reset. */
@@ -63,14 +94,20 @@ export class ReverseListeners {
     const sockets = new Set<net.Socket>();
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#onConnection(spec, socket, sockets));
     server.maxConnections = MAX_REVERSE_CONNECTIONS;
-    const entry: Listening = { spec, server, sockets, up: false };
+    const entry: Listening = { spec, server, sockets, up: false, failed: false };
     this.#open.set(key, entry);
     server.on('error', (err: NodeJS.ErrnoException) => {
+      // Not fatal: the device keeps working through the tunnel; status shows the port down.
       this.#log.warn({ event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec), err: err.code ?? err.message }, `reverse listener ${hostPort(spec)} for ${this.#device}:${spec.service} failed: ${err.code ?? err.message}`);
-      this.#open.delete(key);
+      entry.up = false;
+      entry.failed = true;
       server.close();
     });
     server.listen({ host: spec.host, port: spec.port, backlog: 511 }, () => {
+      if (this.#open.get(key) !== entry || this.#closed) {
+        server.close(); // released (or shutdown began) while the bind was in progress
+        return;
+      }
       entry.up = true;
       this.#log.info({ event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec) }, `reverse listener ${hostPort(spec)} -> ${this.#device}:${spec.service}`);
     });
@@ -78,7 +115,7 @@ export class ReverseListeners {
 
   #close(key: string, l: Listening, why: string): void {
     this.#open.delete(key);
-    l.server.close();
+    if (l.server.listening) l.server.close();
     for (const socket of l.sockets) socket.resetAndDestroy();
     if (l.up) this.#log.info({ event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: why }, `reverse listener ${hostPort(l.spec)} released (${why})`);
   }
@@ -103,8 +140,11 @@ export class ReverseListeners {
       socket.on('data', (c: Buffer) => tap(c));
       stream.on('data', (c: Buffer) => tap(c));
     }
+    let opened = false;
+    stream.once('open', () => (opened = true));
     stream.once('error', (err: Error & { reason?: string }) => {
-      this.#log.warn({ event: EVENTS.streamRefused, device: this.#device, service: spec.service, remote: from, reason: err.reason ?? 'error' }, `reverse connection from ${from} to ${this.#device}:${spec.service} failed: ${err.message}`);
+      if (opened) return; // the close line below tells how it ended
+      this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason: err.reason ?? 'error', detail: err.message }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${err.message}`);
     });
     pipeSocketStream(socket, stream, {
       onDone: (r) => {

@@ -16,16 +16,25 @@ import {
 import { EVENTS } from '../log/events.js';
 import { isReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
+import type { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
-import { ReverseListeners } from './reverse-listeners.js';
-import type { ServerSessionHandle } from './server.js';
+import type { SecureSession } from '../session/secure-session.js';
+import { ReverseListeners, type ReverseStatus } from './reverse-listeners.js';
 import type { ServerPeer, ServerPeers } from './server-peers.js';
-import { relayStreams, type Relay } from './stream-relay.js';
+import { relayStreams, type Relay, type RelaySide } from './stream-relay.js';
+
+/** What the router needs of a session (the server's ServerSessionHandle is one). */
+export interface DeviceSessionHandle {
+  readonly mux: MuxSession;
+  /** Canonical base64 of the peer's static public key. */
+  readonly publicKey: string;
+  readonly session: Pick<SecureSession, 'close'>;
+}
 
 /** A connected device. */
 interface DeviceEntry {
   readonly name: string;
-  readonly handle: ServerSessionHandle;
+  readonly handle: DeviceSessionHandle;
   services: string[];
   readonly since: Date;
   readonly reverse: ReverseListeners;
@@ -46,13 +55,18 @@ export interface DeviceStatus {
   readonly services: string[];
   readonly since: string;
   readonly streams: number;
-  readonly reverse: Array<{ service: string; listen: string; up: boolean; connections: number }>;
+  readonly reverse: readonly ReverseStatus[];
 }
 
 /** The message part of a refusal the device sent (the relayed target is not repeated). */
 function refusalMessage(err: Error, fallback: string): string {
   const m = /refused \([a-z-]+\): (.*)$/s.exec(err.message);
   return m?.[1] ?? fallback;
+}
+
+/** The device's session ended under a stream: the user hears 'device-offline', not 'tunnel-closed'. */
+function fromDeviceSide(side: RelaySide, reason: ReasonCode): ReasonCode {
+  return side === 'b' && reason === 'tunnel-closed' ? 'device-offline' : reason;
 }
 
 export class DeviceRouter {
@@ -66,19 +80,27 @@ export class DeviceRouter {
     this.#tap = tap;
   }
 
-  /** Relays in progress (counted in the shutdown drain). */
+  /** Relays and reverse-listener connections in progress (counted in the shutdown drain). */
   get relayCount(): number {
-    return this.#relays.size;
+    let n = this.#relays.size;
+    for (const d of this.#devices.values()) n += d.reverse.connectionCount;
+    return n;
+  }
+
+  /** True while `name` has a registered, live session. */
+  isOnline(name: string): boolean {
+    const entry = this.#devices.get(name);
+    return entry !== undefined && !entry.handle.mux.closed;
   }
 
   /** A device's session is up: it replaces an older session of the same device. */
-  online(handle: ServerSessionHandle, peer: ServerPeer): void {
+  online(handle: DeviceSessionHandle, peer: ServerPeer): void {
     const older = this.#devices.get(peer.name);
     if (older !== undefined && older.handle !== handle) {
       this.#log.info({ event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' }, `device ${peer.name}: a newer session replaces the older one`);
       this.#drop(older, 'replaced by a newer session');
       older.handle.mux.close('normal', 'replaced by a newer session of the same device');
-      older.handle.session.close({ code: 'normal', message: 'replaced by a newer session' });
+      older.handle.session.close({ code: 'replaced', message: 'replaced by a newer session' });
     }
     const entry: DeviceEntry = {
       name: peer.name,
@@ -90,9 +112,9 @@ export class DeviceRouter {
     this.#devices.set(peer.name, entry);
     this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.publicKey }, `device ${peer.name} connected`);
     handle.mux.onClose(() => {
-      if (this.#devices.get(peer.name) !== entry) return;
+      if (this.#devices.get(entry.name) !== entry) return;
       this.#drop(entry, 'session ended');
-      this.#log.info({ event: EVENTS.deviceOffline, device: peer.name }, `device ${peer.name} disconnected`);
+      this.#log.info({ event: EVENTS.deviceOffline, device: entry.name }, `device ${entry.name} disconnected`);
     });
   }
 
@@ -103,7 +125,7 @@ export class DeviceRouter {
   }
 
   /** A device's `@services` stream: read the announcement, then put its reverse listeners in force. */
-  announce(handle: ServerSessionHandle, peer: ServerPeer, request: StreamRequest): void {
+  announce(handle: DeviceSessionHandle, peer: ServerPeer, request: StreamRequest): void {
     const entry = this.#devices.get(peer.name);
     if (peer.kind !== 'device' || entry === undefined || entry.handle !== handle) {
       request.reject('not-permitted', `${ANNOUNCE_TARGET} is for devices`);
@@ -143,9 +165,9 @@ export class DeviceRouter {
   }
 
   /** A user's open of `target`: the server's checks, then the device's, then the relay. */
-  route(user: ServerSessionHandle, peer: ServerPeer, peers: ServerPeers, target: DeviceTarget, request: StreamRequest, log: Logger): void {
+  route(user: DeviceSessionHandle, peer: ServerPeer, peers: ServerPeers, target: DeviceTarget, request: StreamRequest, log: Logger): void {
     const { device, service } = target;
-    const fields = { device, service };
+    const fields = { user: peer.name, device, service };
     const refuse = (reason: ReasonCode, message: string): void => {
       log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
       request.reject(reason, message);
@@ -178,7 +200,9 @@ export class DeviceRouter {
       if (opened) return; // relaying: the relay carries the reset to the user
       request.signal.removeEventListener('abort', onCancel);
       if (request.cancelled) return;
-      refuse(isReasonCode(err.reason) ? err.reason : 'error', `device ${device}: ${refusalMessage(err, 'refused')}`);
+      const reason = isReasonCode(err.reason) ? err.reason : 'error';
+      if (reason === 'tunnel-closed') refuse('device-offline', `device ${device} is not connected`);
+      else refuse(reason, `device ${device}: ${refusalMessage(err, 'refused')}`);
     });
     toDevice.once('open', () => {
       opened = true;
@@ -198,6 +222,7 @@ export class DeviceRouter {
         service,
         relay: relayStreams(fromUser, toDevice, {
           ...(tap ? { tap: (_d: string, c: Buffer) => tap(c) } : {}),
+          translate: fromDeviceSide,
           onDone: (r) => {
             this.#relays.delete(active);
             log.info(
@@ -222,11 +247,28 @@ export class DeviceRouter {
       this.#log.warn({ event: EVENTS.streamReset, peer: r.user, device: r.device, service: r.service, reason: 'not-permitted' }, `resetting stream of ${r.user} to ${r.device}:${r.service}: no longer permitted`);
       r.relay.reset('not-permitted');
     }
-    for (const entry of this.#devices.values()) {
-      const peer = peers.device(entry.name);
-      entry.reverse.sync(peer?.reverse ?? [], entry.services);
+    for (const entry of [...this.#devices.values()]) {
+      const peer = peers.lookup(Buffer.from(entry.handle.publicKey, 'base64'));
+      // A removed key's session was closed by the server already (its onClose dropped the entry).
+      if (peer === undefined) continue;
+      if (peer.kind !== 'device' || peer.name !== entry.name) {
+        // Renamed, or no longer a device: users' permissions named the old device. The agent
+        // reconnects (with backoff) and registers as what the new allowlist says it is.
+        const why = peer.kind !== 'device' ? 'no longer a device' : `renamed to ${peer.name}`;
+        reset += this.#relaysOf(entry.name);
+        this.#drop(entry, why);
+        this.#log.warn({ event: EVENTS.deviceOffline, device: entry.name, detail: why }, `device ${entry.name}: ${why}; closing its session`);
+        entry.handle.mux.close('normal', `peer changed: ${why}`);
+        entry.handle.session.close({ code: 'normal', message: 'peer changed' });
+        continue;
+      }
+      entry.reverse.sync(peer.reverse, entry.services);
     }
     return reset;
+  }
+
+  #relaysOf(device: string): number {
+    return [...this.#relays].filter((r) => r.device === device).length;
   }
 
   status(): DeviceStatus[] {
@@ -235,9 +277,14 @@ export class DeviceRouter {
       fingerprint: d.handle.publicKey,
       services: [...d.services],
       since: d.since.toISOString(),
-      streams: [...this.#relays].filter((r) => r.device === d.name).length,
+      streams: this.#relaysOf(d.name),
       reverse: d.reverse.status(),
     }));
+  }
+
+  /** Shutdown has begun: reverse listeners take no more connections (open ones drain). */
+  stopAccepting(): void {
+    for (const d of this.#devices.values()) d.reverse.stopAccepting();
   }
 
   /** Shutdown: every relay reset, every reverse port released. */

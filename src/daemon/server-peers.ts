@@ -24,9 +24,13 @@ export interface ServerPeer extends PeerEntry {
 
 export class ServerPeers {
   readonly #byKey = new Map<string, ServerPeer>();
+  readonly #devices = new Map<string, ServerPeer>();
 
   constructor(peers: readonly ServerPeer[]) {
-    for (const peer of peers) this.#byKey.set(Buffer.from(peer.publicKey).toString('base64'), peer);
+    for (const peer of peers) {
+      this.#byKey.set(Buffer.from(peer.publicKey).toString('base64'), peer);
+      if (peer.kind === 'device') this.#devices.set(peer.name, peer);
+    }
   }
 
   get size(): number {
@@ -40,8 +44,7 @@ export class ServerPeers {
 
   /** The device peer named `name`, if any. */
   device(name: string): ServerPeer | undefined {
-    for (const peer of this.#byKey.values()) if (peer.kind === 'device' && peer.name === name) return peer;
-    return undefined;
+    return this.#devices.get(name);
   }
 
   names(): string[] {

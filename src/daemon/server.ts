@@ -233,6 +233,7 @@ export class ServerDaemon {
     this.#draining = true;
     const deadline = Date.now() + this.#options.shutdownGraceMs;
     const open = (): number => [...this.#handles].reduce((n, h) => n + h.streams.size, 0) + this.#devices.relayCount;
+    this.#devices.stopAccepting();
     this.#log.info({ event: EVENTS.daemonStop, streams: open(), graceMs: this.#options.shutdownGraceMs }, 'shutting down: draining open streams');
     while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const left = open();

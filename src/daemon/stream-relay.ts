@@ -9,6 +9,9 @@ import { isReasonCode, type ReasonCode } from '../mux/reason.js';
 /** How a relay ended: both ends carried, or reset (by either side, or by the server). */
 export type RelayEnd = 'closed' | 'reset';
 
+/** Which stream a failure came from. */
+export type RelaySide = 'a' | 'b';
+
 export interface RelayResult {
   /** Bytes from `a` written to `b`. */
   readonly aToB: number;
@@ -23,11 +26,16 @@ export interface RelayHooks {
   onDone?(result: RelayResult): void;
   /** Sees every chunk relayed (audits: `twoway server --debug-relay-capture`). */
   tap?(direction: 'a-to-b' | 'b-to-a', chunk: Buffer): void;
+  /**
+   * The reason passed on when `side` fails with `reason`; identity by default. The server maps a
+   * device session's end ('tunnel-closed') to 'device-offline' for the user.
+   */
+  translate?(side: RelaySide, reason: ReasonCode): ReasonCode;
 }
 
 /** A relay in progress. */
 export interface Relay {
-  /** Resets both streams with `reason` (revocation, shutdown). */
+  /** Resets both streams with `reason` (revocation, shutdown). A no-op once both are closed. */
   reset(reason: ReasonCode): void;
 }
 
@@ -44,13 +52,17 @@ function reasonOf(err: unknown): ReasonCode {
   return isReasonCode(reason) ? reason : 'error';
 }
 
-/** Relays `a` and `b` both ways until both have closed. Installs 'error' listeners on both. */
+/**
+ * Relays `a` and `b` both ways until both have closed, then calls `hooks.onDone` once. Installs
+ * 'error' listeners on both. A stream that is already destroyed counts as reset at once.
+ */
 export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {}): Relay {
   const started = Date.now();
   const counts = { 'a-to-b': 0, 'b-to-a': 0 };
   let how: RelayEnd = 'closed';
   let reason: ReasonCode | undefined;
   let closed = 0;
+  const translate = (side: RelaySide, why: ReasonCode): ReasonCode => hooks.translate?.(side, why) ?? why;
 
   const cut = (why: ReasonCode): void => {
     if (how === 'closed') {
@@ -61,32 +73,52 @@ export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {
     resetStream(b, why);
   };
 
-  const pump = (from: Resettable, to: Resettable, direction: 'a-to-b' | 'b-to-a'): void => {
+  const onClosed = (): void => {
+    if (++closed !== 2) return;
+    hooks.onDone?.({
+      aToB: counts['a-to-b'],
+      bToA: counts['b-to-a'],
+      durationMs: Date.now() - started,
+      how,
+      ...(reason ? { reason } : {}),
+    });
+  };
+
+  const pump = (from: Resettable, to: Resettable, side: RelaySide): void => {
+    const direction = side === 'a' ? 'a-to-b' : 'b-to-a';
+    let paused = false;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      // Closed before both of its ends were carried: a reset, never a clean end on the other side.
+      if (!(from.readableEnded && from.writableFinished)) cut(translate(side, from.errored ? reasonOf(from.errored) : 'error'));
+      onClosed();
+    };
     from.on('data', (chunk: Buffer) => {
       counts[direction] += chunk.length;
       hooks.tap?.(direction, chunk);
-      if (!to.write(chunk) && to.writableLength >= to.writableHighWaterMark) from.pause();
+      // Pause only while `to` holds a high-water mark of unsent bytes: write() also returns false
+      // for one chunk above the mark that went out at once (src/forward/pipe.ts says why).
+      if (!to.write(chunk) && to.writableLength >= to.writableHighWaterMark) {
+        paused = true;
+        from.pause();
+      }
     });
-    to.on('drain', () => from.resume());
+    to.on('drain', () => {
+      if (!paused) return;
+      paused = false;
+      from.resume();
+    });
     from.on('end', () => {
       if (!to.destroyed) to.end();
     });
-    from.on('error', (err: Error) => cut(reasonOf(err)));
-    from.on('close', () => {
-      // Closed before both of its ends were carried: a reset, never a clean end on the other side.
-      if (!(from.readableEnded && from.writableFinished)) cut(from.errored ? reasonOf(from.errored) : 'error');
-      if (++closed === 2) {
-        hooks.onDone?.({
-          aToB: counts['a-to-b'],
-          bToA: counts['b-to-a'],
-          durationMs: Date.now() - started,
-          how,
-          ...(reason ? { reason } : {}),
-        });
-      }
-    });
+    from.on('error', (err: Error) => cut(translate(side, reasonOf(err))));
+    from.on('close', finish);
+    // A stream destroyed before the relay began may have emitted 'close' already.
+    if (from.destroyed) setImmediate(finish);
   };
-  pump(a, b, 'a-to-b');
-  pump(b, a, 'b-to-a');
+  pump(a, b, 'a');
+  pump(b, a, 'b');
   return { reset: cut };
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPeers, savePeers, type PeerConfig } from '../../../src/config/peers.js';
+import { MAX_DEVICE_RULES_PER_PEER, formatPeers, isDeviceRule, loadPeers, parseReverseEntry, savePeers, type PeerConfig } from '../../../src/config/peers.js';
 import { randomKey, thrown, useTempDir, write } from './fixture.js';
 
 const A = randomKey();
@@ -105,5 +105,72 @@ describe('savePeers', () => {
     expect(err.message).toMatch(/duplicate peer name "alice"/);
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     expect(fs.readdirSync(dir)).toEqual(['peers.toml']);
+  });
+});
+
+describe('peers devices and reverse entries', () => {
+  const tempDir = useTempDir();
+  const device = (extra: string): string => peer('build1', B, `kind = "device"\n${extra}`);
+
+  it('accepts DEVICE:SERVICE with * for either part', () => {
+    const rules = ['build1:ssh', 'build1:*', '*:ssh', '*:*', 'lab.build-1_x:web-2'];
+    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, `devices = ${JSON.stringify(rules)}`)));
+    expect(p.peers[0]?.devices).toEqual(rules);
+    expect(isDeviceRule('build1:ssh')).toBe(true);
+    expect(isDeviceRule('*:*')).toBe(true);
+  });
+
+  it.each(['', 'build1', ':ssh', 'build1:', 'build1:22', 'build1:1ssh', 'build1:s.sh', 'a:b:c', 'bad name:ssh', '**:ssh', 'build1:ss*'])(
+    'refuses the devices entry %j',
+    (rule) => {
+      expect(isDeviceRule(rule)).toBe(false);
+      const err = thrown(() => loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, `devices = [${JSON.stringify(rule)}]`))));
+      expect(err.code).toBe('ERR_CONFIG');
+      expect(err.message).toMatch(rule === '' ? /devices\[0\]: expected a non-empty string/ : /\[peer\.1\]\.devices\[0\]: expected "DEVICE:SERVICE" \(either may be "\*"\)/);
+    },
+  );
+
+  it('parses SERVICE=HOST:PORT with the listen syntax, IPv6 bracketed', () => {
+    expect(parseReverseEntry('ssh=127.0.0.1:2222')).toEqual({ service: 'ssh', host: '127.0.0.1', port: 2222 });
+    expect(parseReverseEntry('web=[::1]:8080')).toEqual({ service: 'web', host: '::1', port: 8080 });
+    expect(parseReverseEntry('db=localhost:5432')).toEqual({ service: 'db', host: 'localhost', port: 5432 });
+    const p = loadPeers(write(tempDir(), 'peers.toml', device('reverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080", "ssh=0.0.0.0:2223"]')));
+    expect(p.peers[0]?.reverse).toEqual(['ssh=127.0.0.1:2222', 'web=[::1]:8080', 'ssh=0.0.0.0:2223']);
+  });
+
+  it.each(['ssh', '=127.0.0.1:22', 'ssh=127.0.0.1', 'ssh=127.0.0.1:0', 'ssh=127.0.0.1:70000', 'ssh=::1:22', 'ssh=[::1:22', '1ssh=127.0.0.1:22', 's.sh=127.0.0.1:22', 'ssh=127.0.0.1:22=x'])(
+    'refuses the reverse entry %j',
+    (entry) => {
+      expect(parseReverseEntry(entry)).toBeUndefined();
+      const err = thrown(() => loadPeers(write(tempDir(), 'peers.toml', device(`reverse = [${JSON.stringify(entry)}]`))));
+      expect(err.code).toBe('ERR_CONFIG');
+      expect(err.message).toMatch(/\[peer\.1\]\.reverse\[0\]: expected "SERVICE=HOST:PORT" \(a port above 0\)/);
+    },
+  );
+
+  it('refuses one address listed twice by a device, and more entries than the bound', () => {
+    const twice = thrown(() => loadPeers(write(tempDir(), 'peers.toml', device('reverse = ["ssh=127.0.0.1:2222", "web=127.0.0.1:2222"]'))));
+    expect(twice.message).toMatch(/reverse\[1\]: 127\.0\.0\.1:2222 is listed twice/);
+    const many = Array.from({ length: MAX_DEVICE_RULES_PER_PEER + 1 }, (_, i) => `d${i}:ssh`);
+    const tooMany = thrown(() => loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, `devices = ${JSON.stringify(many)}`))));
+    expect(tooMany.message).toMatch(new RegExp(`devices: at most ${MAX_DEVICE_RULES_PER_PEER} entries, got ${MAX_DEVICE_RULES_PER_PEER + 1}`));
+  });
+
+  it('formatPeers writes devices and reverse only when set, and the text loads back the same', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'peers.toml');
+    const list: PeerConfig[] = [
+      { name: 'alice', publicKey: A, allow: [], kind: 'user', devices: ['build1:*', '*:ssh'], reverse: [] },
+      { name: 'build1', publicKey: B, allow: [], kind: 'device', devices: [], reverse: ['ssh=127.0.0.1:2222', 'web=[::1]:8080'] },
+      { name: 'carol', publicKey: randomKey(), allow: ['10.0.0.0/8:22'], kind: 'user', devices: [], reverse: [] },
+    ];
+    const text = formatPeers(file, list);
+    expect(text).toContain('devices = [ "build1:*", "*:ssh" ]');
+    expect(text).toContain('reverse = [ "ssh=127.0.0.1:2222", "web=[::1]:8080" ]');
+    expect(text.match(/^devices =/gm)).toHaveLength(1);
+    expect(text.match(/^reverse =/gm)).toHaveLength(1);
+    fs.writeFileSync(file, text);
+    expect(loadPeers(file).peers).toEqual(list);
+    expect(savePeers(file, list).peers).toEqual(list);
   });
 });
