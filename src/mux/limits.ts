@@ -6,6 +6,13 @@ import { InputError } from '../errors.js';
 
 /** Receive window per stream per direction. */
 export const DEFAULT_STREAM_WINDOW_BYTES = 256 * 1024;
+/**
+ * Ceiling of a stream's window when it grows: a stream whose reader keeps up (at most half the
+ * window unread when a grant is due) doubles its window up to this, so bulk transfers stall less and send a quarter of
+ * the WINDOW_UPDATE records. Idle and slow streams keep the initial window: growth is credit, not
+ * memory, until the peer uses it, and the session bounds the total growth (maxSessionBufferedBytes).
+ */
+export const DEFAULT_MAX_STREAM_WINDOW_BYTES = 1024 * 1024;
 /** Smallest configurable window: smaller ones turn every transfer into a stream of tiny frames. */
 export const MIN_STREAM_WINDOW_BYTES = 16 * 1024;
 /** Largest configurable window; credit on the wire is capped at 2^31 - 1 anyway. */
@@ -27,8 +34,10 @@ export const DEFAULT_MAX_SESSION_BUFFERED_BYTES = 16 * 1024 * 1024;
 
 /** Resource limits of one mux session. See docs/STREAMS.md, "Limits". */
 export interface MuxLimits {
-  /** Receive window per stream per direction, in bytes. */
+  /** Receive window per stream per direction, in bytes (the initial, advertised one). */
   readonly streamWindowBytes: number;
+  /** A stream whose reader keeps up may grow its window up to this (never below streamWindowBytes). */
+  readonly maxStreamWindowBytes: number;
   /** Concurrent streams per session (local and remote opens together). */
   readonly maxStreams: number;
   /** Remote opens per second; beyond the bucket they are refused with reason `limit`. */
@@ -42,12 +51,14 @@ export interface MuxLimits {
   readonly idleFramesPerSecond: number;
   /** Size of the no-data frame budget. */
   readonly idleFrameBurst: number;
-  /** Session-wide cap on received-but-unread bytes before credit is withheld. */
+  /** Session-wide cap on received-but-unread bytes before credit is withheld; also the cap on
+   *  the windows' growth beyond streamWindowBytes, summed over the streams. */
   readonly maxSessionBufferedBytes: number;
 }
 
 export const DEFAULT_MUX_LIMITS: MuxLimits = Object.freeze({
   streamWindowBytes: DEFAULT_STREAM_WINDOW_BYTES,
+  maxStreamWindowBytes: DEFAULT_MAX_STREAM_WINDOW_BYTES,
   maxStreams: DEFAULT_MAX_STREAMS,
   openRatePerSecond: DEFAULT_OPEN_RATE_PER_SECOND,
   openBurst: DEFAULT_OPEN_BURST,
@@ -67,6 +78,7 @@ function checkInteger(name: keyof MuxLimits, value: number, min: number, max: nu
 export function resolveMuxLimits(overrides: Partial<MuxLimits> = {}): MuxLimits {
   const limits: MuxLimits = { ...DEFAULT_MUX_LIMITS, ...overrides };
   checkInteger('streamWindowBytes', limits.streamWindowBytes, MIN_STREAM_WINDOW_BYTES, MAX_STREAM_WINDOW_BYTES);
+  checkInteger('maxStreamWindowBytes', limits.maxStreamWindowBytes, MIN_STREAM_WINDOW_BYTES, MAX_STREAM_WINDOW_BYTES);
   checkInteger('maxStreams', limits.maxStreams, 1, 65_536);
   checkInteger('openRatePerSecond', limits.openRatePerSecond, 1, 100_000);
   checkInteger('openBurst', limits.openBurst, 1, 100_000);

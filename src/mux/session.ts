@@ -97,6 +97,9 @@ export class MuxSession {
   #lastRemoteId = 0;
   readonly #writer: FrameWriter;
   #buffered = 0;
+  /** Window growth of live streams, summed (bounded by maxSessionBufferedBytes). */
+  #windowGrowth = 0;
+  readonly #maxWindow: number;
   readonly #deferredGrants = new Set<MuxStream>();
   #closeInfo: MuxCloseInfo | undefined;
   #closeHandlers: Array<(info: MuxCloseInfo) => void> = [];
@@ -107,6 +110,7 @@ export class MuxSession {
     }
     this.role = options.role;
     this.limits = resolveMuxLimits(options.limits);
+    this.#maxWindow = Math.max(this.limits.streamWindowBytes, this.limits.maxStreamWindowBytes);
     this.#channel = channel;
     this.#writer = new FrameWriter(channel, this.stats);
     this.#logger = options.logger;
@@ -203,6 +207,12 @@ export class MuxSession {
         this.#deferredGrants.add(stream);
         return false;
       },
+      growWindow: (_stream, currentSize, wanted) => {
+        const room = this.limits.maxSessionBufferedBytes - this.#windowGrowth;
+        const extra = Math.max(0, Math.min(wanted, this.#maxWindow - currentSize, room));
+        this.#windowGrowth += extra;
+        return extra;
+      },
     };
   }
 
@@ -223,6 +233,8 @@ export class MuxSession {
   #streamDone(stream: MuxStream): void {
     if (this.#streams.get(stream.id) !== stream) return;
     this.#streams.delete(stream.id);
+    this.#windowGrowth -= stream.windowGrowth;
+    stream.windowGrowth = 0;
     this.#writer.forget(stream);
     this.#deferredGrants.delete(stream);
     const request = this.#pending.get(stream.id);

@@ -58,6 +58,8 @@ export interface StreamHost {
   bufferedChanged(delta: number): void;
   /** False while over the session cap; the host calls `stream._retryGrant()` later. */
   canGrant(stream: MuxStream): boolean;
+  /** Window growth the session allows `stream` now (0..wanted), counted until the stream is done. */
+  growWindow(stream: MuxStream, currentSize: number, wanted: number): number;
 }
 
 type WriteCallback = (error?: Error | null) => void;
@@ -88,6 +90,8 @@ export class MuxStream extends Duplex {
   bytesRead = 0;
   /** Bytes sent in DATA frames. */
   bytesWritten = 0;
+  /** @internal Receive window growth beyond the advertised window (session accounting). */
+  windowGrowth = 0;
 
   #state: StreamState = 'opening';
   readonly #host: StreamHost;
@@ -301,6 +305,15 @@ export class MuxStream extends Duplex {
     if (this.#finReceived || this.#state === 'opening' || this.#recv.due === 0) return;
     if (this.#state === 'closed' || this.#state === 'reset') return;
     if (!this.#host.canGrant(this)) return;
+    // A reader with at most half its window unread keeps up: a wider window means fewer sender
+    // stalls and WINDOW_UPDATEs. A stream nobody reads never gets here (no grant is ever due).
+    if (this.#recv.buffered <= this.#recv.size / 2) {
+      const extra = this.#host.growWindow(this, this.#recv.size, this.#recv.size);
+      if (extra > 0) {
+        this.#recv.grow(extra);
+        this.windowGrowth += extra;
+      }
+    }
     this.#host.sendControl(encodeWindowUpdate(this.id, this.#recv.takeGrant()));
   }
 

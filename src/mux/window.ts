@@ -43,8 +43,10 @@ export class SendWindow {
 
 /** What the peer may still send to us on one stream, and when to grant more. */
 export class ReceiveWindow {
-  /** The configured window size (what OPEN / OPEN_OK advertised). */
-  readonly size: number;
+  /** The window now: what OPEN / OPEN_OK advertised, plus any growth (`grow()`). */
+  #size: number;
+  /** Growth not yet carried by a grant. */
+  #ungrantedGrowth = 0;
   #limit: number;
   #received = 0;
   #consumed = 0;
@@ -52,8 +54,22 @@ export class ReceiveWindow {
   #grantedAt = 0;
 
   constructor(size: number, initialCredit: number) {
-    this.size = size;
+    this.#size = size;
     this.#limit = initialCredit;
+  }
+
+  /** The window now: the advertised one plus any growth (granted or about to be). */
+  get size(): number {
+    return this.#size + this.#ungrantedGrowth;
+  }
+
+  /**
+   * Widens the window by `bytes`: the next grant carries the extra credit, so the peer may then
+   * hold that much more in flight. Only for a reader that keeps up (the caller decides), and only
+   * just before a grant that is due.
+   */
+  grow(bytes: number): void {
+    this.#ungrantedGrowth += bytes;
   }
 
   /** Received bytes the reader has not consumed yet. */
@@ -85,16 +101,22 @@ export class ReceiveWindow {
   /** The increment due now (half a window consumed since the last grant), or 0. */
   get due(): number {
     const pending = this.#consumed - this.#grantedAt;
-    return pending >= this.size / 2 ? pending : 0;
+    return pending >= this.#size / 2 ? pending : 0;
   }
 
-  /** Commits a grant of `due` bytes and returns it (0 when nothing is due). */
+  /**
+   * Commits a grant of `due` bytes plus any growth not yet granted, and returns it (0 when nothing
+   * is due).
+   */
   takeGrant(): number {
-    const increment = this.due;
-    if (increment > 0) {
-      this.#grantedAt = this.#consumed;
-      this.#limit += increment;
-    }
+    const due = this.due;
+    if (due === 0) return 0;
+    const increment = due + this.#ungrantedGrowth;
+    // The wider window counts from this grant on (`due` above used the window the peer had).
+    this.#size += this.#ungrantedGrowth;
+    this.#ungrantedGrowth = 0;
+    this.#grantedAt = this.#consumed;
+    this.#limit += increment;
     return increment;
   }
 }

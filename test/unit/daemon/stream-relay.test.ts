@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { relayStreams, type RelayHooks, type RelayResult } from '../../../src/daemon/stream-relay.js';
 import { DeviceRules } from '../../../src/policy/device-rules.js';
-import type { MuxStream } from '../../../src/mux/stream.js';
+import { DEFAULT_MAX_STREAM_WINDOW_BYTES, DEFAULT_STREAM_WINDOW_BYTES } from '../../../src/mux/limits.js';
+import { MAX_DATA_FRAME_BYTES, STREAM_WRITE_HIGH_WATER_BYTES, type MuxStream } from '../../../src/mux/stream.js';
 import { drain, pump, sessionPair, until } from '../mux/helpers.js';
 
 interface Relayed {
@@ -124,8 +125,10 @@ describe('relayStreams', () => {
     const stalledAt = user.bytesWritten;
     await turns(50);
     expect(user.bytesWritten).toBe(stalledAt);
-    // Two stream windows (256 KiB each) plus the relay's write high-water mark and a chunk or two.
-    expect(stalledAt).toBeLessThan(1024 * 1024);
+    // The user's stream to the server (read by the relay, so its window may grow to the maximum),
+    // the device's window (never read, so never grown), the relay's write high-water mark and a
+    // frame or two in flight.
+    expect(stalledAt).toBeLessThan(DEFAULT_MAX_STREAM_WINDOW_BYTES + DEFAULT_STREAM_WINDOW_BYTES + STREAM_WRITE_HIGH_WATER_BYTES + 2 * MAX_DATA_FRAME_BYTES);
     expect(toDevice.writableLength).toBeLessThanOrEqual(toDevice.writableHighWaterMark + 256 * 1024);
     const got = drain(device);
     device.resume();

@@ -96,3 +96,83 @@ describe('the session-wide buffer cap', () => {
     client.close();
   });
 });
+
+describe('window growth for readers that keep up', () => {
+  it('a grant carries the growth; the due threshold widens only from that grant on', () => {
+    const w = new ReceiveWindow(1000, 1000);
+    w.receive(1000, 1);
+    w.consume(500);
+    w.grow(1000);
+    expect(w.size).toBe(2000);
+    expect(w.takeGrant()).toBe(1500); // 500 consumed + 1000 of growth
+    w.receive(1500, 1); // credit is now consumed (500) + window (2000)
+    expect(() => w.receive(1, 1)).toThrow(expect.objectContaining({ code: 'ERR_MUX_WINDOW_EXCEEDED' }));
+    w.consume(999);
+    expect(w.due).toBe(0); // half of the new window is 1000
+    w.consume(1);
+    expect(w.takeGrant()).toBe(1000);
+  });
+
+  /** Reads `stream` until `readBytes` arrived, then stops reading; resolves when the writer stalls. */
+  async function stallAfter(
+    reader: import('../../../src/mux/stream.js').MuxStream,
+    writer: import('../../../src/mux/stream.js').MuxStream,
+    readBytes: number,
+  ): Promise<number> {
+    let read = 0;
+    reader.on('data', (chunk: Buffer) => {
+      read += chunk.length;
+      if (read >= readBytes) reader.pause();
+    });
+    const block = Buffer.alloc(16 * 1024, 7);
+    const write = (): void => {
+      while (writer.write(block)) {
+        /* until backpressure */
+      }
+    };
+    writer.on('drain', write);
+    write();
+    await until(() => read >= readBytes, 10_000, 'reads');
+    let last = -1;
+    while (last !== writer.bytesWritten) {
+      last = writer.bytesWritten;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return reader.bufferedBytes + reader.readableLength;
+  }
+
+  it('grows up to maxStreamWindowBytes for an eager reader, and no further', async () => {
+    const window = 64 * 1024;
+    const max = 256 * 1024;
+    const { client, requests } = sessionPair({ limits: { streamWindowBytes: window, maxStreamWindowBytes: max } });
+    const s = client.openStream('bulk:1');
+    await until(() => requests.length === 1);
+    const remote = requests[0]!.accept();
+    const held = await stallAfter(s, remote, 4 * 1024 * 1024);
+    expect(held).toBeGreaterThan(window + s.readableHighWaterMark);
+    expect(held).toBeLessThanOrEqual(max + s.readableHighWaterMark);
+    client.close();
+  });
+
+  it('total growth stays within the session budget (maxSessionBufferedBytes)', async () => {
+    const window = 64 * 1024;
+    const { client, requests } = sessionPair({
+      limits: { streamWindowBytes: window, maxStreamWindowBytes: 1024 * 1024, maxSessionBufferedBytes: 2 * window },
+    });
+    const a = client.openStream('a:1');
+    const b = client.openStream('b:1');
+    await until(() => requests.length === 2);
+    const ra = requests[0]!.accept();
+    const rb = requests[1]!.accept();
+    // `a` is read eagerly and stays open: its growth takes the whole budget and keeps it.
+    let readA = 0;
+    a.on('data', (chunk: Buffer) => (readA += chunk.length));
+    const total = 4 * 1024 * 1024;
+    await pump(ra, total).catch(() => undefined);
+    await until(() => readA === total, 10_000, 'a read');
+    // `b` is read eagerly too, but no budget is left: it holds no more than its initial window.
+    const heldB = await stallAfter(b, rb, 2 * 1024 * 1024);
+    expect(heldB).toBeLessThanOrEqual(window + b.readableHighWaterMark);
+    client.close();
+  });
+});
