@@ -1,7 +1,8 @@
 import type net from 'node:net';
 import { ClientDaemon } from '../daemon/client.js';
 import { startControlServer, type ControlRequest, type ControlServer } from '../daemon/control-server.js';
-import { pipeSocketStream } from '../forward/pipe.js';
+import { ControlStream } from '../daemon/control-stream.js';
+import { relayStreams } from '../daemon/stream-relay.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { loadClientOptions, type ClientOverrides } from './load-client.js';
@@ -59,7 +60,7 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
 
 /**
  * `twoway connect` through a running client daemon: answer one JSON line (open or refused), then
- * the control socket carries the stream's bytes both ways.
+ * the control socket carries the stream both ways in control-stream frames.
  */
 function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket): void {
   const stream = daemon.openStream(target);
@@ -67,8 +68,11 @@ function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket):
   stream.once('open', () => {
     answered = true;
     socket.write(`${JSON.stringify({ ok: true })}\n`);
-    pipeSocketStream(socket, stream);
-    socket.resume();
+    // Framed from here on (src/daemon/control-stream.ts): a half-close and a reset each reach
+    // the `twoway connect` process as such, with the reason, never as a plain end of the socket.
+    const framed = new ControlStream(socket);
+    stream.on('error', (e: Error) => framed.destroy(e));
+    relayStreams(stream, framed);
   });
   stream.once('error', (err: Error & { reason?: string; code?: string }) => {
     if (answered) return;

@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { controlConnect } from '../daemon/control-client.js';
+import { ControlStream } from '../daemon/control-stream.js';
 import { ClientDaemon } from '../daemon/client.js';
 import { MuxStreamError, isReasonCode } from '../mux/reason.js';
 import { connectStdio } from '../forward/stdio.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
-import { EXIT } from './exit-codes.js';
 import { CliError } from './fail.js';
 import { loadClientOptions } from './load-client.js';
 import { loadClientConfig } from '../config/client-config.js';
@@ -56,15 +56,8 @@ async function connectViaDaemon(socketPath: string, target: string): Promise<num
     const reason = isReasonCode(reply.reason) ? reply.reason : 'error';
     throw new MuxStreamError('ERR_MUX_STREAM_REFUSED', reply.error ?? `stream to ${target} refused`, reason);
   }
-  return new Promise((resolve) => {
-    let failed = false;
-    socket.on('error', () => {
-      failed = true;
-    });
-    process.stdin.pipe(socket);
-    socket.pipe(process.stdout);
-    socket.on('close', () => resolve(failed ? EXIT.failure : EXIT.ok));
-  });
+  // The same stdio pipe as without a daemon: a reset or a truncation rejects with its error.
+  return connectStdio(target, () => new ControlStream(socket), { stdin: process.stdin, stdout: process.stdout });
 }
 
 function readLine(socket: net.Socket): Promise<string | undefined> {
