@@ -191,8 +191,9 @@ export class ClientDaemon {
    */
   openStream(target: string): Duplex {
     let stream: Duplex;
+    let device: ReturnType<typeof parseDeviceTarget> | undefined;
     try {
-      const device = parseDeviceTarget(target);
+      device = parseDeviceTarget(target);
       stream = device
         ? openDeviceStream(device, { pins: this.#pins, staticKeyPair: this.#o.staticKeyPair, open: (t) => this.#openRaw(t) })
         : this.#openRaw(target);
@@ -204,6 +205,10 @@ export class ClientDaemon {
         this.#log.warn({ event: EVENTS.streamRefused, target, reason: err.reason }, `stream to ${target} refused: ${err.message}`);
       } else if (err.code?.startsWith('ERR_E2E') || err.code === 'ERR_DEVICE_TARGET') {
         this.#log.warn({ event: EVENTS.streamRefused, target, code: err.code }, `stream to ${target} failed: ${err.message}`);
+      } else if (err.code === 'ERR_MUX_STREAM_RESET' && device) {
+        // A device accepts an end-to-end stream before it dials its service: a failed dial
+        // arrives as a reset with the dial's reason.
+        this.#log.warn({ event: EVENTS.streamReset, target, reason: err.reason }, `stream to ${target} reset by the device: ${err.message}`);
       }
     });
     return stream;

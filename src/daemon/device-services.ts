@@ -3,7 +3,10 @@
  * its own check of who may reach them, the dial to the local service, the inner end-to-end
  * session, and the announcement of its service names to the server. A stream is accepted only if
  * the server routed it here (its policy) AND this config allows the user (by name or key); for
- * mode `e2e` the user must then prove that key in the inner handshake.
+ * mode `e2e` the user must then prove that key in the inner handshake, and the local service is
+ * dialed only once the user has confirmed it (a replayed handshake message dials nothing). A
+ * `reverse` open (no inner session: the server vouches) is dialed before it is accepted, as the
+ * server dials its targets, so a refusal is an OPEN_FAIL with its reason.
  */
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -15,9 +18,10 @@ import { e2eRespond } from '../e2e/e2e-stream.js';
 import { dialTarget } from '../forward/dial.js';
 import { pipeSocketStream } from '../forward/pipe.js';
 import { EVENTS } from '../log/events.js';
-import { isReasonCode } from '../mux/reason.js';
+import { isReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
+import type { MuxStream } from '../mux/stream.js';
 import { compileRules, type AccessRules } from '../policy/access-rules.js';
 
 /** Dialing a local service must finish within this long. */
@@ -32,8 +36,18 @@ interface ActiveServiceStream {
   readonly target: string;
   readonly open: RelayedOpen;
   readonly stream: Duplex;
-  readonly socket: net.Socket;
+  /** The local service's socket; undefined while an end-to-end stream waits for its dial. */
+  socket: net.Socket | undefined;
 }
+
+/** Log fields of a service stream. */
+interface StreamFields {
+  readonly user: string;
+  readonly service: string;
+  readonly mode: RelayedOpen['mode'];
+}
+
+type Refuse = (reason: Parameters<StreamRequest['reject']>[0], message: string) => void;
 
 /** Whether `allow` admits a user named `user` with public key `userKey` (canonical base64). */
 export function serviceAllows(allow: readonly string[], user: string, userKey: string): boolean {
@@ -71,7 +85,7 @@ export class DeviceServices {
       reset++;
       this.#log.warn({ event: EVENTS.streamReset, user: a.open.user, service: a.service, reason: 'not-permitted' }, `resetting stream of ${a.open.user} to ${a.service}: no longer allowed by this device`);
       a.stream.destroy();
-      a.socket.resetAndDestroy();
+      a.socket?.resetAndDestroy();
     }
     return { namesChanged: before !== [...this.#services.keys()].sort().join(','), reset };
   }
@@ -104,8 +118,8 @@ export class DeviceServices {
       request.reject('not-permitted', 'this client accepts only device service opens');
       return;
     }
-    const fields = { user: open.user, service: open.service, mode: open.mode };
-    const refuse = (reason: Parameters<StreamRequest['reject']>[0], message: string): void => {
+    const fields: StreamFields = { user: open.user, service: open.service, mode: open.mode };
+    const refuse: Refuse = (reason, message) => {
       this.#log.warn({ event: EVENTS.deviceStreamRefused, ...fields, reason, detail: message }, `refused ${open.user} -> ${open.service}: ${message}`);
       request.reject(reason, message);
     };
@@ -119,6 +133,12 @@ export class DeviceServices {
       refuse('not-permitted', why);
       return;
     }
+    if (open.mode === 'e2e') this.#openEndToEnd(request, open, service, fields);
+    else this.#dialThenAccept(request, open, service, fields, refuse);
+  }
+
+  /** `reverse` mode: dial first, then accept, so a failed dial is a refusal with its reason. */
+  #dialThenAccept(request: StreamRequest, open: RelayedOpen, service: Service, fields: StreamFields, refuse: Refuse): void {
     const started = Date.now();
     dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: request.signal }).then(
       (dialed) => {
@@ -140,28 +160,89 @@ export class DeviceServices {
           dialed.socket.destroy();
           return;
         }
-        const stream =
-          open.mode === 'e2e'
-            ? e2eRespond(accepted, { staticKeyPair: this.#keyPair, expectedUserKey: Buffer.from(open.userKey, 'base64'), service: open.service })
-            : accepted;
-        const active: ActiveServiceStream = { service: open.service, target: service.target, open, stream, socket: dialed.socket };
+        const active: ActiveServiceStream = { service: open.service, target: service.target, open, stream: accepted, socket: dialed.socket };
         this.#active.add(active);
-        this.#log.info({ event: EVENTS.deviceStreamOpen, ...fields, target: service.target, dialMs: Date.now() - started }, `${open.user} -> ${open.service} (${service.target}) open`);
-        pipeSocketStream(dialed.socket, stream, {
-          onDone: (r) => {
-            this.#active.delete(active);
-            this.#log.info(
-              { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
-              `${open.user} -> ${open.service} closed (${r.how})`,
-            );
-          },
-        });
+        this.#pipe(active, fields, started);
       },
       (err: Error & { reason?: unknown }) => {
         if (request.cancelled) return;
         refuse(isReasonCode(err.reason) ? err.reason : 'error', `service ${open.service}: ${err.message}`);
       },
     );
+  }
+
+  /**
+   * `e2e` mode: accept, run the inner handshake, and dial the service only once the user has
+   * confirmed it. A failure after the accept resets the stream with its reason (the user's
+   * application sees a reset either way; the user's log has the reason).
+   */
+  #openEndToEnd(request: StreamRequest, open: RelayedOpen, service: Service, fields: StreamFields): void {
+    const started = Date.now();
+    let accepted: MuxStream;
+    try {
+      accepted = request.accept();
+    } catch {
+      return;
+    }
+    const stream = e2eRespond(accepted, { staticKeyPair: this.#keyPair, expectedUserKey: Buffer.from(open.userKey, 'base64'), service: open.service });
+    const active: ActiveServiceStream = { service: open.service, target: service.target, open, stream, socket: undefined };
+    this.#active.add(active);
+    const dialAbort = new AbortController();
+    const fail = (reason: ReasonCode, message: string): void => {
+      this.#active.delete(active);
+      dialAbort.abort();
+      this.#log.warn({ event: EVENTS.deviceStreamRefused, ...fields, reason, detail: message }, `refused ${open.user} -> ${open.service}: ${message}`);
+      accepted.reset(reason);
+      stream.destroy();
+    };
+    stream.on('error', (err: Error) => {
+      if (active.socket === undefined && this.#active.has(active)) fail('error', err.message);
+    });
+    stream.once('close', () => {
+      dialAbort.abort();
+      if (active.socket === undefined) this.#active.delete(active);
+    });
+    stream.once('open', () => {
+      const now = this.#services.get(open.service);
+      if (now === undefined || this.#admits(now, open) !== undefined) {
+        fail('not-permitted', `service ${open.service} changed during the open`);
+        return;
+      }
+      dialTarget(now.target, { rules: now.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: dialAbort.signal }).then(
+        (dialed) => {
+          const after = this.#services.get(open.service);
+          if (stream.destroyed || !this.#active.has(active)) {
+            dialed.socket.destroy();
+            return;
+          }
+          if (after === undefined || this.#admits(after, open) !== undefined || after.target !== now.target) {
+            dialed.socket.destroy();
+            fail('not-permitted', `service ${open.service} changed during the open`);
+            return;
+          }
+          active.socket = dialed.socket;
+          this.#pipe(active, fields, started);
+        },
+        (err: Error & { reason?: unknown }) => {
+          if (stream.destroyed || !this.#active.has(active)) return;
+          fail(isReasonCode(err.reason) ? err.reason : 'error', `service ${open.service}: ${err.message}`);
+        },
+      );
+    });
+  }
+
+  #pipe(active: ActiveServiceStream, fields: StreamFields, started: number): void {
+    const { open } = active;
+    this.#log.info({ event: EVENTS.deviceStreamOpen, ...fields, target: active.target, setupMs: Date.now() - started }, `${open.user} -> ${open.service} (${active.target}) open`);
+    pipeSocketStream(active.socket!, active.stream, {
+      onDone: (r) => {
+        this.#active.delete(active);
+        this.#log.info(
+          { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
+          `${open.user} -> ${open.service} closed (${r.how})`,
+        );
+      },
+    });
   }
 
   status(): Array<{ name: string; target: string; streams: number }> {
@@ -176,7 +257,7 @@ export class DeviceServices {
   closeAll(): void {
     for (const a of this.#active) {
       a.stream.destroy();
-      a.socket.resetAndDestroy();
+      a.socket?.resetAndDestroy();
     }
   }
 }

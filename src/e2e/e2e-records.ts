@@ -2,7 +2,7 @@
  * The framing of an end-to-end stream (docs/PROTOCOL.md, "Device endpoints"): every message on
  * the inner stream is a u16 big-endian length followed by that many bytes. The first message each
  * way is a Noise handshake message; after that each is a transport ciphertext whose plaintext is
- * a type byte (DATA or END) and the payload.
+ * a type byte (CONFIRM, DATA or END) and the payload.
  */
 import { E2EError } from '../errors.js';
 import { MAX_DATA_FRAME_BYTES } from '../mux/stream.js';
@@ -17,8 +17,12 @@ export const E2E_TAG_BYTES = 16;
  */
 export const MAX_E2E_PAYLOAD_BYTES = Math.min(MAX_E2E_MESSAGE_BYTES - E2E_TAG_BYTES - 1, MAX_DATA_FRAME_BYTES - 2 - E2E_TAG_BYTES - 1);
 
-/** Record types (the first plaintext byte of a transport message). */
-export const RecordType = Object.freeze({ DATA: 0, END: 1 } as const);
+/**
+ * Record types (the first plaintext byte of a transport message). CONFIRM is the user's first
+ * transport message and nothing else: it proves the user holds the ephemeral key of this msg1
+ * (a replayed msg1 cannot be followed by it), so the device acts on nothing before it.
+ */
+export const RecordType = Object.freeze({ DATA: 0, END: 1, CONFIRM: 2 } as const);
 
 /** The u16 length prefix of a message of `length` bytes. */
 export function lengthPrefix(length: number): Buffer {

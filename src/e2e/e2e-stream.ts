@@ -5,9 +5,12 @@
  *
  * The user is the initiator of Noise_IK_25519_ChaChaPoly_BLAKE2s and pins the device's static key;
  * the device checks that the user's static key is exactly the one the server vouched for. The
- * prologue binds the service name. The wrapper is a Duplex of plaintext that emits 'open' once
- * the handshake is complete; an END record carries a half-close, so an inner end without one is
- * a truncation (ERR_E2E_TRUNCATED), never a clean end.
+ * prologue binds the service name. The user's first transport message is a CONFIRM record: msg1
+ * alone can be replayed (by the server, which sees it), so the device's side opens only on the
+ * CONFIRM, which only the holder of msg1's ephemeral key can produce (SECURITY.md #1). The
+ * wrapper is a Duplex of plaintext that emits 'open' once its side may act: the user's on msg2,
+ * the device's on CONFIRM. An END record carries a half-close, so an inner end without one is a
+ * truncation (ERR_E2E_TRUNCATED), never a clean end.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
@@ -28,6 +31,7 @@ const HIGH_WATER_MARK_BYTES = 128 * 1024;
 const EMPTY = new Uint8Array(0);
 const TYPE_DATA = Uint8Array.of(RecordType.DATA);
 const TYPE_END = Uint8Array.of(RecordType.END);
+const TYPE_CONFIRM = Uint8Array.of(RecordType.CONFIRM);
 
 export interface E2EInitiatorOptions {
   readonly staticKeyPair: KeyPair;
@@ -43,7 +47,8 @@ export interface E2EResponderOptions {
   readonly service: string;
 }
 
-type Phase = 'handshake' | 'open' | 'failed';
+/** `confirming`: the device has sent msg2 and waits for the user's CONFIRM. */
+type Phase = 'handshake' | 'confirming' | 'open' | 'failed';
 
 /** The Duplex `e2eInitiate` and `e2eRespond` return. */
 export class E2EStream extends Duplex {
@@ -117,6 +122,7 @@ export class E2EStream extends Duplex {
     this.#reassembler.push(chunk);
     for (let message = this.#reassembler.next(); message !== undefined && !this.destroyed; message = this.#reassembler.next()) {
       if (this.#phase === 'handshake') this.#onHandshakeMessage(message);
+      else if (this.#phase === 'confirming') this.#onConfirm(message);
       else this.#onRecord(message);
     }
   }
@@ -147,6 +153,37 @@ export class E2EStream extends Duplex {
     this.#send = send;
     this.#receive = receive;
     this.#hs = undefined;
+    if (!this.#initiator) {
+      // msg1 may be a replay: nothing happens on this side until the user's CONFIRM.
+      this.#phase = 'confirming';
+      return;
+    }
+    try {
+      this.#writeRecord(TYPE_CONFIRM, []);
+    } catch (err) {
+      this.#fail('ERR_E2E_HANDSHAKE', 'end-to-end handshake failed', err);
+      return;
+    }
+    this.#open();
+  }
+
+  /** The device's side: the first transport message must be the user's CONFIRM. */
+  #onConfirm(message: Buffer): void {
+    let plaintext: Uint8Array;
+    try {
+      plaintext = this.#receive!.decryptWithAd(EMPTY, message);
+    } catch (err) {
+      this.#fail('ERR_E2E_HANDSHAKE', 'end-to-end handshake failed: the user did not confirm it (a replayed first message?)', err);
+      return;
+    }
+    if (plaintext.length !== 1 || plaintext[0] !== RecordType.CONFIRM) {
+      this.#fail('ERR_E2E_HANDSHAKE', 'end-to-end handshake failed: the first record is not a confirmation');
+      return;
+    }
+    this.#open();
+  }
+
+  #open(): void {
     this.#phase = 'open';
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -175,7 +212,7 @@ export class E2EStream extends Duplex {
       return;
     }
     if (type !== RecordType.DATA) {
-      this.#fail('ERR_E2E_RECORD', `unknown record type ${type}`);
+      this.#fail('ERR_E2E_RECORD', `unexpected record type ${type}`);
       return;
     }
     const data = Buffer.from(plaintext.buffer, plaintext.byteOffset + 1, plaintext.length - 1);
@@ -193,7 +230,7 @@ export class E2EStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.#phase === 'handshake') {
+    if (this.#phase === 'handshake' || this.#phase === 'confirming') {
       this.#waiting.push(() => this._write(chunk, _encoding, callback));
       return;
     }
@@ -262,7 +299,7 @@ export class E2EStream extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    if (this.#phase === 'handshake') {
+    if (this.#phase === 'handshake' || this.#phase === 'confirming') {
       this.#waiting.push(() => this._final(callback));
       return;
     }
@@ -326,7 +363,10 @@ export function e2eInitiate(inner: Duplex, o: E2EInitiatorOptions): E2EStream {
   return new E2EStream(inner, true, o.staticKeyPair, o.service, o.deviceKey);
 }
 
-/** The device's side: the user must prove `expectedUserKey`. Emits 'open' once it has. */
+/**
+ * The device's side: the user must prove `expectedUserKey`. Emits 'open' once the user has also
+ * confirmed the handshake (its CONFIRM record): act on nothing before that.
+ */
 export function e2eRespond(inner: Duplex, o: E2EResponderOptions): E2EStream {
   return new E2EStream(inner, false, o.staticKeyPair, o.service, o.expectedUserKey);
 }

@@ -31,6 +31,8 @@ let alice: Proc;
 let device: Proc;
 let sshForwardPort: number;
 let echoForwardPort: number;
+/** A service port nobody listens on (the device's dial is refused). */
+let deadPort: number;
 const build1 = generateKeyPair();
 const build2 = generateKeyPair();
 const carolKey = generateKeyPair();
@@ -56,7 +58,8 @@ const pins = (): string =>
 /** The device agent's services; `echoAllow` lets the revocation test narrow it. */
 const deviceServices = (echoAllow: readonly string[] = ['alice']): string =>
   `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:${sshPort}"\nallow = ["alice", "${encodeKey(carolKey.publicKey)}"]\n` +
-  `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = ${JSON.stringify(echoAllow)}\nreverse = true\n`;
+  `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = ${JSON.stringify(echoAllow)}\nreverse = true\n` +
+  `[[service]]\nname = "dead"\ntarget = "127.0.0.1:${deadPort}"\nallow = ["alice"]\n`;
 
 async function startDevice(): Promise<Proc> {
   const proc = await tunnel.startClient('build1', deviceServices());
@@ -73,7 +76,7 @@ async function serverStatus(): Promise<{ devices: Array<{ name: string; services
 async function waitForServices(): Promise<void> {
   await waitUntil(async () => {
     const s = await serverStatus();
-    return s.devices.some((d) => d.name === 'build1' && d.services.includes('ssh') && d.services.includes('echo'));
+    return s.devices.some((d) => d.name === 'build1' && d.services.includes('ssh') && d.services.includes('echo') && d.services.includes('dead'));
   }, 'build1 to announce its services', 15_000);
 }
 
@@ -132,6 +135,7 @@ beforeAll(async () => {
   );
   echo = await startEchoServer();
   reversePort = await closedPort();
+  deadPort = await closedPort();
 
   tunnel = new TestTunnel({
     peers: [
@@ -180,7 +184,7 @@ describe('device endpoints', () => {
   it('the server lists the connected device and the services it announced', async () => {
     const status = await serverStatus();
     const d = status.devices.find((x) => x.name === 'build1');
-    expect(d?.services.sort()).toEqual(['echo', 'ssh']);
+    expect(d?.services.sort()).toEqual(['dead', 'echo', 'ssh']);
     expect(status.devices.some((x) => x.name === 'build2')).toBe(false);
     const text = await runTwoway(['status', '--socket', tunnel.path('server.sock')]);
     expect(text.stdout).toMatch(/build1/);
@@ -219,6 +223,17 @@ describe('device endpoints', () => {
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/not permitted|may not/i);
     await device.waitForEvent('device.stream.refused', { user: 'bob' });
+  });
+
+  it('a device service that refuses the dial: the user stream is reset with the reason, logged on both sides', async () => {
+    // Through alice's daemon (its control socket), with input: the reset must reach `twoway
+    // connect` as a failure with the reason, not as a clean end.
+    const r = await userConnect('client-alice.toml', 'build1:dead', 'hello');
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/connection-refused/);
+    await device.waitForEvent('device.stream.refused', { user: 'alice', service: 'dead', reason: 'connection-refused' });
+    await alice.waitForEvent('stream.reset', { target: 'build1:dead', reason: 'connection-refused' });
   });
 
   it('accepted by the device but refused by the server: the device never sees the open', async () => {

@@ -151,6 +151,43 @@ describe('e2e stream against a middle that relays, alters or cuts', () => {
     expect(received.length).toBe(0);
   });
 
+  it('a replayed transcript never opens the device side: its CONFIRM does not fit the new handshake', async () => {
+    const first = middlePair();
+    const original = ends(first);
+    const got = drain(original.responder);
+    original.initiator.end(Buffer.from('once'));
+    expect((await got).length).toBe(4);
+    const transcript = Buffer.concat(first.seenAToB);
+    // The same bytes into a fresh device side, as a server that kept them could send them.
+    const again = middlePair();
+    const responder = e2eRespond(again.b, { staticKeyPair: device, expectedUserKey: user.publicKey, service: 'ssh' });
+    let opened = false;
+    responder.on('open', () => (opened = true));
+    const received: Buffer[] = [];
+    responder.on('data', (c: Buffer) => received.push(c));
+    const err = failure(responder);
+    again.bIn.write(transcript);
+    const e = await err;
+    expect(e.code).toBe('ERR_E2E_HANDSHAKE');
+    expect(e.message).toMatch(/did not confirm/);
+    expect(opened).toBe(false);
+    expect(received).toEqual([]);
+  });
+
+  it('the device side opens only on the CONFIRM, not on msg1', async () => {
+    let forward = 1;
+    const m = middlePair({ aToB: (c, f) => forward-- > 0 && f(c) });
+    const { initiator, responder } = ends(m);
+    initiator.on('error', () => {});
+    responder.on('error', () => {});
+    let responderOpen = false;
+    responder.on('open', () => (responderOpen = true));
+    // The user's side opens on msg2 and sends its CONFIRM; the middle drops it.
+    await opened(initiator);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(responderOpen).toBe(false);
+  });
+
   it('an inner end without an authenticated END is a truncation', async () => {
     let forwarding = true;
     const m = middlePair({ aToB: (c, forward) => forwarding && forward(c) });
