@@ -52,6 +52,7 @@ export class ServerDaemon {
   readonly #log: Logger;
   #peers: ServerPeers;
   #server: SecureServer | undefined;
+  #listenHosts: string[] | undefined;
   readonly #handles = new Set<ServerSessionHandle>();
   #draining = false;
   readonly #devices: DeviceRouter;
@@ -160,9 +161,13 @@ export class ServerDaemon {
     });
   }
 
+  /** The listening address, read once: it is fixed while the server listens (hot per stream open). */
   #localAddresses(): string[] {
+    if (this.#listenHosts !== undefined) return this.#listenHosts;
     const address = this.#server?.address();
-    return address ? [address.host] : [];
+    if (!address) return [];
+    this.#listenHosts = [address.host];
+    return this.#listenHosts;
   }
 
   /**
