@@ -8,6 +8,8 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * How a pipe ended: `closed` both FINs carried; `stream-error` the stream failed (refused, reset,
  * session lost); `socket-error` the local socket failed; `reset` one side was destroyed without
@@ -68,7 +70,19 @@ export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: Pipe
   socket.on('drain', () => stream.resume());
 
   socket.on('end', () => {
-    if (!stream.destroyed) stream.end();
+    if (stream.destroyed) return;
+    // libuv reports a peer's RST that arrives behind unread data as a plain end of stream (on
+    // POLLHUP after a partial read it signals EOF without reading the pending ECONNRESET). A
+    // zero-length write makes the kernel report that pending error (tcp_sendmsg checks it first):
+    // a reset then resets the stream (the 'error' listener below) instead of passing on a FIN.
+    // The write completes after anything already queued, so the FIN keeps its place.
+    if (socket.writable && !socket.writableEnded) {
+      socket.write(EMPTY, (err) => {
+        if (err == null && !stream.destroyed) stream.end();
+      });
+    } else {
+      stream.end();
+    }
   });
   stream.on('end', () => {
     if (!socket.destroyed) socket.end();
