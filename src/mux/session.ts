@@ -207,9 +207,9 @@ export class MuxSession {
         this.#deferredGrants.add(stream);
         return false;
       },
-      growWindow: (_stream, currentSize, wanted) => {
+      growWindow: (currentSize) => {
         const room = this.limits.maxSessionBufferedBytes - this.#windowGrowth;
-        const extra = Math.max(0, Math.min(wanted, this.#maxWindow - currentSize, room));
+        const extra = Math.max(0, Math.min(currentSize, this.#maxWindow - currentSize, room));
         this.#windowGrowth += extra;
         return extra;
       },

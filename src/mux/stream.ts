@@ -58,8 +58,12 @@ export interface StreamHost {
   bufferedChanged(delta: number): void;
   /** False while over the session cap; the host calls `stream._retryGrant()` later. */
   canGrant(stream: MuxStream): boolean;
-  /** Window growth the session allows `stream` now (0..wanted), counted until the stream is done. */
-  growWindow(stream: MuxStream, currentSize: number, wanted: number): number;
+  /**
+   * How much a window of `currentSize` may grow now (doubling at most, within the per-stream
+   * ceiling and the session's budget). The stream adds it to `windowGrowth`, which the session
+   * takes back when the stream is done.
+   */
+  growWindow(currentSize: number): number;
 }
 
 type WriteCallback = (error?: Error | null) => void;
@@ -307,14 +311,9 @@ export class MuxStream extends Duplex {
     if (!this.#host.canGrant(this)) return;
     // A reader with at most half its window unread keeps up: a wider window means fewer sender
     // stalls and WINDOW_UPDATEs. A stream nobody reads never gets here (no grant is ever due).
-    if (this.#recv.buffered <= this.#recv.size / 2) {
-      const extra = this.#host.growWindow(this, this.#recv.size, this.#recv.size);
-      if (extra > 0) {
-        this.#recv.grow(extra);
-        this.windowGrowth += extra;
-      }
-    }
-    this.#host.sendControl(encodeWindowUpdate(this.id, this.#recv.takeGrant()));
+    const extra = this.#recv.buffered <= this.#recv.size / 2 ? this.#host.growWindow(this.#recv.size) : 0;
+    this.windowGrowth += extra;
+    this.#host.sendControl(encodeWindowUpdate(this.id, this.#recv.takeGrant(extra)));
   }
 
   // --- writable side ------------------------------------------------------------------------

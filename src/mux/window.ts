@@ -43,10 +43,8 @@ export class SendWindow {
 
 /** What the peer may still send to us on one stream, and when to grant more. */
 export class ReceiveWindow {
-  /** The window now: what OPEN / OPEN_OK advertised, plus any growth (`grow()`). */
+  /** The window now: what OPEN / OPEN_OK advertised, plus any growth granted since. */
   #size: number;
-  /** Growth not yet carried by a grant. */
-  #ungrantedGrowth = 0;
   #limit: number;
   #received = 0;
   #consumed = 0;
@@ -58,18 +56,9 @@ export class ReceiveWindow {
     this.#limit = initialCredit;
   }
 
-  /** The window now: the advertised one plus any growth (granted or about to be). */
+  /** The window now: the advertised one plus any growth granted since (`takeGrant(extra)`). */
   get size(): number {
-    return this.#size + this.#ungrantedGrowth;
-  }
-
-  /**
-   * Widens the window by `bytes`: the next grant carries the extra credit, so the peer may then
-   * hold that much more in flight. Only for a reader that keeps up (the caller decides), and only
-   * just before a grant that is due.
-   */
-  grow(bytes: number): void {
-    this.#ungrantedGrowth += bytes;
+    return this.#size;
   }
 
   /** Received bytes the reader has not consumed yet. */
@@ -105,18 +94,16 @@ export class ReceiveWindow {
   }
 
   /**
-   * Commits a grant of `due` bytes plus any growth not yet granted, and returns it (0 when nothing
-   * is due).
+   * Commits a grant of `due` bytes and returns it (0 when nothing is due). `extra` widens the
+   * window by that much from this grant on: the grant carries it, so the peer may then hold that
+   * much more in flight. Only for a reader that keeps up (the caller decides).
    */
-  takeGrant(): number {
+  takeGrant(extra = 0): number {
     const due = this.due;
     if (due === 0) return 0;
-    const increment = due + this.#ungrantedGrowth;
-    // The wider window counts from this grant on (`due` above used the window the peer had).
-    this.#size += this.#ungrantedGrowth;
-    this.#ungrantedGrowth = 0;
+    this.#size += extra;
     this.#grantedAt = this.#consumed;
-    this.#limit += increment;
-    return increment;
+    this.#limit += due + extra;
+    return due + extra;
   }
 }
