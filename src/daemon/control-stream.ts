@@ -45,7 +45,11 @@ function resetError(payload: Buffer): Error {
 /** A Duplex over a control socket speaking the frames above. */
 export class ControlStream extends Duplex {
   readonly #socket: net.Socket;
-  #buffered: Buffer = Buffer.alloc(0);
+  /** Received bytes not yet parsed, as they arrived; joined only once a whole frame is there. */
+  #chunks: Buffer[] = [];
+  #chunkBytes = 0;
+  /** Bytes needed before the next frame can be parsed: a header, or a header and its payload. */
+  #need = HEADER_BYTES;
   #endReceived = false;
   #endSent = false;
   #resetReceived = false;
@@ -75,18 +79,25 @@ export class ControlStream extends Duplex {
 
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
-    while (this.#buffered.length >= HEADER_BYTES && !this.destroyed) {
-      const type = this.#buffered[0]!;
-      const length = this.#buffered.readUInt32BE(1);
+    this.#chunks.push(chunk);
+    this.#chunkBytes += chunk.length;
+    if (this.#chunkBytes < this.#need) return;
+    let buffered = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#chunkBytes);
+    this.#need = HEADER_BYTES;
+    while (buffered.length >= HEADER_BYTES && !this.destroyed) {
+      const type = buffered[0]!;
+      const length = buffered.readUInt32BE(1);
       const limit = type === ControlFrame.DATA ? MAX_CONTROL_DATA_BYTES : type === ControlFrame.RESET ? MAX_RESET_BYTES : 0;
       if (type > ControlFrame.RESET || length > limit || (type === ControlFrame.DATA && length === 0) || this.#endReceived) {
         this.#truncated(this.#endReceived ? 'control stream: a frame after the end of stream' : `control stream: bad frame (type ${type}, ${length} bytes)`);
         return;
       }
-      if (this.#buffered.length < HEADER_BYTES + length) return;
-      const payload = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + length);
-      this.#buffered = this.#buffered.subarray(HEADER_BYTES + length);
+      if (buffered.length < HEADER_BYTES + length) {
+        this.#need = HEADER_BYTES + length;
+        break;
+      }
+      const payload = buffered.subarray(HEADER_BYTES, HEADER_BYTES + length);
+      buffered = buffered.subarray(HEADER_BYTES + length);
       if (type === ControlFrame.DATA) {
         if (!this.push(payload)) this.#socket.pause();
       } else if (type === ControlFrame.END) {
@@ -98,6 +109,8 @@ export class ControlStream extends Duplex {
         this.destroy(resetError(payload));
       }
     }
+    this.#chunks = buffered.length > 0 ? [buffered] : [];
+    this.#chunkBytes = buffered.length;
   }
 
   override _read(): void {

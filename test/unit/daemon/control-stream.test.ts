@@ -45,6 +45,20 @@ describe('ControlStream', () => {
     expect(b.errored).toBeNull();
   });
 
+  it('reassembles frames from any split: a 1 MiB frame in small pieces, and several frames in one piece', async () => {
+    const [sa, sb] = await socketPair();
+    const b = new ControlStream(sb);
+    const big = Buffer.alloc(1024 * 1024).map((_, i) => (i * 13) % 256);
+    const header = (type: number, length: number): Buffer => Buffer.from([type, length >>> 24, (length >>> 16) & 255, (length >>> 8) & 255, length & 255]);
+    const wire = Buffer.concat([header(0, big.length), big, header(0, 3), Buffer.from('abc'), header(1, 0)]);
+    const got = drain(b);
+    for (let at = 0; at < wire.length; at += 3001) {
+      sa.write(wire.subarray(at, at + 3001));
+      if (at % (64 * 3001) === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect((await got).hash).toBe(sha256(Buffer.concat([big, Buffer.from('abc')])));
+  });
+
   it('a reset carries its code, reason and message to the other side', async () => {
     const [sa, sb] = await socketPair();
     const a = new ControlStream(sa);
