@@ -58,8 +58,10 @@ beforeAll(async () => {
       socket.end(response);
     });
   });
-  // Answers part of a response, then resets the connection (half-open: our end of input does
-  // not close it first).
+  // Answers part of a response, pauses, then resets the connection (half-open: our end of input
+  // does not close it first). The pause is the target's behaviour, not a wait in the test: the
+  // answer is read before the RST arrives, which is the case where the daemon's end of input has
+  // already gone out and a reset still has to reach `twoway connect`.
   resetter = net.createServer({ allowHalfOpen: true }, (socket) => {
     socket.on('error', () => {});
     socket.write(response.subarray(0, 256 * 1024), () => setTimeout(() => socket.resetAndDestroy(), 50));

@@ -112,7 +112,11 @@ describe('window growth for readers that keep up', () => {
     expect(w.takeGrant()).toBe(1000);
   });
 
-  /** Reads `stream` until `readBytes` arrived, then stops reading; resolves when the writer stalls. */
+  /**
+   * Reads `reader` until `readBytes` arrived, then stops reading; resolves with what the reader
+   * holds once the writer has stalled: it waits for more room and everything it sent has arrived.
+   * (The receiver enforces its window, so what it holds can never exceed the window it granted.)
+   */
   async function stallAfter(
     reader: import('../../../src/mux/stream.js').MuxStream,
     writer: import('../../../src/mux/stream.js').MuxStream,
@@ -132,11 +136,7 @@ describe('window growth for readers that keep up', () => {
     writer.on('drain', write);
     write();
     await until(() => read >= readBytes, 10_000, 'reads');
-    let last = -1;
-    while (last !== writer.bytesWritten) {
-      last = writer.bytesWritten;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(() => writer.writableNeedDrain && writer.bytesWritten === reader.bytesRead + reader.bufferedBytes, 10_000, 'the writer to stall');
     return reader.bufferedBytes + reader.readableLength;
   }
 
