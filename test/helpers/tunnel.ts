@@ -2,6 +2,7 @@
  * A real tunnel for integration tests: throwaway keys and configs in a private temp dir, a server
  * and a client daemon started from bin/twoway, everything on loopback.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -146,4 +147,24 @@ export async function closedPort(): Promise<number> {
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/**
+ * A target that hashes everything it receives and, once the client has ended its side, answers
+ * with `response` and ends: a half-close both ways. The sha256 of each connection's input is
+ * pushed to `digests` when its end arrives.
+ */
+export async function startAnsweringSink(response: Buffer): Promise<{ server: net.Server; port: number; digests: string[] }> {
+  const digests: string[] = [];
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const hash = createHash('sha256');
+    socket.on('data', (c: Buffer) => hash.update(c));
+    socket.on('end', () => {
+      digests.push(hash.digest('hex'));
+      socket.end(response);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port, digests };
 }

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TWOWAY_BIN } from '../helpers/processes.js';
-import { TestTunnel } from '../helpers/tunnel.js';
+import { TestTunnel, startAnsweringSink } from '../helpers/tunnel.js';
 
 const RESPONSE_BYTES = 8 * 1024 * 1024;
 const response = randomBytes(RESPONSE_BYTES);
@@ -18,7 +18,7 @@ const sha256 = (data: Buffer): string => createHash('sha256').update(data).diges
 let tunnel: TestTunnel;
 let sink: net.Server;
 let resetter: net.Server;
-const sinkDigests: string[] = [];
+let sinkDigests: string[];
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -49,15 +49,7 @@ let resetterPort: number;
 
 beforeAll(async () => {
   // Hashes all input; after the end of input, answers RESPONSE_BYTES and ends.
-  sink = net.createServer((socket) => {
-    socket.on('error', () => {});
-    const hash = createHash('sha256');
-    socket.on('data', (c) => hash.update(c));
-    socket.on('end', () => {
-      sinkDigests.push(hash.digest('hex'));
-      socket.end(response);
-    });
-  });
+  ({ server: sink, port: sinkPort, digests: sinkDigests } = await startAnsweringSink(response));
   // Answers part of a response, pauses, then resets the connection (half-open: our end of input
   // does not close it first). The pause is the target's behaviour, not a wait in the test: the
   // answer is read before the RST arrives, which is the case where the daemon's end of input has
@@ -66,7 +58,6 @@ beforeAll(async () => {
     socket.on('error', () => {});
     socket.write(response.subarray(0, 256 * 1024), () => setTimeout(() => socket.resetAndDestroy(), 50));
   });
-  sinkPort = await listen(sink);
   resetterPort = await listen(resetter);
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sinkPort},${resetterPort}`] }] });
   await tunnel.startServer();

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { TestTunnel, closedPort, startAnsweringSink, startEchoServer } from '../helpers/tunnel.js';
 import { waitUntil } from '../helpers/processes.js';
 
 let tunnel: TestTunnel;
@@ -17,7 +17,7 @@ let refusedPort: number;
 let forwardPorts: number[];
 let finFirst: net.Server;
 const finFirstGot: string[] = [];
-const sinkDigests: string[] = [];
+let sinkDigests: string[];
 
 /** The sink hashes everything it receives, then answers with `RESPONSE_BYTES` of its own. */
 const RESPONSE_BYTES = 24 * 1024 * 1024;
@@ -29,17 +29,7 @@ function sha256(data: Buffer): string {
 }
 
 beforeAll(async () => {
-  sink = net.createServer((socket) => {
-    socket.on('error', () => {});
-    const hash = createHash('sha256');
-    socket.on('data', (c) => hash.update(c));
-    socket.on('end', () => {
-      sinkDigests.push(hash.digest('hex'));
-      socket.end(response);
-    });
-  });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  sinkPort = (sink.address() as net.AddressInfo).port;
+  ({ server: sink, port: sinkPort, digests: sinkDigests } = await startAnsweringSink(response));
   echo = await startEchoServer();
   refusedPort = await closedPort();
   // A target that speaks first and shuts its writing side at once, then keeps reading.

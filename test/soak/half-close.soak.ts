@@ -15,7 +15,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { waitUntil } from '../helpers/processes.js';
-import { TestTunnel } from '../helpers/tunnel.js';
+import { TestTunnel, startAnsweringSink } from '../helpers/tunnel.js';
 
 const ROUNDS = Math.min(500, Number(process.env.SOAK_ROUNDS ?? 15));
 const PARALLEL = Math.min(32, Number(process.env.SOAK_PARALLEL ?? 4));
@@ -27,13 +27,7 @@ let sink: net.Server;
 let sinkPort: number;
 
 beforeAll(async () => {
-  sink = net.createServer((socket) => {
-    socket.on('error', () => {});
-    socket.resume();
-    socket.on('end', () => socket.end(response));
-  });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-  sinkPort = (sink.address() as net.AddressInfo).port;
+  ({ server: sink, port: sinkPort } = await startAnsweringSink(response));
 });
 
 afterAll(() => {
