@@ -70,9 +70,7 @@ function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket):
     socket.write(`${JSON.stringify({ ok: true })}\n`);
     // Framed from here on (src/daemon/control-stream.ts): a half-close and a reset each reach
     // the `twoway connect` process as such, with the reason, never as a plain end of the socket.
-    const framed = new ControlStream(socket);
-    stream.on('error', (e: Error) => framed.destroy(e));
-    relayStreams(stream, framed);
+    relayStreams(stream, new ControlStream(socket));
   });
   stream.once('error', (err: Error & { reason?: string; code?: string }) => {
     if (answered) return;

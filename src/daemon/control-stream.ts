@@ -68,9 +68,9 @@ export class ControlStream extends Duplex {
     socket.resume();
   }
 
-  /** Resets the stream with `reason` (the peer sees a RESET frame). */
-  reset(reason: ReasonCode = 'cancel'): void {
-    this.destroy(new MuxStreamError('ERR_MUX_STREAM_RESET', `stream reset (${reason})`, reason));
+  /** Resets the stream with `reason` (the peer sees a RESET frame with `cause`'s message, if any). */
+  reset(reason: ReasonCode = 'cancel', cause?: Error): void {
+    this.destroy(new MuxStreamError('ERR_MUX_STREAM_RESET', cause?.message ?? `stream reset (${reason})`, reason));
   }
 
   #truncated(message: string): void {

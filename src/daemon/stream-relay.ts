@@ -39,11 +39,15 @@ export interface Relay {
   reset(reason: ReasonCode): void;
 }
 
-type Resettable = Duplex & { reset?: (reason: ReasonCode) => void };
+/**
+ * A stream the relay can reset with a reason; `cause` is the other side's error, for streams that
+ * can carry its message too (a MuxStream's RESET carries only the reason).
+ */
+type Resettable = Duplex & { reset?: (reason: ReasonCode, cause?: Error) => void };
 
-function resetStream(stream: Resettable, reason: ReasonCode): void {
+function resetStream(stream: Resettable, reason: ReasonCode, cause?: Error): void {
   if (stream.destroyed) return;
-  if (typeof stream.reset === 'function') stream.reset(reason);
+  if (typeof stream.reset === 'function') stream.reset(reason, cause);
   else stream.destroy();
 }
 
@@ -64,13 +68,13 @@ export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {
   let closed = 0;
   const translate = (side: RelaySide, why: ReasonCode): ReasonCode => hooks.translate?.(side, why) ?? why;
 
-  const cut = (why: ReasonCode): void => {
+  const cut = (why: ReasonCode, cause?: Error): void => {
     if (how === 'closed') {
       how = 'reset';
       reason = why;
     }
-    resetStream(a, why);
-    resetStream(b, why);
+    resetStream(a, why, cause);
+    resetStream(b, why, cause);
   };
 
   const onClosed = (): void => {
@@ -113,7 +117,7 @@ export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {
     from.on('end', () => {
       if (!to.destroyed) to.end();
     });
-    from.on('error', (err: Error) => cut(translate(side, reasonOf(err))));
+    from.on('error', (err: Error) => cut(translate(side, reasonOf(err)), err));
     from.on('close', finish);
     // A stream destroyed before the relay began may have emitted 'close' already.
     if (from.destroyed) setImmediate(finish);
