@@ -17,7 +17,7 @@ import { connectSecure } from '../session/client.js';
 import type { SessionLimits } from '../session/limits.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { ServiceConfig } from '../config/client-config.js';
-import { parseDeviceTarget } from '../device/target.js';
+import { parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
 import { DeviceServices } from './device-services.js';
@@ -191,7 +191,7 @@ export class ClientDaemon {
    */
   openStream(target: string): Duplex {
     let stream: Duplex;
-    let device: ReturnType<typeof parseDeviceTarget> | undefined;
+    let device: DeviceTarget | undefined;
     try {
       device = parseDeviceTarget(target);
       stream = device

@@ -52,7 +52,8 @@ export class ServerDaemon {
   readonly #log: Logger;
   #peers: ServerPeers;
   #server: SecureServer | undefined;
-  #listenHosts: string[] | undefined;
+  /** The listening address, for the per-open own-address check; set once listening. */
+  #listenHosts: string[] = [];
   readonly #handles = new Set<ServerSessionHandle>();
   #draining = false;
   readonly #devices: DeviceRouter;
@@ -84,6 +85,7 @@ export class ServerDaemon {
       onSession: (session) => this.#onSession(session),
     });
     const address = this.#server.address();
+    this.#listenHosts = [address.host];
     this.#log.info(
       { event: EVENTS.listen, host: address.host, port: address.port, path: o.path, tls: o.tls !== undefined, fingerprint: fingerprint(o.staticKeyPair.publicKey) },
       `listening on ${o.tls ? 'wss' : 'ws'}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}${o.path}`,
@@ -156,19 +158,11 @@ export class ServerDaemon {
       request,
       dialsInFlight: this.#options.dialsInFlight,
       dialTimeoutMs: this.#options.dialTimeoutMs,
-      localAddresses: this.#localAddresses(),
+      localAddresses: this.#listenHosts,
       logger: log,
     });
   }
 
-  /** The listening address, read once: it is fixed while the server listens (hot per stream open). */
-  #localAddresses(): string[] {
-    if (this.#listenHosts !== undefined) return this.#listenHosts;
-    const address = this.#server?.address();
-    if (!address) return [];
-    this.#listenHosts = [address.host];
-    return this.#listenHosts;
-  }
 
   /**
    * Puts a new allowlist in force. Sessions of keys no longer listed are closed at once; streams
