@@ -202,22 +202,13 @@ export class DeviceServices {
       dialAbort.abort();
       if (active.socket === undefined) this.#active.delete(active);
     });
+    // The stream is in #active from the accept on, so a reload that changes the service or no
+    // longer admits the user destroys it (setServices); nothing needs checking again here.
     stream.once('open', () => {
-      const now = this.#services.get(open.service);
-      if (now === undefined || this.#admits(now, open) !== undefined) {
-        fail('not-permitted', `service ${open.service} changed during the open`);
-        return;
-      }
-      dialTarget(now.target, { rules: now.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: dialAbort.signal }).then(
+      dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: dialAbort.signal }).then(
         (dialed) => {
-          const after = this.#services.get(open.service);
           if (stream.destroyed || !this.#active.has(active)) {
             dialed.socket.destroy();
-            return;
-          }
-          if (after === undefined || this.#admits(after, open) !== undefined || after.target !== now.target) {
-            dialed.socket.destroy();
-            fail('not-permitted', `service ${open.service} changed during the open`);
             return;
           }
           active.socket = dialed.socket;
