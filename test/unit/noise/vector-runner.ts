@@ -28,8 +28,10 @@ export interface NoiseVector {
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-/** The shared vectors directory, a sibling of the repository. */
+/** The shared vectors directory, a sibling of the repository (the team's layout). */
 export const SHARED_VECTORS_DIR = path.resolve(repoRoot, '..', 'shared', 'noise-vectors');
+/** The repository's own copy (test/fixtures/noise-vectors/README.md), for a clone anywhere else. */
+export const FIXTURE_VECTORS_DIR = path.resolve(repoRoot, 'test', 'fixtures', 'noise-vectors');
 
 /** Loads a vector file; throws (with the file name) when it cannot be read or has the wrong shape. */
 export function loadVectors(file: string): NoiseVector[] {
