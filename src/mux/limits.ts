@@ -8,11 +8,14 @@ import { InputError } from '../errors.js';
 export const DEFAULT_STREAM_WINDOW_BYTES = 256 * 1024;
 /**
  * Ceiling of a stream's window when it grows: a stream whose reader keeps up (at most half the
- * window unread when a grant is due) doubles its window up to this, so bulk transfers stall less and send a quarter of
- * the WINDOW_UPDATE records. Idle and slow streams keep the initial window: growth is credit, not
- * memory, until the peer uses it, and the session bounds the total growth (maxSessionBufferedBytes).
+ * window unread when a grant is due) doubles its window up to this, so bulk transfers stall less
+ * and send fewer WINDOW_UPDATE records. Idle and slow streams keep the initial window: growth is
+ * credit, not memory, until the peer uses it, and the session bounds the total growth
+ * (maxSessionBufferedBytes), so two bulk streams can reach this ceiling at once.
+ * At 1 MiB a one-stream bulk transfer still ran out of credit ~3,300 times per GB and left a
+ * third of the two cores idle; 8 MiB: ~350 stalls, +25-35% MB/s (bench/profile-notes.md, round 4).
  */
-export const DEFAULT_MAX_STREAM_WINDOW_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 /** Smallest configurable window: smaller ones turn every transfer into a stream of tiny frames. */
 export const MIN_STREAM_WINDOW_BYTES = 16 * 1024;
 /** Largest configurable window; credit on the wire is capped at 2^31 - 1 anyway. */
