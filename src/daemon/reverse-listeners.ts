@@ -77,11 +77,7 @@ export class ReverseListeners {
   /** Shutdown has begun: accept no more connections, let the open ones drain. */
   stopAccepting(): void {
     this.#closed = true;
-    for (const l of this.#open.values()) {
-      if (l.server.listening) l.server.close();
-      if (l.up) this.#log.info({ event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: 'server shutting down' }, `reverse listener ${hostPort(l.spec)} released (server shutting down)`);
-      l.up = false;
-    }
+    for (const l of this.#open.values()) this.#release(l, 'server shutting down');
   }
 
   /** The device went away: release every port now; open connections are reset. */
@@ -115,9 +111,15 @@ export class ReverseListeners {
 
   #close(key: string, l: Listening, why: string): void {
     this.#open.delete(key);
-    if (l.server.listening) l.server.close();
+    this.#release(l, why);
     for (const socket of l.sockets) socket.resetAndDestroy();
+  }
+
+  /** Stops listening on `l`'s port (open connections are left to the caller) and logs it once. */
+  #release(l: Listening, why: string): void {
+    if (l.server.listening) l.server.close();
     if (l.up) this.#log.info({ event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: why }, `reverse listener ${hostPort(l.spec)} released (${why})`);
+    l.up = false;
   }
 
   #onConnection(spec: ReverseListen, socket: net.Socket, sockets: Set<net.Socket>): void {
