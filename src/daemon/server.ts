@@ -40,6 +40,8 @@ export interface ServerSessionHandle {
   readonly mux: MuxSession;
   readonly publicKey: string;
   peerName: string;
+  /** The daemon's logger with this peer's name (renewed when a reload renames the peer). */
+  log: Logger;
   readonly streams: Set<ActiveStream>;
   dialsInFlight: number;
   readonly dialQueue: Array<() => void>;
@@ -106,6 +108,7 @@ export class ServerDaemon {
       session,
       publicKey,
       peerName: peer.name,
+      log,
       streams: new Set(),
       dialsInFlight: 0,
       dialQueue: [],
@@ -134,7 +137,7 @@ export class ServerDaemon {
       request.reject('limit', 'server is shutting down');
       return;
     }
-    const log = this.#log.child({ peer: handle.peerName });
+    const log = handle.log;
     if (peer !== undefined && request.target === ANNOUNCE_TARGET) {
       this.#devices.announce(handle, peer, request);
       return;
@@ -181,7 +184,10 @@ export class ServerDaemon {
         handle.session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
         continue;
       }
-      handle.peerName = peer.name;
+      if (handle.peerName !== peer.name) {
+        handle.peerName = peer.name;
+        handle.log = this.#log.child({ peer: peer.name });
+      }
       for (const active of [...handle.streams]) {
         if (peer.rules.allowsResolved(active.host, active.address, active.port)) continue;
         streamsReset++;

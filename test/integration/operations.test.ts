@@ -101,6 +101,20 @@ describe('reload and revocation', () => {
     expect(tunnel!.server!.logLines().some((l) => l.event === 'session.closed')).toBe(false);
   });
 
+  it('a peer renamed by a reload keeps its session, and its next streams are logged under the new name', async () => {
+    const { ports } = await setup(['alice']);
+    const before = await openEchoing(ports.alice!);
+    await tunnel!.server!.waitForEvent('stream.open', { peer: 'alice' });
+    tunnel!.writePeers([{ ...tunnel!.peers[0]!, name: 'alice-laptop' }]);
+    tunnel!.server!.kill('SIGHUP');
+    await tunnel!.server!.waitForEvent('config.reload', { removed: 0 });
+    await roundTrip(before, 'kept');
+    const after = await openEchoing(ports.alice!);
+    await tunnel!.server!.waitForEvent('stream.open', { peer: 'alice-laptop' });
+    before.destroy();
+    after.destroy();
+  });
+
   it('a broken allowlist is refused and the old one stays in force', async () => {
     const { ports } = await setup(['alice']);
     fs.writeFileSync(tunnel!.path('peers.toml'), '[[peer]]\nname = "alice"\npublic_key = "not a key"\n');
