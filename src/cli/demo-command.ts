@@ -15,6 +15,7 @@ import { controlRequest } from '../daemon/control-client.js';
 import { encodeKey, fingerprint, generateKeyPair } from '../crypto/keys.js';
 import type { ServerStatus } from '../daemon/server.js';
 import { CliError } from './fail.js';
+import { daemonNodeFlags } from './daemon-node-flags.js';
 
 const DEMO_BYTES = 4 * 1024 * 1024;
 const STEP_TIMEOUT_MS = 15_000;
@@ -28,7 +29,7 @@ interface Daemon {
 }
 
 function startDaemon(name: string, args: string[]): Daemon {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...daemonNodeFlags(BIN), BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const d: Daemon = { name, child, lines: [], stderr: '' };
   let partial = '';
   child.stdout!.on('data', (chunk: Buffer) => {
