@@ -13,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const BIN = path.join(ROOT, 'bin', 'twoway');
+// The daemons run with bin/twoway's shebang flags, as an installed twoway (systemd) does.
+const { daemonNodeFlags } = await import('../dist/cli/daemon-node-flags.js');
+const NODE_FLAGS = daemonNodeFlags(BIN);
 const IDLE_STREAMS = Number(process.env.IDLE_STREAMS ?? 10_000);
 const IDLE_SESSIONS = Number(process.env.IDLE_SESSIONS ?? 100);
 const DEADLINE_MS = 120_000;
@@ -90,10 +93,10 @@ try {
   const { publicKeyFromPrivate, decodeKey } = await import(path.join(ROOT, 'dist/crypto/keys.js'));
   const serverPub = publicKeyFromPrivate(decodeKey(serverKey, 'server key'));
 
-  const server = spawn(process.execPath, [BIN, 'server', '--config', path.join(work, 'server.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
+  const server = spawn(process.execPath, [...NODE_FLAGS, BIN, 'server', '--config', path.join(work, 'server.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
   started.push(server);
   await until(() => fs.existsSync(path.join(work, 'server.sock')), 'server control socket');
-  const client = spawn(process.execPath, [BIN, 'client', '--config', path.join(work, 'client.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
+  const client = spawn(process.execPath, [...NODE_FLAGS, BIN, 'client', '--config', path.join(work, 'client.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
   started.push(client);
   await until(() => fs.existsSync(path.join(work, 'client.sock')), 'client control socket');
   // One stream proves the session is up before the baseline.

@@ -26,6 +26,9 @@ function run(title, command, args, env = {}) {
 }
 
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) run('build', 'npx', ['tsc', '-p', 'tsconfig.json']);
+// The daemons run with bin/twoway's shebang flags, as an installed twoway (systemd) does.
+const { daemonNodeFlags } = await import('../dist/cli/daemon-node-flags.js');
+const NODE_FLAGS = daemonNodeFlags().join(' ');
 
 let ok = true;
 if (parts.includes('crypto')) ok = run('crypto (Noise engine)', process.execPath, [path.join(HERE, 'crypto.mjs')]) && ok;
@@ -43,12 +46,13 @@ if (parts.includes('tunnel')) {
         TUT_HOOK_FILE: path.join(HERE, 'device-hook.sh'),
         TWOWAY_BIN: bin,
         NODE_BIN: process.execPath,
+        DAEMON_NODE_FLAGS: NODE_FLAGS,
         TWOWAY_BENCH_DIR: HERE,
         TUT_NAME: 'twoway',
         TUT_NOTE: 'client + server daemons, ws://, Noise IKpsk2 ChaChaPoly',
         TUT_SETUP_CMD: `bash ${path.join(HERE, 'tut-setup.sh')} {WORK} {SINK_PORT} {SERVER_PORT} {CLIENT_PORT}`,
-        TUT_SERVER_CMD: `${process.execPath} ${bin} server --config {WORK}/server.toml --log-level warn`,
-        TUT_CLIENT_CMD: `${process.execPath} ${bin} client --config {WORK}/client.toml --log-level warn`,
+        TUT_SERVER_CMD: `${process.execPath} ${NODE_FLAGS} ${bin} server --config {WORK}/server.toml --log-level warn`,
+        TUT_CLIENT_CMD: `${process.execPath} ${NODE_FLAGS} ${bin} client --config {WORK}/client.toml --log-level warn`,
         RESULTS_DIR: results,
       }) && ok;
   }
