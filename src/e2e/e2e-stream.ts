@@ -168,14 +168,19 @@ export class E2EStream extends Duplex {
   }
 
   /** The device's side: the first transport message must be the user's CONFIRM. */
-  #onConfirm(message: Buffer): void {
-    let plaintext: Uint8Array;
+  /** Opens one inner record; on failure the stream fails with `code` and `message`. */
+  #decrypt(record: Buffer, code: 'ERR_E2E_HANDSHAKE' | 'ERR_E2E_RECORD', message: string): Uint8Array | undefined {
     try {
-      plaintext = this.#receive!.decryptWithAd(EMPTY, message);
+      return this.#receive!.decryptWithAd(EMPTY, record);
     } catch (err) {
-      this.#fail('ERR_E2E_HANDSHAKE', 'end-to-end handshake failed: the user did not confirm it (a replayed first message?)', err);
-      return;
+      this.#fail(code, message, err);
+      return undefined;
     }
+  }
+
+  #onConfirm(message: Buffer): void {
+    const plaintext = this.#decrypt(message, 'ERR_E2E_HANDSHAKE', 'end-to-end handshake failed: the user did not confirm it (a replayed first message?)');
+    if (plaintext === undefined) return;
     if (plaintext.length !== 1 || plaintext[0] !== RecordType.CONFIRM) {
       this.#fail('ERR_E2E_HANDSHAKE', 'end-to-end handshake failed: the first record is not a confirmation');
       return;
@@ -194,13 +199,8 @@ export class E2EStream extends Duplex {
   }
 
   #onRecord(message: Buffer): void {
-    let plaintext: Uint8Array;
-    try {
-      plaintext = this.#receive!.decryptWithAd(EMPTY, message);
-    } catch (err) {
-      this.#fail('ERR_E2E_RECORD', 'end-to-end record failed authentication (altered in transit)', err);
-      return;
-    }
+    const plaintext = this.#decrypt(message, 'ERR_E2E_RECORD', 'end-to-end record failed authentication (altered in transit)');
+    if (plaintext === undefined) return;
     if (this.#endReceived || plaintext.length === 0) {
       this.#fail('ERR_E2E_RECORD', this.#endReceived ? 'data after the end of data' : 'empty record');
       return;
