@@ -20,6 +20,7 @@
  */
 import { Duplex } from 'node:stream';
 import { MuxError } from '../errors.js';
+import { ReceiveQueue, SendQueue, own } from './byte-queues.js';
 import { FRAME_HEADER_BYTES, encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
 import { MAX_CHANNEL_MESSAGE_BYTES } from './frame-writer.js';
 import { MuxStreamError, type ReasonCode } from './reason.js';
@@ -39,9 +40,6 @@ export const MAX_DATA_FRAME_BYTES = MAX_CHANNEL_MESSAGE_BYTES - FRAME_HEADER_BYT
  * resume the socket feeding the stream.
  */
 export const STREAM_WRITE_HIGH_WATER_BYTES = 128 * 1024;
-/** Queued payloads smaller than this are copied into a shared tail buffer (bounds per-chunk overhead). */
-const COALESCE_BELOW_BYTES = 4 * 1024;
-const COALESCE_BUFFER_BYTES = 16 * 1024;
 
 /** What a stream needs from its session. Internal to src/mux/. */
 export interface StreamHost {
@@ -76,11 +74,6 @@ function flushTail(stream: MuxStream): void {
   stream._flushTail();
 }
 
-/** Copies a payload that would otherwise pin a much larger channel message. */
-function own(payload: Uint8Array): Uint8Array {
-  return payload.byteLength * 2 < payload.buffer.byteLength ? Buffer.from(payload) : payload;
-}
-
 /** A multiplexed stream. Obtain one from `MuxSession.openStream()` or `StreamRequest.accept()`. */
 export class MuxStream extends Duplex {
   readonly id: number;
@@ -105,14 +98,10 @@ export class MuxStream extends Duplex {
   #finReceived = false;
   #eofPushed = false;
   #wantRead = false;
-  /** Received data waiting for the reader; allocated on first need. */
-  #queue: Uint8Array[] | undefined;
-  #queuedBytes = 0;
-  #tail: Buffer | undefined;
-  #tailUsed = 0;
-  /** Written bytes not yet framed, in order (views of the written chunks). */
-  #out: Uint8Array[] = [];
-  #outBytes = 0;
+  /** Received data waiting for the reader; allocated on first need (idle streams hold none). */
+  #queue: ReceiveQueue | undefined;
+  /** Written bytes not yet framed. */
+  readonly #out = new SendQueue();
   /** A write callback held until `#out` is sent (no credit, or the channel is full). */
   #wCallback: WriteCallback | undefined;
   /** `_final` waiting for `#out` to be sent before the FIN. */
@@ -144,7 +133,7 @@ export class MuxStream extends Duplex {
 
   /** Received bytes not yet read by the application (excluding Readable's own buffer). */
   get bufferedBytes(): number {
-    return this.#queuedBytes;
+    return this.#queue?.bytes ?? 0;
   }
 
   /** Resets the stream with `reason` (sent to the peer) and destroys it locally without an error. */
@@ -190,7 +179,7 @@ export class MuxStream extends Duplex {
   _onData(payload: Uint8Array): void {
     this.#expectReceiving('DATA');
     this.#recv.receive(payload.length, this.id);
-    if (this.#wantRead && this.#queuedBytes === 0 && this.#state !== 'opening') {
+    if (this.#wantRead && this.#queue === undefined && this.#state !== 'opening') {
       this.#deliver(own(payload));
       return;
     }
@@ -257,41 +246,23 @@ export class MuxStream extends Duplex {
   }
 
   #enqueue(payload: Uint8Array): void {
-    const queue = (this.#queue ??= []);
-    const n = payload.length;
-    if (n < COALESCE_BELOW_BYTES) {
-      // Many tiny frames must not cost an array slot and a pinned message each.
-      if (this.#tail === undefined || this.#tailUsed + n > this.#tail.length) {
-        this.#tail = Buffer.allocUnsafe(COALESCE_BUFFER_BYTES);
-        this.#tailUsed = 0;
-        queue.push(this.#tail.subarray(0, 0));
-      }
-      const start = this.#tailUsed - queue[queue.length - 1]!.length;
-      this.#tail.set(payload, this.#tailUsed);
-      this.#tailUsed += n;
-      queue[queue.length - 1] = this.#tail.subarray(start, this.#tailUsed);
-    } else {
-      this.#tail = undefined;
-      queue.push(own(payload));
-    }
-    this.#queuedBytes += n;
-    this.#host.bufferedChanged(n);
+    (this.#queue ??= new ReceiveQueue()).push(payload);
+    this.#host.bufferedChanged(payload.length);
   }
 
   #drainQueue(): void {
     if (this.#state === 'opening' || this.destroyed) return;
     const queue = this.#queue;
     if (queue !== undefined) {
-      while (this.#wantRead && queue.length > 0) {
-        const chunk = queue.shift()!;
-        if (queue.length === 0) this.#tail = undefined;
-        this.#queuedBytes -= chunk.length;
+      while (this.#wantRead) {
+        const chunk = queue.shift();
+        if (chunk === undefined) break;
         this.#host.bufferedChanged(-chunk.length);
         this.#deliver(chunk);
       }
-      if (queue.length === 0) this.#queue = undefined;
+      if (queue.bytes === 0) this.#queue = undefined;
     }
-    if (this.#finReceived && this.#queuedBytes === 0 && !this.#eofPushed) {
+    if (this.#finReceived && this.#queue === undefined && !this.#eofPushed) {
       this.#eofPushed = true;
       this.push(null);
     }
@@ -324,15 +295,14 @@ export class MuxStream extends Duplex {
       return;
     }
     this.#out.push(chunk);
-    this.#outBytes += chunk.length;
     // A chunk of a frame or more is bulk: its short tail waits, until the end of this event-loop
     // turn at most, for the next chunk to fill a frame. A 64 KiB socket read then costs one record
     // rather than a full one and a sliver. Smaller chunks (interactive traffic) go out at once.
     const holdTail = chunk.length >= MAX_DATA_FRAME_BYTES;
     this.#pump(holdTail);
-    if (this.#outBytes === 0) {
+    if (this.#out.bytes === 0) {
       callback();
-    } else if (holdTail && this.#outBytes < MAX_DATA_FRAME_BYTES) {
+    } else if (holdTail && this.#out.bytes < MAX_DATA_FRAME_BYTES) {
       this.#scheduleTailFlush();
       callback();
     } else {
@@ -345,49 +315,19 @@ export class MuxStream extends Duplex {
    * frame stays queued. Stalls register for a resume (WINDOW_UPDATE, OPEN_OK or channel drain).
    */
   #pump(holdTail: boolean): void {
-    while (this.#outBytes > 0) {
-      if (holdTail && this.#outBytes < MAX_DATA_FRAME_BYTES) return;
+    while (this.#out.bytes > 0) {
+      if (holdTail && this.#out.bytes < MAX_DATA_FRAME_BYTES) return;
       const credit = this.#send.available;
       if (credit === 0) return; // resumes on WINDOW_UPDATE / OPEN_OK
       if (this.#host.blocked) {
         this.#host.waitForDrain(this);
         return;
       }
-      const n = Math.min(this.#outBytes, credit, MAX_DATA_FRAME_BYTES);
+      const n = Math.min(this.#out.bytes, credit, MAX_DATA_FRAME_BYTES);
       this.#send.consume(n);
       this.bytesWritten += n;
-      this.#host.sendData(this.id, this.#take(n), n);
+      this.#host.sendData(this.id, this.#out.take(n), n);
     }
-  }
-
-  /** Removes the first `n` bytes of `#out` and returns them as parts (views, no copy). */
-  #take(n: number): Uint8Array[] {
-    const out = this.#out;
-    const head = out[0]!;
-    this.#outBytes -= n;
-    if (head.length === n) {
-      out.shift();
-      return [head];
-    }
-    if (head.length > n) {
-      out[0] = head.subarray(n);
-      return [head.subarray(0, n)];
-    }
-    const parts: Uint8Array[] = [];
-    let need = n;
-    while (need > 0) {
-      const part = out[0]!;
-      if (part.length <= need) {
-        parts.push(part);
-        out.shift();
-        need -= part.length;
-      } else {
-        parts.push(part.subarray(0, need));
-        out[0] = part.subarray(need);
-        need = 0;
-      }
-    }
-    return parts;
   }
 
   #scheduleTailFlush(): void {
@@ -408,7 +348,7 @@ export class MuxStream extends Duplex {
    */
   _resumeWrite(): void {
     this.#pump(false);
-    if (this.#outBytes > 0) return;
+    if (this.#out.bytes > 0) return;
     const callback = this.#wCallback;
     if (callback !== undefined) {
       this.#wCallback = undefined;
@@ -416,7 +356,7 @@ export class MuxStream extends Duplex {
       // that write can leave bytes in #out (a held tail, no credit) and _final then registers a
       // pending FIN, which must wait for those bytes, not go out below.
       callback();
-      if (this.#outBytes > 0) return;
+      if (this.#out.bytes > 0) return;
     }
     const final = this.#finalCallback;
     if (final !== undefined) {
@@ -432,7 +372,7 @@ export class MuxStream extends Duplex {
     }
     // A held tail goes before the FIN.
     this.#pump(false);
-    if (this.#outBytes > 0) {
+    if (this.#out.bytes > 0) {
       this.#finalCallback = callback;
       return;
     }
@@ -459,12 +399,10 @@ export class MuxStream extends Duplex {
       }
       this.#become('reset');
     }
-    if (this.#queuedBytes > 0) this.#host.bufferedChanged(-this.#queuedBytes);
+    const queued = this.#queue?.bytes ?? 0;
+    if (queued > 0) this.#host.bufferedChanged(-queued);
     this.#queue = undefined;
-    this.#queuedBytes = 0;
-    this.#tail = undefined;
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#out.clear();
     this.#wCallback = undefined;
     this.#finalCallback = undefined;
     callback(error);
