@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes throwaway keys and configs for the "through a device" row (bench/device-hook.sh):
+# Writes throwaway keys and configs for the "through a device" row (bench/anchor-hooks.sh):
 # a server, a device agent exposing the tcpbench sink as service "sink", and a user client with a
 # local forward to "bench-dev:sink" (end to end: the server relays ciphertext). Loopback only.
 set -euo pipefail

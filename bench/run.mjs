@@ -1,8 +1,9 @@
 // `npm run bench`: every benchmark in one run, side by side with the anchors.
 //   1. crypto: Noise handshakes/s and transport MB/s per backend (bench/crypto.mjs)
 //   2. tunnel: ../shared/bench/anchors.sh with twoway as the tunnel under test, next to direct
-//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS; and twoway through a
-//      device agent (user client -> server -> device agent, end to end), bench/device-hook.sh
+//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS; two chained plain
+//      Node.js relays (the platform's floor) and twoway through a device agent (user client ->
+//      server -> device agent, end to end), bench/anchor-hooks.sh
 //   3. memory: RSS per idle stream and per idle session (bench/memory.mjs)
 // Select parts with BENCH="crypto tunnel memory" (default: all). Results land in
 // $RESULTS_DIR (default /tmp/twoway-bench-results). Everything stays on loopback and is bounded.
@@ -41,9 +42,10 @@ if (parts.includes('tunnel')) {
     const bin = path.join(ROOT, 'bin', 'twoway');
     ok =
       run('tunnel (side by side with the anchors)', 'bash', [path.join(SHARED, 'anchors.sh')], {
-        // twoway_device (bench/device-hook.sh): the same load through a device agent, end to end.
-        ANCHORS: process.env.ANCHORS ?? 'direct ssh-chacha20 ssh-aes128gcm stunnel tut twoway_device',
-        TUT_HOOK_FILE: path.join(HERE, 'device-hook.sh'),
+        // node_relay and twoway_device (bench/anchor-hooks.sh): two plain Node.js relays (the platform's
+        // floor), and the same load through a device agent, end to end.
+        ANCHORS: process.env.ANCHORS ?? 'direct node_relay ssh-chacha20 ssh-aes128gcm stunnel tut twoway_device',
+        TUT_HOOK_FILE: path.join(HERE, 'anchor-hooks.sh'),
         TWOWAY_BIN: bin,
         NODE_BIN: process.execPath,
         DAEMON_NODE_FLAGS: NODE_FLAGS,

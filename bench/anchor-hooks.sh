@@ -1,7 +1,22 @@
-# Sourced by ../shared/bench/anchors.sh (TUT_HOOK_FILE): adds the row "twoway_device", twoway
-# through a device agent (user client -> server -> device agent -> sink, end to end encrypted),
-# to be run beside the "tut" row (user client -> server -> sink). Needs TWOWAY_BIN and NODE_BIN
-# (and DAEMON_NODE_FLAGS, bin/twoway's shebang flags, from bench/run.mjs).
+# Sourced by ../shared/bench/anchors.sh (TUT_HOOK_FILE): adds two rows beside the "tut" row (user
+# client -> server -> sink). Needs TWOWAY_BIN, NODE_BIN and TWOWAY_BENCH_DIR (and DAEMON_NODE_FLAGS,
+# bin/twoway's shebang flags), all set by bench/run.mjs.
+#   node_relay:    two chained plain Node.js relays (bench/node-relay.mjs: stream.pipe, no crypto),
+#                  the floor of any pair of Node.js daemons on this machine.
+#   twoway_device: twoway through a device agent (user client -> server -> device agent -> sink,
+#                  end to end encrypted).
+anchor_node_relay() {
+  ROW_LABEL=node-relay-2hop
+  local p1 p2
+  alloc_port; p1=$REPLY
+  alloc_port; p2=$REPLY
+  start_bg node-relay-2 "$NODE_BIN" "$TWOWAY_BENCH_DIR/node-relay.mjs" "$p2" "$SINK_PORT"; local b=$BG_PID
+  start_bg node-relay-1 "$NODE_BIN" "$TWOWAY_BENCH_DIR/node-relay.mjs" "$p1" "$p2"; local a=$BG_PID
+  wait_port "$p2" "$b" 20 && wait_port "$p1" "$a" 20 || { SKIP="node relays did not listen"; return 1; }
+  RELAY_PIDS="$a $b"; TARGET_PORT=$p1
+  NOTE="two chained Node.js relays, stream.pipe, no crypto (the floor of two Node daemons)"
+}
+
 anchor_twoway_device() {
   ROW_LABEL=twoway-via-device
   local sp cp d=$WORK/device
