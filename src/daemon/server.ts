@@ -115,7 +115,8 @@ export class ServerDaemon {
       mux: new MuxSession(session, {
         role: 'server',
         limits: this.#options.muxLimits,
-        logger: log,
+        // Through the handle, so the mux's lines follow a rename by reload as the stream lines do.
+        logger: { debug: (fields, message) => handle.log.debug(fields, message), warn: (fields, message) => handle.log.warn(fields, message) },
         onStreamRequest: (request: StreamRequest) => this.#onStreamRequest(handle, request),
       }),
     };
@@ -127,7 +128,7 @@ export class ServerDaemon {
     if (peer.kind === 'device') this.#devices.online(handle, peer);
     handle.mux.onClose((info) => {
       this.#handles.delete(handle);
-      log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
+      handle.log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
     });
   }
 
