@@ -5,6 +5,7 @@
  * a type byte (CONFIRM, DATA or END) and the payload.
  */
 import { E2EError } from '../errors.js';
+import { ByteQueue } from '../mux/byte-queues.js';
 import { MAX_DATA_FRAME_BYTES } from '../mux/stream.js';
 
 /** Largest message on the inner stream (the Noise limit). */
@@ -39,54 +40,26 @@ export function lengthPrefix(length: number): Buffer {
  * partial message (64 KiB + 2 bytes) beyond what the caller takes out.
  */
 export class MessageReassembler {
-  #chunks: Buffer[] = [];
-  #buffered = 0;
+  readonly #queue = new ByteQueue();
 
   get buffered(): number {
-    return this.#buffered;
+    return this.#queue.bytes;
   }
 
   push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
+    this.#queue.push(chunk);
   }
 
-  /** The next complete message, or undefined until one has arrived whole. */
+  /** The next complete message (a view when it sits in one chunk), or undefined until one has arrived whole. */
   next(): Buffer | undefined {
-    if (this.#buffered < 2) return undefined;
-    const length = this.#peekLength();
-    if (this.#buffered < 2 + length) return undefined;
-    this.#take(2);
-    return this.#take(length);
-  }
-
-  #peekLength(): number {
-    const first = this.#chunks[0]!;
-    if (first.length >= 2) return first.readUInt16BE(0);
-    return (first[0]! << 8) | this.#chunks[1]![0]!;
-  }
-
-  /** Removes `n` bytes from the front (n <= buffered); a view when they sit in one chunk. */
-  #take(n: number): Buffer {
-    this.#buffered -= n;
-    const first = this.#chunks[0];
-    if (n === 0) return Buffer.alloc(0);
-    if (first !== undefined && first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const head = this.#chunks[0]!;
-      const use = Math.min(head.length, n - filled);
-      head.copy(out, filled, 0, use);
-      filled += use;
-      if (use === head.length) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(use);
-    }
-    return out;
+    const queue = this.#queue;
+    if (queue.bytes < 2) return undefined;
+    const length = (queue.byteAt(0) << 8) | queue.byteAt(1);
+    if (queue.bytes < 2 + length) return undefined;
+    queue.take(2);
+    if (length === 0) return Buffer.alloc(0);
+    const parts = queue.take(length);
+    const first = parts[0]!;
+    return parts.length === 1 ? Buffer.from(first.buffer, first.byteOffset, first.length) : Buffer.concat(parts, length);
   }
 }

@@ -1,7 +1,8 @@
 /**
- * The two byte queues of a stream (stream.ts), as plain data structures: what was received and
- * waits for the reader, and what was written and waits to be framed. Neither copies bulk data;
- * both count their bytes so that the stream's flow control can be read off them.
+ * Byte queues, as plain data structures: what a stream received and keeps for its reader
+ * (ReceiveQueue), and bytes taken off the front in arbitrary amounts (ByteQueue: what a stream
+ * wrote and has not framed yet, and the end-to-end stream's reassembly of length-prefixed
+ * messages). Neither copies bulk data; both count their bytes.
  */
 
 /** Received payloads smaller than this are copied into a shared buffer (bounds per-chunk overhead). */
@@ -63,8 +64,8 @@ export class ReceiveQueue {
   }
 }
 
-/** Written bytes not yet framed, in order: views of the written chunks, never joined. */
-export class SendQueue {
+/** Bytes in order, as the chunks that were pushed; taken off the front as views, never joined. */
+export class ByteQueue {
   #parts: Uint8Array[] = [];
   #bytes = 0;
 
@@ -74,8 +75,20 @@ export class SendQueue {
   }
 
   push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
     this.#parts.push(chunk);
     this.#bytes += chunk.length;
+  }
+
+  /** The byte at `index` (0..bytes-1) without removing anything. */
+  byteAt(index: number): number {
+    if (!(index >= 0 && index < this.#bytes)) throw new RangeError(`byteAt(${index}) in a queue of ${this.#bytes} bytes`);
+    let at = index;
+    for (const part of this.#parts) {
+      if (at < part.length) return part[at]!;
+      at -= part.length;
+    }
+    throw new RangeError('unreachable');
   }
 
   /** Removes the first `n` bytes (1..bytes) and returns them as parts (views, no copy). */

@@ -20,7 +20,7 @@
  */
 import { Duplex } from 'node:stream';
 import { MuxError } from '../errors.js';
-import { ReceiveQueue, SendQueue, own } from './byte-queues.js';
+import { ByteQueue, ReceiveQueue, own } from './byte-queues.js';
 import { FRAME_HEADER_BYTES, encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
 import { MAX_CHANNEL_MESSAGE_BYTES } from './frame-writer.js';
 import { MuxStreamError, type ReasonCode } from './reason.js';
@@ -101,7 +101,7 @@ export class MuxStream extends Duplex {
   /** Received data waiting for the reader; allocated on first need (idle streams hold none). */
   #queue: ReceiveQueue | undefined;
   /** Written bytes not yet framed. */
-  readonly #out = new SendQueue();
+  readonly #out = new ByteQueue();
   /** A write callback held until `#out` is sent (no credit, or the channel is full). */
   #wCallback: WriteCallback | undefined;
   /** `_final` waiting for `#out` to be sent before the FIN. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { COALESCE_BELOW_BYTES, COALESCE_BUFFER_BYTES, ReceiveQueue, SendQueue } from '../../../src/mux/byte-queues.js';
+import { COALESCE_BELOW_BYTES, COALESCE_BUFFER_BYTES, ByteQueue, ReceiveQueue } from '../../../src/mux/byte-queues.js';
 
 /** A deterministic generator, so a failure can be replayed. */
 function lcg(seed: number): () => number {
@@ -10,11 +10,11 @@ function lcg(seed: number): () => number {
 
 const concat = (parts: readonly Uint8Array[]): Buffer => Buffer.concat(parts.map((p) => Buffer.from(p)));
 
-describe('SendQueue', () => {
+describe('ByteQueue', () => {
   it('hands back exactly the written bytes, in order, for any split (200 random runs)', () => {
     for (let seed = 1; seed <= 200; seed++) {
       const rand = lcg(seed);
-      const q = new SendQueue();
+      const q = new ByteQueue();
       const written: Buffer[] = [];
       const taken: Uint8Array[] = [];
       for (let step = 0; step < 40; step++) {
@@ -36,15 +36,25 @@ describe('SendQueue', () => {
   });
 
   it('returns views of the written chunks, not copies', () => {
-    const q = new SendQueue();
+    const q = new ByteQueue();
     const chunk = Buffer.from('abcdef');
     q.push(chunk);
     const [part] = q.take(3);
     expect(part!.buffer).toBe(chunk.buffer);
   });
 
+  it('reads a byte at any offset across parts without removing it', () => {
+    const q = new ByteQueue();
+    q.push(Buffer.from('ab'));
+    q.push(Buffer.alloc(0));
+    q.push(Buffer.from('cde'));
+    expect([0, 1, 2, 4].map((i) => String.fromCharCode(q.byteAt(i)))).toEqual(['a', 'b', 'c', 'e']);
+    expect(q.bytes).toBe(5);
+    expect(() => q.byteAt(5)).toThrow(RangeError);
+  });
+
   it('refuses to take more than it holds, or nothing; clear() empties it', () => {
-    const q = new SendQueue();
+    const q = new ByteQueue();
     q.push(Buffer.from('abc'));
     expect(() => q.take(4)).toThrow(RangeError);
     expect(() => q.take(0)).toThrow(RangeError);
