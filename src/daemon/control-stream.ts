@@ -14,6 +14,7 @@
 import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ForwardError } from '../errors.js';
+import { ByteQueue } from '../mux/byte-queues.js';
 import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
 
 export const ControlFrame = Object.freeze({ DATA: 0, END: 1, RESET: 2 } as const);
@@ -45,11 +46,8 @@ function resetError(payload: Buffer): Error {
 /** A Duplex over a control socket speaking the frames above. */
 export class ControlStream extends Duplex {
   readonly #socket: net.Socket;
-  /** Received bytes not yet parsed, as they arrived; joined only once a whole frame is there. */
-  #chunks: Buffer[] = [];
-  #chunkBytes = 0;
-  /** Bytes needed before the next frame can be parsed: a header, or a header and its payload. */
-  #need = HEADER_BYTES;
+  /** Received bytes not yet parsed, as they arrived (never joined). */
+  readonly #received = new ByteQueue();
   #endReceived = false;
   #endSent = false;
   #resetReceived = false;
@@ -79,38 +77,32 @@ export class ControlStream extends Duplex {
 
   #onData(chunk: Buffer): void {
     if (this.destroyed) return;
-    this.#chunks.push(chunk);
-    this.#chunkBytes += chunk.length;
-    if (this.#chunkBytes < this.#need) return;
-    let buffered = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#chunkBytes);
-    this.#need = HEADER_BYTES;
-    while (buffered.length >= HEADER_BYTES && !this.destroyed) {
-      const type = buffered[0]!;
-      const length = buffered.readUInt32BE(1);
+    const received = this.#received;
+    received.push(chunk);
+    while (received.bytes >= HEADER_BYTES && !this.destroyed) {
+      const type = received.byteAt(0);
+      const length = ((received.byteAt(1) << 24) | (received.byteAt(2) << 16) | (received.byteAt(3) << 8) | received.byteAt(4)) >>> 0;
       const limit = type === ControlFrame.DATA ? MAX_CONTROL_DATA_BYTES : type === ControlFrame.RESET ? MAX_RESET_BYTES : 0;
       if (type > ControlFrame.RESET || length > limit || (type === ControlFrame.DATA && length === 0) || this.#endReceived) {
         this.#truncated(this.#endReceived ? 'control stream: a frame after the end of stream' : `control stream: bad frame (type ${type}, ${length} bytes)`);
         return;
       }
-      if (buffered.length < HEADER_BYTES + length) {
-        this.#need = HEADER_BYTES + length;
-        break;
-      }
-      const payload = buffered.subarray(HEADER_BYTES, HEADER_BYTES + length);
-      buffered = buffered.subarray(HEADER_BYTES + length);
+      if (received.bytes < HEADER_BYTES + length) return;
+      received.take(HEADER_BYTES);
+      const payload = length > 0 ? received.take(length) : [];
       if (type === ControlFrame.DATA) {
-        if (!this.push(payload)) this.#socket.pause();
+        let more = true;
+        for (const part of payload) more = this.push(part);
+        if (!more) this.#socket.pause();
       } else if (type === ControlFrame.END) {
         this.#endReceived = true;
         this.push(null);
         this.#maybeFinish();
       } else {
         this.#resetReceived = true;
-        this.destroy(resetError(payload));
+        this.destroy(resetError(Buffer.concat(payload, length)));
       }
     }
-    this.#chunks = buffered.length > 0 ? [buffered] : [];
-    this.#chunkBytes = buffered.length;
   }
 
   override _read(): void {
