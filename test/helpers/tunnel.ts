@@ -140,6 +140,45 @@ export async function startEchoServer(): Promise<{ server: net.Server; port: num
   return { server, port: (server.address() as net.AddressInfo).port };
 }
 
+/** The 5-byte header a connection to startResettingEchoTarget begins with: reset after `bytes` echoed, or never. */
+export function resetAfterHeader(bytes: number | undefined): Buffer {
+  const header = Buffer.alloc(5);
+  header[0] = bytes === undefined ? 0x45 /* E */ : 0x52 /* R */;
+  header.writeUInt32BE(bytes ?? 0, 1);
+  return header;
+}
+
+/**
+ * An echo target for reset tests. Each connection begins with a resetAfterHeader (not echoed):
+ * 'R' + u32 echoes that many bytes and then resets the connection, even with data still coming
+ * in (the RST then lands behind data the other side has not read); 'E' echoes everything and
+ * ends after the client's end.
+ */
+export async function startResettingEchoTarget(): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    let header: Buffer | undefined = Buffer.alloc(0);
+    let resetAfter = Infinity;
+    let echoed = 0;
+    socket.on('data', (chunk: Buffer) => {
+      if (header !== undefined) {
+        header = Buffer.concat([header, chunk]);
+        if (header.length < 5) return;
+        if (header[0] === 0x52) resetAfter = header.readUInt32BE(1);
+        chunk = header.subarray(5);
+        header = undefined;
+      }
+      const n = Math.min(chunk.length, resetAfter - echoed);
+      if (n > 0) socket.write(chunk.subarray(0, n));
+      echoed += n;
+      if (echoed >= resetAfter && !socket.destroyed) socket.resetAndDestroy();
+    });
+    socket.on('end', () => socket.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
 /** A loopback port on which nothing listens (bound once, then closed). */
 export async function closedPort(): Promise<number> {
   const s = net.createServer();

@@ -11,11 +11,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../helpers/processes.js';
-import { TestTunnel } from '../helpers/tunnel.js';
+import { TestTunnel, resetAfterHeader, startResettingEchoTarget } from '../helpers/tunnel.js';
 
 const TRIES = 200;
 const ECHO_BEFORE_RESET = 300_000;
-const data = randomBytes(1_500_000);
+const data = Buffer.concat([resetAfterHeader(ECHO_BEFORE_RESET), randomBytes(1_500_000)]);
 
 let tunnel: TestTunnel;
 let target: net.Server;
@@ -25,18 +25,8 @@ beforeAll(async () => {
   // Echoes ECHO_BEFORE_RESET bytes, then resets while the client is still sending: the RST lands
   // behind echoed data the server has not read yet, which is when libuv reports it as an end of
   // stream.
-  target = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => {});
-    let echoed = 0;
-    socket.on('data', (chunk: Buffer) => {
-      const n = Math.min(chunk.length, ECHO_BEFORE_RESET - echoed);
-      if (n > 0) socket.write(chunk.subarray(0, n));
-      echoed += n;
-      if (echoed >= ECHO_BEFORE_RESET && !socket.destroyed) socket.resetAndDestroy();
-    });
-  });
-  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-  const port = (target.address() as net.AddressInfo).port;
+  let port: number;
+  ({ server: target, port } = await startResettingEchoTarget());
   tunnel = new TestTunnel({
     peers: [{ name: 'alice', allow: [`127.0.0.1:${port}`] }],
     // 200 opens in a few seconds: above the default open rate (20/s, burst 50).

@@ -17,7 +17,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTwoway, waitUntil } from '../helpers/processes.js';
-import { TestTunnel } from '../helpers/tunnel.js';
+import { TestTunnel, resetAfterHeader, startResettingEchoTarget } from '../helpers/tunnel.js';
 
 const ROUNDS = Math.min(500, Number(process.env.SOAK_ROUNDS ?? 15));
 const PARALLEL = Math.min(64, Number(process.env.SOAK_PARALLEL ?? 16));
@@ -29,28 +29,8 @@ let forwardPort: number;
 let cleanAfterTargetReset = 0;
 
 beforeAll(async () => {
-  target = net.createServer({ allowHalfOpen: true }, (socket) => {
-    socket.on('error', () => {});
-    let header: Buffer | undefined = Buffer.alloc(0);
-    let resetAfter = Infinity;
-    let echoed = 0;
-    socket.on('data', (chunk: Buffer) => {
-      if (header !== undefined) {
-        header = Buffer.concat([header, chunk]);
-        if (header.length < 5) return;
-        if (header[0] === 0x52) resetAfter = header.readUInt32BE(1);
-        chunk = header.subarray(5);
-        header = undefined;
-      }
-      const n = Math.min(chunk.length, resetAfter - echoed);
-      if (n > 0) socket.write(chunk.subarray(0, n));
-      echoed += n;
-      if (echoed >= resetAfter) socket.resetAndDestroy();
-    });
-    socket.on('end', () => socket.end());
-  });
-  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
-  const port = (target.address() as net.AddressInfo).port;
+  let port: number;
+  ({ server: target, port } = await startResettingEchoTarget());
   tunnel = new TestTunnel({
     peers: [{ name: 'alice', allow: [`127.0.0.1:${port}`] }],
     serverLimits: 'max_streams_per_session = 1024\nstream_open_rate = 5000\nstream_open_burst = 5000\ndials_in_flight = 512',
@@ -72,9 +52,7 @@ type Plan = { kind: 'clean' | 'target-reset' | 'app-reset'; bytes: number; cutAt
 function life(plan: Plan): Promise<string | undefined> {
   return new Promise((resolve) => {
     const data = randomBytes(plan.bytes);
-    const header = Buffer.alloc(5);
-    header[0] = plan.kind === 'target-reset' ? 0x52 : 0x45;
-    header.writeUInt32BE(plan.cutAt, 1);
+    const header = resetAfterHeader(plan.kind === 'target-reset' ? plan.cutAt : undefined);
     const socket = net.connect({ port: forwardPort, host: '127.0.0.1', allowHalfOpen: true });
     const got: Buffer[] = [];
     let received = 0;
