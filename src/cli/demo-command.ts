@@ -9,17 +9,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeSecretFile } from '../config/key-file.js';
 import { controlRequest } from '../daemon/control-client.js';
 import { encodeKey, fingerprint, generateKeyPair } from '../crypto/keys.js';
 import type { ServerStatus } from '../daemon/server.js';
 import { CliError } from './fail.js';
-import { daemonNodeFlags } from './daemon-node-flags.js';
+import { TWOWAY_BIN, daemonNodeFlags } from './daemon-node-flags.js';
 
 const DEMO_BYTES = 4 * 1024 * 1024;
 const STEP_TIMEOUT_MS = 15_000;
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'twoway');
 
 interface Daemon {
   readonly name: string;
@@ -29,7 +27,7 @@ interface Daemon {
 }
 
 function startDaemon(name: string, args: string[]): Daemon {
-  const child = spawn(process.execPath, [...daemonNodeFlags(BIN), BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...daemonNodeFlags(), TWOWAY_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const d: Daemon = { name, child, lines: [], stderr: '' };
   let partial = '';
   child.stdout!.on('data', (chunk: Buffer) => {
