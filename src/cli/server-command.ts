@@ -41,7 +41,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     try {
       const next = loadServerPeers(config);
       const result = daemon.reload(next);
-      logger.info({ event: EVENTS.reload, trigger, ...result }, `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset`);
+      logger.info({ event: EVENTS.reload, trigger, ...result }, `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset, ${result.opensRefused} pending opens refused`);
       return { ok: true, ...result };
     } catch (err) {
       const message = (err as Error).message;

@@ -42,6 +42,7 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  latest handshake: ${ago(s.lastHandshake)} (${s.rekeys} rekeys)`);
       lines.push(`  transfer: ${bytes(s.bytesIn)} received, ${bytes(s.bytesOut)} sent`);
       lines.push(`  open streams: ${s.streams}`);
+      lines.push(`  dials: ${s.dialsInFlight} in flight, ${s.dialsQueued} queued`);
     }
     for (const d of status.devices ?? []) {
       lines.push('', `device: ${d.name}`);

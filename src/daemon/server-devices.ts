@@ -58,6 +58,14 @@ export interface DeviceStatus {
   readonly reverse: readonly ReverseStatus[];
 }
 
+/** A user's open relayed to a device, waiting for the device's answer. */
+interface PendingRelay {
+  readonly userKey: string;
+  readonly device: string;
+  readonly service: string;
+  revoke(): void;
+}
+
 /** The message part of a refusal the device sent (the relayed target is not repeated). */
 function refusalMessage(err: Error, fallback: string): string {
   const m = /refused \([a-z-]+\): (.*)$/s.exec(err.message);
@@ -74,6 +82,10 @@ export class DeviceRouter {
   readonly #tap: ((chunk: Buffer) => void) | undefined;
   readonly #devices = new Map<string, DeviceEntry>();
   readonly #relays = new Set<ActiveRelay>();
+  /** User opens sent to a device and not yet answered; a reload refuses those it revokes. */
+  readonly #pending = new Set<PendingRelay>();
+  /** The allowlist in force (set by every route and reload). */
+  #peers: ServerPeers | undefined;
 
   constructor(logger: Logger, tap?: (chunk: Buffer) => void) {
     this.#log = logger;
@@ -167,6 +179,7 @@ export class DeviceRouter {
   /** A user's open of `target`: the server's checks, then the device's, then the relay. */
   route(user: DeviceSessionHandle, peer: ServerPeer, peers: ServerPeers, target: DeviceTarget, request: StreamRequest, log: Logger): void {
     const { device, service } = target;
+    this.#peers = peers;
     const fields = { user: peer.name, device, service };
     const refuse = (reason: ReasonCode, message: string): void => {
       log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
@@ -192,12 +205,30 @@ export class DeviceRouter {
       refuse('device-offline', `device ${device}: ${(err as Error).message}`);
       return;
     }
-    const onCancel = (): void => toDevice.reset('cancel');
+    /** The device answered (or a reload refused the open): later answers are not relayed. */
+    let opened = false;
+    const onCancel = (): void => {
+      this.#pending.delete(pending);
+      toDevice.reset('cancel');
+    };
+    const pending: PendingRelay = {
+      userKey: user.publicKey,
+      device,
+      service,
+      revoke: () => {
+        request.signal.removeEventListener('abort', onCancel);
+        this.#pending.delete(pending);
+        opened = true;
+        toDevice.reset('cancel');
+        refuse('not-permitted', `peer ${peer.name} may no longer reach device ${device} service ${service}`);
+      },
+    };
+    this.#pending.add(pending);
     request.signal.addEventListener('abort', onCancel, { once: true });
     const started = Date.now();
-    let opened = false;
     toDevice.once('error', (err: Error & { reason?: unknown }) => {
       if (opened) return; // relaying: the relay carries the reset to the user
+      this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
       if (request.cancelled) return;
       const reason = isReasonCode(err.reason) ? err.reason : 'error';
@@ -205,8 +236,16 @@ export class DeviceRouter {
       else refuse(reason, `device ${device}: ${refusalMessage(err, 'refused')}`);
     });
     toDevice.once('open', () => {
+      if (opened) return; // revoked while the device answered
       opened = true;
+      this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
+      // Just before accepting: the allowlist in force now, not the one the open arrived under.
+      if (!this.#permits(user.publicKey, device, service)) {
+        toDevice.reset('cancel');
+        refuse('not-permitted', `peer ${peer.name} may no longer reach device ${device} service ${service}`);
+        return;
+      }
       let fromUser: MuxStream;
       try {
         fromUser = request.accept();
@@ -237,8 +276,24 @@ export class DeviceRouter {
     });
   }
 
-  /** A new allowlist: relays the user may no longer have reset; reverse listeners updated. */
-  reload(peers: ServerPeers): number {
+  /** True when the allowlist in force lets the key `userKey` reach `device:service`. */
+  #permits(userKey: string, device: string, service: string): boolean {
+    const user = this.#peers?.lookup(Buffer.from(userKey, 'base64'));
+    return user !== undefined && user.devices.allows(device, service) && this.#peers?.device(device) !== undefined;
+  }
+
+  /**
+   * A new allowlist: relays the user may no longer have reset, opens still waiting for the
+   * device's answer refused; reverse listeners updated.
+   */
+  reload(peers: ServerPeers): { streamsReset: number; opensRefused: number } {
+    this.#peers = peers;
+    let opensRefused = 0;
+    for (const p of [...this.#pending]) {
+      if (this.#permits(p.userKey, p.device, p.service)) continue;
+      opensRefused++;
+      p.revoke();
+    }
     let reset = 0;
     for (const r of [...this.#relays]) {
       const user = peers.lookup(Buffer.from(r.userKey, 'base64'));
@@ -264,7 +319,7 @@ export class DeviceRouter {
       }
       entry.reverse.sync(peer.reverse, entry.services);
     }
-    return reset;
+    return { streamsReset: reset, opensRefused };
   }
 
   #relaysOf(device: string): number {

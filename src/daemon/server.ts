@@ -14,7 +14,9 @@ import type { SessionLimits } from '../session/limits.js';
 import type { MuxLimits } from '../mux/limits.js';
 import { ANNOUNCE_TARGET, parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { DeviceRouter, type DeviceStatus } from './server-devices.js';
-import { serveStreamRequest, type ActiveStream } from './server-streams.js';
+import { DialLimiter } from '../forward/dial-limiter.js';
+import { OwnAddresses } from '../policy/own-addresses.js';
+import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type PendingOpen } from './server-streams.js';
 import type { ServerPeer, ServerPeers } from './server-peers.js';
 
 export interface ServerDaemonOptions {
@@ -43,8 +45,8 @@ export interface ServerSessionHandle {
   /** The daemon's logger with this peer's name (renewed when a reload renames the peer). */
   log: Logger;
   readonly streams: Set<ActiveStream>;
-  dialsInFlight: number;
-  readonly dialQueue: Array<() => void>;
+  readonly dials: DialLimiter;
+  readonly pending: Set<PendingOpen>;
 }
 
 const REVOKE_CLOSE_MESSAGE = 'peer key removed or revoked';
@@ -54,8 +56,8 @@ export class ServerDaemon {
   readonly #log: Logger;
   #peers: ServerPeers;
   #server: SecureServer | undefined;
-  /** The listening address, for the per-open own-address check; set once listening. */
-  #listenHosts: string[] = [];
+  /** The host's interface addresses and the listen address: refused to broad rules. */
+  readonly #own = new OwnAddresses();
   readonly #handles = new Set<ServerSessionHandle>();
   #draining = false;
   readonly #devices: DeviceRouter;
@@ -87,7 +89,7 @@ export class ServerDaemon {
       onSession: (session) => this.#onSession(session),
     });
     const address = this.#server.address();
-    this.#listenHosts = [address.host];
+    this.#own.setListen([address.host]);
     this.#log.info(
       { event: EVENTS.listen, host: address.host, port: address.port, path: o.path, tls: o.tls !== undefined, fingerprint: fingerprint(o.staticKeyPair.publicKey) },
       `listening on ${o.tls ? 'wss' : 'ws'}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}${o.path}`,
@@ -110,8 +112,8 @@ export class ServerDaemon {
       peerName: peer.name,
       log,
       streams: new Set(),
-      dialsInFlight: 0,
-      dialQueue: [],
+      dials: new DialLimiter({ maxInFlight: this.#options.dialsInFlight }),
+      pending: new Set(),
       mux: new MuxSession(session, {
         role: 'server',
         limits: this.#options.muxLimits,
@@ -158,11 +160,10 @@ export class ServerDaemon {
     }
     serveStreamRequest({
       handle,
-      peer,
+      currentPeer: () => this.#peers.lookup(Buffer.from(handle.publicKey, 'base64')),
       request,
-      dialsInFlight: this.#options.dialsInFlight,
       dialTimeoutMs: this.#options.dialTimeoutMs,
-      localAddresses: this.#listenHosts,
+      ownAddresses: () => this.#own.list(),
       logger: log,
     });
   }
@@ -170,12 +171,16 @@ export class ServerDaemon {
 
   /**
    * Puts a new allowlist in force. Sessions of keys no longer listed are closed at once; streams
-   * whose target the peer may no longer reach are reset; everything else stays up.
+   * whose target the peer may no longer reach are reset, and opens still waiting for or in their
+   * dial (or a device's answer) are refused; everything else stays up.
    */
-  reload(peers: ServerPeers): { removed: number; streamsReset: number; peers: number } {
+  reload(peers: ServerPeers): { removed: number; streamsReset: number; opensRefused: number; peers: number } {
     this.#peers = peers;
+    this.#own.refresh();
+    const own = this.#own.list();
     let removed = 0;
     let streamsReset = 0;
+    let opensRefused = 0;
     for (const handle of [...this.#handles]) {
       const peer: ServerPeer | undefined = peers.lookup(Buffer.from(handle.publicKey, 'base64'));
       if (peer === undefined) {
@@ -189,8 +194,9 @@ export class ServerDaemon {
         handle.peerName = peer.name;
         handle.log = this.#log.child({ peer: peer.name });
       }
+      opensRefused += recheckPendingOpens(handle, peer, own);
       for (const active of [...handle.streams]) {
-        if (peer.rules.allowsResolved(active.host, active.address, active.port)) continue;
+        if (peer.rules.allowsResolved(active.host, active.address, active.port, own)) continue;
         streamsReset++;
         this.#log.warn(
           { event: EVENTS.streamReset, peer: peer.name, target: active.target, reason: 'not-permitted' },
@@ -200,8 +206,8 @@ export class ServerDaemon {
         active.socket.resetAndDestroy();
       }
     }
-    streamsReset += this.#devices.reload(peers);
-    return { removed, streamsReset, peers: peers.size };
+    const devices = this.#devices.reload(peers);
+    return { removed, streamsReset: streamsReset + devices.streamsReset, opensRefused: opensRefused + devices.opensRefused, peers: peers.size };
   }
 
   /** What `twoway status` shows. */
@@ -226,6 +232,8 @@ export class ServerDaemon {
         bytesIn: h.session.stats.bytesIn,
         bytesOut: h.session.stats.bytesOut,
         streams: h.mux.streamCount,
+        dialsInFlight: h.dials.inFlight,
+        dialsQueued: h.dials.queued,
       })),
     };
   }
@@ -274,6 +282,9 @@ export interface ServerStatus {
     bytesIn: number;
     bytesOut: number;
     streams: number;
+    /** Target dials running, and opens waiting for a dial slot (`dials_in_flight`). */
+    dialsInFlight: number;
+    dialsQueued: number;
   }>;
 }
 

@@ -99,6 +99,23 @@ export async function authorizeTarget(target: string, options: AuthorizeOptions)
   return { allowed: true, host, port, addresses: permitted };
 }
 
+/**
+ * The check an open passes before it waits for a dial slot, and that a reload repeats on opens
+ * still pending: an address target is decided in full; a name target only as far as it can be
+ * without resolving it (some rule could still grant what it resolves to). The full check on the
+ * resolved address follows at dial time and again before the stream is accepted.
+ */
+export function mayBePermitted(target: string, rules: AccessRules, localAddresses: readonly string[] = []): boolean {
+  let parsed;
+  try {
+    parsed = parseTarget(target);
+  } catch {
+    return false;
+  }
+  const { host, port } = parsed;
+  return parsed.family !== 0 ? rules.allowsResolved(host, host, port, localAddresses) : rules.mayResolve(host, port);
+}
+
 class LookupStop extends Error {
   constructor(readonly reason: 'timeout' | 'cancel', message: string) {
     super(message);

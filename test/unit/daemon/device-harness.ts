@@ -70,7 +70,7 @@ export class DeviceServer {
   /** Replaces the allowlist (names keep their keys unless a key is given); returns the router's reset count. */
   reload(specs: readonly PeerSpec[]): number {
     this.peers = this.#build(specs);
-    return this.router.reload(this.peers);
+    return this.router.reload(this.peers).streamsReset;
   }
 
   key(name: string): Uint8Array {

@@ -1,7 +1,6 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DialError, dialTarget, mapDialErrno } from '../../../src/forward/dial.js';
-import { DialLimiter } from '../../../src/forward/dial-limiter.js';
 import { compileRules } from '../../../src/policy/access-rules.js';
 import type { Resolver } from '../../../src/policy/authorize.js';
 import { closedPort, tcpServer } from './fake-opener.js';
@@ -86,58 +85,5 @@ describe('dialTarget', () => {
     expect(mapDialErrno(Object.assign(new Error('x'), { code: 'ENOTFOUND' }), 't:1')).toMatchObject({ reason: 'dns-failure' });
     expect(mapDialErrno(Object.assign(new Error('x'), { code: 'ETIMEDOUT' }), 't:1')).toMatchObject({ reason: 'timeout' });
     expect(mapDialErrno(Object.assign(new Error('x'), { code: 'EPERM' }), 't:1')).toMatchObject({ reason: 'error' });
-  });
-});
-
-describe('DialLimiter', () => {
-  it('holds at most maxInFlight dials, queues the rest in order, refuses beyond the queue', async () => {
-    const limiter = new DialLimiter({ maxInFlight: 2, maxQueued: 2 });
-    const release: Array<() => void> = [];
-    const started: number[] = [];
-    const run = (i: number): Promise<number> =>
-      limiter.run(
-        () =>
-          new Promise<number>((resolve) => {
-            started.push(i);
-            release.push(() => resolve(i));
-          }),
-      );
-    const all = [run(1), run(2), run(3), run(4)];
-    const refused = run(5);
-    await expect(refused).rejects.toMatchObject({ code: 'ERR_DIAL_LIMIT', reason: 'limit' });
-    await Promise.resolve();
-    expect(started).toEqual([1, 2]);
-    expect(limiter.inFlight).toBe(2);
-    expect(limiter.queued).toBe(2);
-    release.shift()!();
-    await expect(all[0]).resolves.toBe(1);
-    await new Promise((r) => setImmediate(r));
-    expect(started).toEqual([1, 2, 3]);
-    expect(limiter.inFlight).toBe(2);
-    while (release.length > 0) {
-      release.shift()!();
-      await new Promise((r) => setImmediate(r));
-    }
-    await expect(Promise.all(all)).resolves.toEqual([1, 2, 3, 4]);
-    expect(limiter.inFlight).toBe(0);
-  });
-
-  it('frees the slot when a dial fails, and cancels waiters', async () => {
-    const limiter = new DialLimiter({ maxInFlight: 1 });
-    await expect(limiter.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    expect(limiter.inFlight).toBe(0);
-    let finish!: () => void;
-    const first = limiter.run(() => new Promise<void>((r) => (finish = r)));
-    const ac = new AbortController();
-    const waiting = limiter.run(async () => 'never', ac.signal);
-    const cleared = limiter.run(async () => 'never');
-    ac.abort();
-    await expect(waiting).rejects.toMatchObject({ reason: 'cancel' });
-    limiter.clear();
-    await expect(cleared).rejects.toMatchObject({ reason: 'tunnel-closed' });
-    finish();
-    await first;
-    expect(limiter.inFlight).toBe(0);
-    expect(limiter.queued).toBe(0);
   });
 });
