@@ -74,6 +74,7 @@ export function loadClientOptions(
       reconnectMinMs: config.reconnectMinMs,
       reconnectMaxMs: config.reconnectMaxMs,
       connectWaitMs: config.connectWaitMs,
+      dialTimeoutMs: config.limits.dialTimeoutMs,
       devicePins: devicePins(config),
       services: config.services,
       sessionLimits: sessionLimitsFrom(config.limits),

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { fingerprint, type KeyPair } from '../crypto/keys.js';
 import { TwowayError } from '../errors.js';
+import { DIAL_TIMEOUT_MS } from '../forward/dial.js';
 import { startLocalForward } from '../forward/local-forward.js';
 import { startSocksServer } from '../forward/socks5.js';
 import { EVENTS } from '../log/events.js';
@@ -22,6 +23,7 @@ import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
 import { DeviceServices } from './device-services.js';
 import { openDeviceStream } from './device-stream.js';
+import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 
 export interface ClientForward {
   readonly listen: { readonly host: string; readonly port: number };
@@ -40,6 +42,8 @@ export interface ClientDaemonOptions {
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly connectWaitMs: number;
+  /** The client's `dial_timeout_ms`: an open's answer must come within it plus OPEN_ANSWER_MARGIN_MS. */
+  readonly dialTimeoutMs?: number;
   readonly sessionLimits: Partial<SessionLimits>;
   readonly muxLimits: Partial<MuxLimits>;
   readonly logger: Logger;
@@ -215,9 +219,10 @@ export class ClientDaemon {
   }
 
   #openRaw(target: string): Duplex {
+    const answerMs = (this.#o.dialTimeoutMs ?? DIAL_TIMEOUT_MS) + OPEN_ANSWER_MARGIN_MS;
     return this.#mux && !this.#mux.closed
-      ? this.#mux.openStream(target)
-      : new DeferredStream(this.#waitForMux().then((mux) => mux.openStream(target)));
+      ? answerWithin(this.#mux.openStream(target), answerMs)
+      : new DeferredStream(this.#waitForMux().then((mux) => answerWithin(mux.openStream(target), answerMs)));
   }
 
   #waitForMux(): Promise<MuxSession> {
