@@ -261,6 +261,12 @@ export class DeviceRouter {
       opened = true;
       slot.answered();
       request.signal.removeEventListener('abort', onCancel);
+      if (!this.#stillAllowed(user, device, service)) {
+        // A reload revoked the grant while the device was answering.
+        toDevice.reset('not-permitted');
+        refuse('not-permitted', `peer ${now.name} may no longer reach device ${device} service ${service}`);
+        return;
+      }
       let fromUser: MuxStream;
       try {
         fromUser = request.accept();
@@ -290,6 +296,11 @@ export class DeviceRouter {
       this.#relays.add(active);
       log.info({ event: EVENTS.deviceStreamOpen, stream: fromUser.id, ...fields, openMs: Date.now() - started }, `stream ${fromUser.id} open to ${device}:${service}`);
     });
+  }
+
+  /** Whether the allowlist in force now still lets `user` reach `device`'s `service`. */
+  #stillAllowed(user: DeviceSessionHandle, device: string, service: string): boolean {
+    return this.#peers?.lookup(Buffer.from(user.publicKey, 'base64'))?.devices.allows(device, service) === true;
   }
 
   /** A new allowlist: relays the user may no longer have reset; reverse listeners updated. */
