@@ -356,6 +356,7 @@ export class DeviceRouter {
 
   /** Shutdown: every relay reset, every reverse port released. */
   closeAll(): void {
+    for (const d of this.#devices.values()) d.opens.close();
     for (const r of [...this.#relays]) r.relay.reset('tunnel-closed');
     for (const d of this.#devices.values()) d.reverse.closeAll('server shutting down');
   }
