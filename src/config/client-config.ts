@@ -35,10 +35,29 @@ export interface ServiceConfig {
   readonly name: string;
   /** `host:port` the agent connects to (usually on loopback). */
   readonly target: string;
-  /** User names (as the server names them), base64 public keys, or "*". */
+  /** Base64 public keys, `NAME=KEY` (the name only labels the key), or "*" (whoever the server admits). */
   readonly allow: readonly string[];
   /** Whether the server's reverse listeners may reach it (plain TCP at the server). */
   readonly reverse: boolean;
+}
+
+/**
+ * Why a service's `allow` entry is refused, or undefined when it is a base64 key, `NAME=KEY` or
+ * "*". A bare name is refused: the server decides which key it presents under a name, so a name
+ * alone would let a compromised server act as that user (docs/PROTOCOL.md 11.6).
+ */
+export function describeBadAllowEntry(entry: string): string | undefined {
+  if (entry === '*' || isBase64Key(entry)) return undefined;
+  const eq = entry.indexOf('=');
+  const shown = JSON.stringify(entry.slice(0, 64));
+  if (eq < 0) {
+    if (!DEVICE_NAME.test(entry)) return `expected a base64 public key, "NAME=KEY" or "*", got ${shown}`;
+    return `allow = ["${entry}"]: a bare name lets a compromised server present any key as ${entry}; write "${entry}=<their public key>"`;
+  }
+  const name = entry.slice(0, eq);
+  if (!DEVICE_NAME.test(name)) return `"NAME=KEY": expected a peer name before "=", got ${shown}`;
+  if (!isBase64Key(entry.slice(eq + 1))) return `"NAME=KEY": expected a base64 32-byte public key after "${name}="`;
+  return undefined;
 }
 
 export interface ForwardConfig {
@@ -152,7 +171,8 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     const allow = t.stringList('allow');
     if (allow.length > MAX_SERVICE_ALLOW) throw t.fail('allow', `at most ${MAX_SERVICE_ALLOW} entries, got ${allow.length}`);
     allow.forEach((a, i) => {
-      if (a !== '*' && !isBase64Key(a) && !DEVICE_NAME.test(a)) throw t.fail(`allow[${i}]`, `expected a peer name, a base64 public key or "*", got ${JSON.stringify(a.slice(0, 64))}`);
+      const why = describeBadAllowEntry(a);
+      if (why !== undefined) throw t.fail(`allow[${i}]`, why);
     });
     const reverse = t.boolean('reverse', false);
     t.done();

@@ -2,7 +2,7 @@
  * The device agent's half of device endpoints: the services this client exposes (`[[service]]`),
  * its own check of who may reach them, the dial to the local service, the inner end-to-end
  * session, and the announcement of its service names to the server. A stream is accepted only if
- * the server routed it here (its policy) AND this config allows the user (by name or key); for
+ * the server routed it here (its policy) AND this config allows the user's key; for
  * mode `e2e` the user must then prove that key in the inner handshake, and the local service is
  * dialed only once the user has confirmed it (a replayed handshake message dials nothing). A
  * `reverse` open (no inner session: the server vouches) is dialed before it is accepted, as the
@@ -49,9 +49,21 @@ interface StreamFields {
 
 type Refuse = (reason: Parameters<StreamRequest['reject']>[0], message: string) => void;
 
-/** Whether `allow` admits a user named `user` with public key `userKey` (canonical base64). */
-export function serviceAllows(allow: readonly string[], user: string, userKey: string): boolean {
-  return allow.some((a) => a === '*' || a === user || (userKey !== '' && a === userKey));
+/**
+ * Whether `allow` admits a user with public key `userKey` (canonical base64, as the server relays
+ * it; the inner handshake then proves it). Entries are validated by the config reader: a key,
+ * `NAME=KEY` (the name is a label; only the key is compared), or `*` (anyone the server admits).
+ * The server's name for the user is never enough (issue 13 item 5).
+ */
+export function serviceAllows(allow: readonly string[], userKey: string): boolean {
+  if (userKey === '') return false;
+  return allow.some((a) => a === '*' || allowedKey(a) === userKey);
+}
+
+/** The key of an `allow` entry: the entry itself, or what follows `NAME=` (a key ends in its only `=`). */
+function allowedKey(entry: string): string {
+  const eq = entry.indexOf('=');
+  return eq >= 0 && eq < entry.length - 1 ? entry.slice(eq + 1) : entry;
 }
 
 export class DeviceServices {
@@ -93,7 +105,7 @@ export class DeviceServices {
   /** Why `open` is refused by service `s`, or undefined when it is admitted. */
   #admits(s: Service, open: RelayedOpen): string | undefined {
     if (open.mode === 'reverse') return s.reverse ? undefined : `service ${s.name} does not accept reverse-listener connections`;
-    return serviceAllows(s.allow, open.user, open.userKey) ? undefined : `user ${open.user} may not reach service ${s.name} on this device`;
+    return serviceAllows(s.allow, open.userKey) ? undefined : `user ${open.user} may not reach service ${s.name} on this device`;
   }
 
   /** Opens the `@services` stream and writes the names; errors are logged, never thrown. */

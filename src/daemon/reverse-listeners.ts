@@ -4,6 +4,11 @@
  * stream into the device's session (mode `reverse`: plain TCP at the server, as with any relay).
  * The port belongs to the device's key: it is released as soon as the session ends (open
  * connections reset) and taken again at once when the device comes back.
+ *
+ * Anyone who can reach the port can connect, so connections are admitted per source address and
+ * per device (concurrent and per second) before they cost the device anything, then wait their
+ * turn in the device's open queue (device-open-queue.ts) like users' opens; refusals are logged
+ * through a throttle (issue 13 items 1 and 11).
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -11,10 +16,31 @@ import { encodeRelayedTarget } from '../device/target.js';
 import { pipeSocketStream } from '../forward/pipe.js';
 import { EVENTS } from '../log/events.js';
 import type { MuxSession } from '../mux/session.js';
+import { TokenBucket } from '../mux/token-bucket.js';
+import type { DeviceOpenQueue, OpenSlot } from './device-open-queue.js';
+import { LogThrottle } from './log-throttle.js';
 import type { ReverseListen } from './server-peers.js';
 
 /** Connections one reverse listener holds open at most. */
 export const MAX_REVERSE_CONNECTIONS = 1_024;
+/** Connections the reverse listeners of one device hold at once, from all sources. */
+export const MAX_REVERSE_CONNECTIONS_PER_DEVICE = 128;
+/** Connections from one source address held at once (per device). */
+export const MAX_REVERSE_CONNECTIONS_PER_SOURCE = 16;
+/** New connections per second from all sources (per device), and in a burst. */
+export const REVERSE_ACCEPT_RATE_PER_S = 20;
+export const REVERSE_ACCEPT_BURST = 40;
+/** New connections per second from one source address (per device), and in a burst. */
+export const REVERSE_ACCEPT_RATE_PER_SOURCE_PER_S = 5;
+export const REVERSE_ACCEPT_BURST_PER_SOURCE = 10;
+/** Source addresses tracked at once; beyond, idle ones are forgotten. */
+const MAX_TRACKED_SOURCES = 4_096;
+
+/** Admission state of one source address. */
+interface Source {
+  connections: number;
+  readonly bucket: TokenBucket;
+}
 
 /** One reverse port: `up` once bound; `failed` after a bind error (retried on the next sync). */
 interface Listening {
@@ -40,13 +66,20 @@ export class ReverseListeners {
   readonly #log: Logger;
   readonly #tap: ((chunk: Buffer) => void) | undefined;
   readonly #open = new Map<string, Listening>();
+  readonly #opens: DeviceOpenQueue;
+  readonly #sources = new Map<string, Source>();
+  readonly #bucket = new TokenBucket(REVERSE_ACCEPT_RATE_PER_S, REVERSE_ACCEPT_BURST);
+  #connections = 0;
+  readonly #refusals: LogThrottle;
   #closed = false;
 
-  constructor(device: string, mux: MuxSession, logger: Logger, tap?: (chunk: Buffer) => void) {
+  constructor(device: string, mux: MuxSession, logger: Logger, tap: ((chunk: Buffer) => void) | undefined, opens: DeviceOpenQueue) {
     this.#device = device;
     this.#mux = mux;
     this.#log = logger;
     this.#tap = tap;
+    this.#opens = opens;
+    this.#refusals = new LogThrottle(logger, { event: EVENTS.deviceStreamRefused, device, user: 'reverse' }, `reverse-listener connections to ${device} refused`);
   }
 
   /**
@@ -84,6 +117,7 @@ export class ReverseListeners {
   closeAll(why: string): void {
     this.#closed = true;
     for (const [key, l] of this.#open) this.#close(key, l, why);
+    this.#refusals.close();
   }
 
   #listen(key: string, spec: ReverseListen): void {
@@ -128,29 +162,94 @@ export class ReverseListeners {
       socket.resetAndDestroy();
       return;
     }
+    const address = socket.remoteAddress ?? '';
+    const from = `${address}:${socket.remotePort}`;
+    const refused = (reason: string, detail: string): void => {
+      this.#refusals.line(() =>
+        this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason, detail }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${detail}`),
+      );
+    };
+    const why = this.#admit(address);
+    if (why !== undefined) {
+      socket.resetAndDestroy();
+      refused('limit', why);
+      return;
+    }
+    const source = this.#sources.get(address)!;
+    source.connections++;
+    this.#connections++;
+    sockets.add(socket);
+    const gone = new AbortController();
+    socket.once('close', () => {
+      sockets.delete(socket);
+      source.connections--;
+      this.#connections--;
+      gone.abort();
+    });
+    this.#opens.submit({
+      key: `reverse ${address}`,
+      session: socket,
+      signal: gone.signal,
+      refuse: (reason, detail) => {
+        socket.resetAndDestroy();
+        refused(reason, detail);
+      },
+      start: (slot) => this.#relay(spec, socket, from, refused, slot),
+    });
+  }
+
+  /** Why a connection from `address` is not admitted now, or undefined (then it is counted in). */
+  #admit(address: string): string | undefined {
+    if (this.#connections >= MAX_REVERSE_CONNECTIONS_PER_DEVICE) return `${MAX_REVERSE_CONNECTIONS_PER_DEVICE} reverse connections to this device already`;
+    let source = this.#sources.get(address);
+    if (source === undefined) {
+      if (this.#sources.size >= MAX_TRACKED_SOURCES) {
+        for (const [a, s] of this.#sources) if (s.connections === 0) this.#sources.delete(a);
+      }
+      source = { connections: 0, bucket: new TokenBucket(REVERSE_ACCEPT_RATE_PER_SOURCE_PER_S, REVERSE_ACCEPT_BURST_PER_SOURCE) };
+      this.#sources.set(address, source);
+    }
+    if (source.connections >= MAX_REVERSE_CONNECTIONS_PER_SOURCE) return `${MAX_REVERSE_CONNECTIONS_PER_SOURCE} connections from this address already`;
+    if (!source.bucket.take()) return 'too many new connections from this address';
+    if (!this.#bucket.take()) return 'too many new connections to this device';
+    return undefined;
+  }
+
+  /** Its turn in the device's queue: the device stream is opened and the socket piped into it. */
+  #relay(spec: ReverseListen, socket: net.Socket, from: string, refused: (reason: string, detail: string) => void, slot: OpenSlot): void {
+    if (socket.destroyed || this.#closed || this.#mux.closed) {
+      slot.done();
+      socket.resetAndDestroy();
+      return;
+    }
     let stream;
     try {
       stream = this.#mux.openStream(encodeRelayedTarget({ service: spec.service, mode: 'reverse', user: 'reverse', userKey: '' }));
     } catch {
+      slot.done();
       socket.resetAndDestroy();
       return;
     }
-    sockets.add(socket);
-    const from = `${socket.remoteAddress}:${socket.remotePort}`;
     if (this.#tap) {
       const tap = this.#tap;
       socket.on('data', (c: Buffer) => tap(c));
       stream.on('data', (c: Buffer) => tap(c));
     }
     let opened = false;
-    stream.once('open', () => (opened = true));
+    stream.once('open', () => {
+      opened = true;
+      slot.answered();
+    });
+    stream.once('close', () => slot.done());
     stream.once('error', (err: Error & { reason?: string }) => {
+      slot.answered();
       if (opened) return; // the close line below tells how it ended
-      this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason: err.reason ?? 'error', detail: err.message }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${err.message}`);
+      refused(err.reason ?? 'error', err.message);
     });
     pipeSocketStream(socket, stream, {
       onDone: (r) => {
-        sockets.delete(socket);
+        slot.done();
+        if (!opened) return; // never reached the service: the refusal above is its line
         this.#log.info(
           { event: EVENTS.deviceStreamClose, device: this.#device, service: spec.service, user: 'reverse', remote: from, bytesToDevice: r.bytesFromSocket, bytesFromDevice: r.bytesToSocket, durationMs: r.durationMs, how: r.how },
           `reverse connection from ${from} to ${this.#device}:${spec.service} closed (${r.how})`,

@@ -2,7 +2,9 @@
  * The server's half of device endpoints: the registry of connected devices and the services they
  * announced, the routing of a user's open into a device's session, the relay between the two
  * streams, and the reverse listeners. The server checks its own policy (may this user reach this
- * device service?) at every open and on every reload; the device checks its own. With mode `e2e`
+ * device service?) at every open and on every reload; the device checks its own. Every open into
+ * a device waits its turn in the device's open queue (device-open-queue.ts), so the server never
+ * sends more than the device's session accepts (issue 13 item 1). With mode `e2e`
  * the bytes relayed are an inner Noise session the server cannot read (docs/PROTOCOL.md).
  */
 import type { Logger } from 'pino';
@@ -22,6 +24,8 @@ import type { SecureSession } from '../session/secure-session.js';
 import { ReverseListeners, type ReverseStatus } from './reverse-listeners.js';
 import type { ServerPeer, ServerPeers } from './server-peers.js';
 import { relayStreams, type Relay, type RelaySide } from './stream-relay.js';
+import { DeviceOpenQueue, deviceOpenLimits, type OpenSlot } from './device-open-queue.js';
+import { LogThrottle } from './log-throttle.js';
 
 /** What the router needs of a session (the server's ServerSessionHandle is one). */
 export interface DeviceSessionHandle {
@@ -38,6 +42,10 @@ interface DeviceEntry {
   services: string[];
   readonly since: Date;
   readonly reverse: ReverseListeners;
+  /** Every open into the device waits its turn here (issue 13 item 1). */
+  readonly opens: DeviceOpenQueue;
+  /** Opens the queue refuses (full, waited too long) are logged through this. */
+  readonly refusals: LogThrottle;
 }
 
 /** A user stream relayed into a device. */
@@ -84,7 +92,7 @@ export class DeviceRouter {
   readonly #relays = new Set<ActiveRelay>();
   /** User opens sent to a device and not yet answered; a reload refuses those it revokes. */
   readonly #pending = new Set<PendingRelay>();
-  /** The allowlist in force (set by every route and reload). */
+  /** The allowlist in force (route and reload set it): a queued open is checked again at its turn. */
   #peers: ServerPeers | undefined;
 
   constructor(logger: Logger, tap?: (chunk: Buffer) => void) {
@@ -114,12 +122,16 @@ export class DeviceRouter {
       older.handle.mux.close('normal', 'replaced by a newer session of the same device');
       older.handle.session.close({ code: 'replaced', message: 'replaced by a newer session' });
     }
+    // Shaped to the server's own view of the device session's limits (its mux limits).
+    const opens = new DeviceOpenQueue(deviceOpenLimits(handle.mux.limits), () => handle.mux.streamCount);
     const entry: DeviceEntry = {
       name: peer.name,
       handle,
       services: [],
       since: new Date(),
-      reverse: new ReverseListeners(peer.name, handle.mux, this.#log, this.#tap),
+      reverse: new ReverseListeners(peer.name, handle.mux, this.#log, this.#tap, opens),
+      opens,
+      refusals: new LogThrottle(this.#log, { event: EVENTS.streamRefused, device: peer.name }, `opens into device ${peer.name} refused by its queue`),
     };
     this.#devices.set(peer.name, entry);
     this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.publicKey }, `device ${peer.name} connected`);
@@ -132,6 +144,8 @@ export class DeviceRouter {
 
   #drop(entry: DeviceEntry, why: string): void {
     if (this.#devices.get(entry.name) === entry) this.#devices.delete(entry.name);
+    entry.opens.close(`device ${entry.name} is not connected`);
+    entry.refusals.close();
     entry.reverse.closeAll(why);
     for (const r of [...this.#relays]) if (r.device === entry.name) r.relay.reset('device-offline');
   }
@@ -198,10 +212,45 @@ export class DeviceRouter {
       refuse('unreachable', `device ${device} has no service ${service}`);
       return;
     }
+    this.#peers = peers;
+    entry.opens.submit({
+      key: user.publicKey,
+      session: user,
+      signal: request.signal,
+      refuse: (reason, detail) => {
+        const message = reason === 'device-offline' ? `device ${device} is not connected` : `device ${device}: ${detail}`;
+        entry.refusals.line(() => log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`));
+        request.reject(reason, message);
+      },
+      start: (slot) => this.#relayInto(entry, user, target, request, log, refuse, slot),
+    });
+  }
+
+  /**
+   * Its turn in the device's queue: checked again against the allowlist in force now (a reload
+   * may have run while it waited), then opened in the device's session and relayed once the
+   * device accepts. A user who gives up meanwhile cancels the device's stream (a reset of a
+   * pending open costs the device one token of its no-data budget; the queue's rate keeps those
+   * far below the budget's refill).
+   */
+  #relayInto(entry: DeviceEntry, user: DeviceSessionHandle, target: DeviceTarget, request: StreamRequest, log: Logger, refuse: (reason: ReasonCode, message: string) => void, slot: OpenSlot): void {
+    const { device, service } = target;
+    const now = this.#peers?.lookup(Buffer.from(user.publicKey, 'base64'));
+    if (request.cancelled) {
+      slot.done();
+      return;
+    }
+    if (now === undefined || !this.#permits(user.publicKey, device, service)) {
+      slot.done();
+      refuse('not-permitted', `peer ${now?.name ?? 'unknown'} may not reach device ${device} service ${service}`);
+      return;
+    }
+    const fields = { user: now.name, device, service };
     let toDevice: MuxStream;
     try {
-      toDevice = entry.handle.mux.openStream(encodeRelayedTarget({ service, mode: 'e2e', user: peer.name, userKey: user.publicKey }));
+      toDevice = entry.handle.mux.openStream(encodeRelayedTarget({ service, mode: 'e2e', user: now.name, userKey: user.publicKey }));
     } catch (err) {
+      slot.done();
       refuse('device-offline', `device ${device}: ${(err as Error).message}`);
       return;
     }
@@ -220,13 +269,15 @@ export class DeviceRouter {
         this.#pending.delete(pending);
         opened = true;
         toDevice.reset('cancel');
-        refuse('not-permitted', `peer ${peer.name} may no longer reach device ${device} service ${service}`);
+        refuse('not-permitted', `peer ${now.name} may no longer reach device ${device} service ${service}`);
       },
     };
     this.#pending.add(pending);
     request.signal.addEventListener('abort', onCancel, { once: true });
     const started = Date.now();
+    toDevice.once('close', () => slot.done());
     toDevice.once('error', (err: Error & { reason?: unknown }) => {
+      slot.answered();
       if (opened) return; // relaying: the relay carries the reset to the user
       this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
@@ -238,12 +289,13 @@ export class DeviceRouter {
     toDevice.once('open', () => {
       if (opened) return; // revoked while the device answered
       opened = true;
+      slot.answered();
       this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
       // Just before accepting: the allowlist in force now, not the one the open arrived under.
       if (!this.#permits(user.publicKey, device, service)) {
         toDevice.reset('cancel');
-        refuse('not-permitted', `peer ${peer.name} may no longer reach device ${device} service ${service}`);
+        refuse('not-permitted', `peer ${now.name} may no longer reach device ${device} service ${service}`);
         return;
       }
       let fromUser: MuxStream;
@@ -255,7 +307,7 @@ export class DeviceRouter {
       }
       const tap = this.#tap;
       const active: ActiveRelay = {
-        user: peer.name,
+        user: now.name,
         userKey: user.publicKey,
         device,
         service,
@@ -264,6 +316,7 @@ export class DeviceRouter {
           translate: fromDeviceSide,
           onDone: (r) => {
             this.#relays.delete(active);
+            slot.done();
             log.info(
               { event: EVENTS.deviceStreamClose, stream: fromUser.id, ...fields, bytesToDevice: r.aToB, bytesFromDevice: r.bToA, durationMs: r.durationMs, how: r.how, ...(r.reason ? { reason: r.reason } : {}) },
               `stream ${fromUser.id} to ${device}:${service} closed (${r.how})`,
@@ -344,6 +397,7 @@ export class DeviceRouter {
 
   /** Shutdown: every relay reset, every reverse port released. */
   closeAll(): void {
+    for (const d of this.#devices.values()) d.opens.close();
     for (const r of [...this.#relays]) r.relay.reset('tunnel-closed');
     for (const d of this.#devices.values()) d.reverse.closeAll('server shutting down');
   }

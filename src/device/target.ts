@@ -33,8 +33,8 @@ export interface DeviceTarget {
 }
 
 /**
- * Parses `DEVICE:SERVICE` or `SERVICE.DEVICE.twoway:PORT` (the port is ignored); undefined for a
- * plain `host:port` target. Throws ERR_DEVICE_TARGET for a name that is reserved but malformed.
+ * Parses `DEVICE:SERVICE` or `SERVICE.DEVICE.twoway:PORT` (the port is ignored; the suffix in any
+ * case, with at most one trailing dot); undefined for a plain `host:port` target. Throws ERR_DEVICE_TARGET for a name that is reserved but malformed.
  */
 export function parseDeviceTarget(target: string): DeviceTarget | undefined {
   const colon = target.lastIndexOf(':');
@@ -48,8 +48,16 @@ export function parseDeviceTarget(target: string): DeviceTarget | undefined {
     }
     return { device: host, service: port };
   }
-  if (!host.toLowerCase().endsWith(DEVICE_HOST_SUFFIX)) return undefined;
-  const name = host.slice(0, host.length - DEVICE_HOST_SUFFIX.length);
+  // A fully qualified `SERVICE.DEVICE.twoway.` (one trailing dot, as DNS spells an absolute name)
+  // is the same device name: it must never fall through to the ordinary policy and a resolver.
+  const bare = host.endsWith('.') ? host.slice(0, -1) : host;
+  if (!bare.toLowerCase().endsWith(DEVICE_HOST_SUFFIX)) {
+    if (host.replace(/\.+$/, '').toLowerCase().endsWith(DEVICE_HOST_SUFFIX)) {
+      throw new E2EError('ERR_DEVICE_TARGET', `device host name: at most one trailing dot, got ${JSON.stringify(host.slice(0, 80))}`);
+    }
+    return undefined;
+  }
+  const name = bare.slice(0, bare.length - DEVICE_HOST_SUFFIX.length);
   const dot = name.indexOf('.');
   const service = dot < 0 ? '' : name.slice(0, dot);
   const device = dot < 0 ? '' : name.slice(dot + 1);

@@ -55,11 +55,14 @@ const pins = (): string =>
   `[[device]]\nname = "build1"\npublic_key = "${encodeKey(build1.publicKey)}"\n` +
   `[[device]]\nname = "build2"\npublic_key = "${encodeKey(build2.publicKey)}"\n`;
 
+/** Alice's entry in a device's allow list (allow entries bind keys: NAME=KEY). */
+const aliceAllow = (): string => `alice=${encodeKey(tunnel.peers.find((p) => p.name === 'alice')!.key.publicKey)}`;
+
 /** The device agent's services; `echoAllow` lets the revocation test narrow it. */
-const deviceServices = (echoAllow: readonly string[] = ['alice']): string =>
-  `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:${sshPort}"\nallow = ["alice", "${encodeKey(carolKey.publicKey)}"]\n` +
+const deviceServices = (echoAllow: readonly string[] = [aliceAllow()]): string =>
+  `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:${sshPort}"\nallow = ["${aliceAllow()}", "${encodeKey(carolKey.publicKey)}"]\n` +
   `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = ${JSON.stringify(echoAllow)}\nreverse = true\n` +
-  `[[service]]\nname = "dead"\ntarget = "127.0.0.1:${deadPort}"\nallow = ["alice"]\n`;
+  `[[service]]\nname = "dead"\ntarget = "127.0.0.1:${deadPort}"\nallow = ["${aliceAllow()}"]\n`;
 
 async function startDevice(): Promise<Proc> {
   const proc = await tunnel.startClient('build1', deviceServices());
@@ -298,7 +301,7 @@ describe('device endpoints', () => {
 
   it('revocation on the device side resets the open stream at once', async () => {
     const open = await openEcho(echoForwardPort);
-    tunnel.clientConfig('build1', deviceServices(['nobody']));
+    tunnel.clientConfig('build1', deviceServices([`nobody=${encodeKey(generateKeyPair().publicKey)}`]));
     device.kill('SIGHUP');
     expect((await open.closed)?.code).toBe('ECONNRESET');
     const r = await userConnect('client-alice.toml', 'build1:echo');

@@ -55,13 +55,13 @@ describe('client.toml [[device]] and [[service]]', () => {
           `[[device]]\nname = "build1"\npublic_key = "${B}"\n` +
             `[[forward]]\nlisten = "127.0.0.1:2223"\ntarget = "build1:ssh"\n` +
             `[[forward]]\nlisten = "127.0.0.1:2224"\ntarget = "ssh.build1.twoway:22"\n` +
-            `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["alice", "${A}", "*"]\nreverse = true\n`,
+            `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["alice=${A}", "${A}", "*"]\nreverse = true\n`,
         ),
       ),
     );
     expect(c.devices).toEqual([{ name: 'build1', publicKey: B }]);
     expect(c.forwards.map((f) => f.target)).toEqual(['build1:ssh', 'build1:ssh']);
-    expect(c.services).toEqual([{ name: 'ssh', target: '127.0.0.1:22', allow: ['alice', A, '*'], reverse: true }]);
+    expect(c.services).toEqual([{ name: 'ssh', target: '127.0.0.1:22', allow: [`alice=${A}`, A, '*'], reverse: true }]);
   });
 
   const cases: [string, string, RegExp][] = [
@@ -71,7 +71,15 @@ describe('client.toml [[device]] and [[service]]', () => {
     ['a bad service name', `[[service]]\nname = "s.sh"\ntarget = "127.0.0.1:22"\n`, /\[service\.1\]\.name: expected a letter/],
     ['a service without a port', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1"\n`, /\[service\.1\]\.target: expected "host:port"/],
     ['a service defined twice', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\n[[service]]\nname = "ssh"\ntarget = "127.0.0.1:23"\n`, /service ssh is defined twice/],
-    ['a bad allow entry', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice"]\n`, /\[service\.1\]\.allow\[0\]: expected a peer name, a base64 public key or "\*"/],
+    ['a bad allow entry', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice"]\n`, /\[service\.1\]\.allow\[0\]: expected a base64 public key, "NAME=KEY" or "\*"/],
+    // Issue 13 item 5: a name alone is whatever key the server says it is.
+    [
+      'a bare name in allow (with the fix in the message)',
+      `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["${A}", "alice"]\n`,
+      /\[service\.1\]\.allow\[1\]: allow = \["alice"\]: a bare name lets a compromised server present any key as alice; write "alice=<their public key>"/,
+    ],
+    ['NAME=KEY with a bad key', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["alice=nope"]\n`, /allow\[0\]: "NAME=KEY": expected a base64 32-byte public key after "alice="/],
+    ['NAME=KEY with a bad name', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice=${A}"]\n`, /allow\[0\]: "NAME=KEY": expected a peer name before "="/],
   ];
   it.each(cases)('refuses %s', (_what, text, message) => {
     const err = thrown(() => loadClientConfig(write(tempDir(), 'c.toml', client(text))));

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/crypto/keys.js';
-import { DeviceServices } from '../../../src/daemon/device-services.js';
+import { DeviceServices, serviceAllows } from '../../../src/daemon/device-services.js';
 import { encodeRelayedTarget } from '../../../src/device/target.js';
 import { e2eInitiate } from '../../../src/e2e/e2e-stream.js';
 import { sessionPair, until } from '../mux/helpers.js';
@@ -37,7 +37,7 @@ async function device(): Promise<{ open: () => Duplex; connections: () => number
   const port = (service.address() as net.AddressInfo).port;
   const lines: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const services = new DeviceServices([{ name: 'echo', target: `127.0.0.1:${port}`, allow: ['alice'], reverse: false }], deviceKeys, logger);
+  const services = new DeviceServices([{ name: 'echo', target: `127.0.0.1:${port}`, allow: [`alice=${Buffer.from(user.publicKey).toString('base64')}`], reverse: false }], deviceKeys, logger);
   const { client, server } = sessionPair({ onStreamRequest: (request) => services.handle(request) });
   cleanups.push(() => {
     services.closeAll();
@@ -112,5 +112,26 @@ describe('DeviceServices, end-to-end opens', () => {
     replay.end();
     await until(() => refusals(d.lines).length === 1, 5_000, 'the device to give up on the open');
     expect(d.connections()).toBe(0);
+  });
+});
+
+describe('serviceAllows: allow entries bind keys (issue 13 item 5)', () => {
+  const alice = Buffer.from(generateKeyPair().publicKey).toString('base64');
+  const other = Buffer.from(generateKeyPair().publicKey).toString('base64');
+
+  it('NAME=KEY admits that key, whatever name the server gives it', () => {
+    expect(serviceAllows([`alice=${alice}`], alice)).toBe(true);
+    expect(serviceAllows([`alice=${alice}`], other)).toBe(false);
+  });
+
+  it('a bare key admits that key only; "*" admits any key the server relays', () => {
+    expect(serviceAllows([alice], alice)).toBe(true);
+    expect(serviceAllows([alice], other)).toBe(false);
+    expect(serviceAllows(['*'], other)).toBe(true);
+  });
+
+  it('a name never admits on its own, and a reverse-listener open (no key) is never admitted by allow', () => {
+    expect(serviceAllows(['alice'], alice)).toBe(false);
+    expect(serviceAllows([`alice=${alice}`, '*'], '')).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { MAX_REVERSE_CONNECTIONS_PER_SOURCE } from '../../../src/daemon/reverse-listeners.js';
 import { decodeRelayedTarget } from '../../../src/device/target.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
 import { until } from '../mux/helpers.js';
@@ -134,5 +135,35 @@ describe('reverse listeners', () => {
     server.router.closeAll();
     expect((await openClosed)?.code).toBe('ECONNRESET');
     device.agent.close('normal');
+  });
+
+  it('admits connections per source address: beyond its limit they are reset at once, never reach the device, and are logged through a throttle', async () => {
+    const port = await freePort();
+    const server = new DeviceServer(specs(port));
+    const seen: StreamRequest[] = [];
+    const device = server.connect('build1', echoAgent(seen));
+    await server.announce(device, ['echo']);
+    await until(() => server.router.status()[0]?.reverse[0]?.up === true);
+    const COUNT = MAX_REVERSE_CONNECTIONS_PER_SOURCE + 14;
+    const ends = await Promise.all(
+      Array.from({ length: COUNT }, () => new Promise<'reset' | 'held'>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => resolve('reset'));
+        // Held open: the echo proves the device carries it.
+        s.on('connect', () => s.write('x'));
+        s.once('data', () => resolve('held'));
+      })),
+    );
+    const held = ends.filter((e) => e === 'held').length;
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThanOrEqual(MAX_REVERSE_CONNECTIONS_PER_SOURCE);
+    expect(seen.length).toBe(held);
+    const refused = server.lines.filter((l) => l.event === 'device.stream.refused' && l.user === 'reverse');
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length).toBeLessThanOrEqual(COUNT - held);
+    expect(refused[0]).toMatchObject({ device: 'build1', reason: 'limit' });
+    device.agent.close('normal');
+    await until(() => server.router.relayCount === 0, 5_000, 'the held connections to be reset');
   });
 });

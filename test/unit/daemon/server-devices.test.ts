@@ -228,4 +228,25 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     expect(device.closes).toHaveLength(1);
     expect(server.router.status()).toEqual([]);
   });
+
+  it('an open queued for a device is checked again at its turn and when the device answers: a reload that revoked the grant meanwhile refuses it', async () => {
+    const server = new DeviceServer(SPECS);
+    // A device that answers nothing until told: the opens in flight reach their cap, the rest queue.
+    const held: StreamRequest[] = [];
+    const device = await online(server, 'build1', ['ssh'], (r) => held.push(r));
+    const alice = server.connect('alice');
+    const streams = Array.from({ length: 40 }, () => alice.agent.openStream('build1:ssh'));
+    const ends = streams.map((s) => refusal(s).catch(() => undefined));
+    await until(() => held.length === 32, 5_000, 'the opens in flight to reach the cap');
+    expect(server.router.status()[0]).toMatchObject({ streams: 0 });
+    server.reload(SPECS.map((p) => (p.name === 'alice' ? { ...p, devices: [] } : p)));
+    for (const r of held) {
+      const s = r.accept();
+      s.on('error', () => {});
+    }
+    const reasons = (await Promise.all(ends)).map((e) => e?.reason);
+    expect(reasons).toEqual(Array.from({ length: 40 }, () => 'not-permitted'));
+    expect(held).toHaveLength(32); // the queued ones never reached the device
+    expect(device.handle.mux.closed).toBe(false);
+  });
 });

@@ -17,15 +17,19 @@ describe('device targets', () => {
     ['ssh.build1.twoway:22', { device: 'build1', service: 'ssh' }],
     ['postgres.db.branch-1.twoway:0', { device: 'db.branch-1', service: 'postgres' }],
     ['SSH.build1.TWOWAY:22', { device: 'build1', service: 'SSH' }],
+    // Issue 13 item 9: the absolute spelling, one trailing dot, any case, is the same device name.
+    ['ssh.build1.twoway.:22', { device: 'build1', service: 'ssh' }],
+    ['ssh.build1.TwoWay.:0', { device: 'build1', service: 'ssh' }],
+    ['postgres.db.branch-1.twoway.:5432', { device: 'db.branch-1', service: 'postgres' }],
   ])('parses %s', (text, expected) => {
     expect(parseDeviceTarget(text)).toEqual(expected);
   });
 
-  it.each(['10.0.0.1:22', 'db.corp.example:5432', '[::1]:22', 'twoway:22', 'example.twoway.com:443'])('leaves %s to the ordinary policy', (text) => {
+  it.each(['10.0.0.1:22', 'db.corp.example:5432', 'db.corp.example.:5432', '[::1]:22', 'twoway:22', 'twoway.:22', 'example.twoway.com:443', 'example.twoway.com.:443'])('leaves %s to the ordinary policy', (text) => {
     expect(parseDeviceTarget(text)).toBeUndefined();
   });
 
-  it.each(['build 1:ssh', 'build1:s.sh', 'build1:1ssh', '.twoway:22', 'ssh.twoway:22', 'bad$.build1.twoway:22'])('refuses the malformed reserved form %s', (text) => {
+  it.each(['build 1:ssh', 'build1:s.sh', 'build1:1ssh', '.twoway:22', 'ssh.twoway:22', 'bad$.build1.twoway:22', 'ssh.twoway.:22', '.twoway.:22', 'ssh.build1.twoway..:22', 'ssh.build1.TWOWAY...:22'])('refuses the malformed reserved form %s', (text) => {
     expect(() => parseDeviceTarget(text)).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_TARGET' }));
   });
 });
