@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import type net from 'node:net';
 import { ClientDaemon } from '../daemon/client.js';
 import { startControlServer, type ControlRequest, type ControlServer } from '../daemon/control-server.js';
@@ -12,6 +13,8 @@ import { runUntilStopped } from './run-daemon.js';
 export async function clientCommand(options: { config: string; logLevel: LogLevel } & ClientOverrides): Promise<void> {
   const logger = createLogger({ level: options.logLevel, base: { role: 'client' } });
   const { config, options: daemonOptions } = loadClientOptions(options.config, process.env, logger, options);
+  // The $XDG_RUNTIME_DIR default socket: its twoway folder is ours alone (made before anything starts).
+  if (config.controlSocketDir !== undefined) fs.mkdirSync(config.controlSocketDir, { recursive: true, mode: 0o700 });
   const daemon = new ClientDaemon(daemonOptions);
   await daemon.start();
 

@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { Option, type Command } from 'commander';
 import { checkConfig, detectConfigKind } from '../config/check-config.js';
 import { readTomlFile } from '../config/toml-file.js';
-import { loadClientConfig } from '../config/client-config.js';
+import { defaultClientConfigFile, loadClientConfig } from '../config/client-config.js';
 import { loadServerConfig } from '../config/server-config.js';
 import { ConfigError } from '../errors.js';
 import type { LogLevel } from '../log/logger.js';
@@ -9,19 +11,22 @@ import { compileRules } from '../policy/access-rules.js';
 import { clientCommand } from './client-command.js';
 import { connectCommand } from './connect-command.js';
 import { demoCommand } from './demo-command.js';
-import { addPeer, formatPeersResult, listPeers, removePeer } from './peers-command.js';
+import { EXIT } from './exit-codes.js';
+import { CliError } from './fail.js';
+import { addPeer, formatPeersResult, listPeers, removePeer, setPeer } from './peers-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
 
 const DEFAULT_SERVER_CONFIG = '/etc/twoway/server.toml';
-const DEFAULT_CLIENT_CONFIG = process.env.TWOWAY_CONFIG ?? '/etc/twoway/client.toml';
+/** `$TWOWAY_CONFIG`, else `$XDG_CONFIG_HOME/twoway/client.toml` (`~/.config/twoway/client.toml`). */
+const DEFAULT_CLIENT_CONFIG = defaultClientConfigFile(process.env, os.homedir());
 
 function logLevel(cmd: Command): LogLevel {
   return cmd.optsWithGlobals().logLevel as LogLevel;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** Registers every command that runs or talks to a daemon. */
@@ -60,7 +65,7 @@ export function registerDaemonCommands(program: Command): void {
   program
     .command('status')
     .description("show a running daemon's sessions, streams and forwards")
-    .option('-c, --config <file>', 'the daemon\'s config file (to find its control socket)')
+    .option('-c, --config <file>', "the daemon's config file, to find its control socket (default: $TWOWAY_CONFIG, else ~/.config/twoway/client.toml)")
     .option('-s, --socket <path>', 'the control socket itself')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  twoway status --config /etc/twoway/server.toml\n  twoway status --socket /run/twoway/client-work.sock --json\n')
@@ -72,9 +77,10 @@ export function registerDaemonCommands(program: Command): void {
     .command('check-config')
     .description('validate a server, client or peers file and the key files it names')
     .argument('<file>')
-    .addHelpText('after', '\nExample:\n  twoway check-config /etc/twoway/server.toml && systemctl reload twoway-server\n')
-    .action((file: string) => {
-      const checked = checkConfig(file, { env: process.env });
+    .option('--user <name>', 'the user the daemon runs as, who must own the key files (default: the user running this check)')
+    .addHelpText('after', '\nExample:\n  twoway check-config --user twoway /etc/twoway/server.toml && systemctl reload twoway-server\n')
+    .action((file: string, opts: { user?: string }) => {
+      const checked = checkConfig(file, { env: process.env, ...(opts.user !== undefined ? { owner: { uid: userId(opts.user), name: opts.user } } : {}) });
       const peers = checked.kind === 'server' ? checked.peers.peers : checked.kind === 'peers' ? checked.config.peers : [];
       peers.forEach((p, i) => {
         try {
@@ -86,7 +92,14 @@ export function registerDaemonCommands(program: Command): void {
       process.stdout.write(`ok: ${file} is a valid ${checked.kind} file (checked: ${checked.filesChecked.join(', ')})\n`);
     });
 
-  const peers = program.command('peers').description("edit the server's allowlist and reload the running server");
+  const peers = program
+    .command('peers')
+    .description("edit the server's allowlist and reload the running server")
+    .action(() => {
+      // A subcommand is required: usage on stderr, exit 2.
+      process.stderr.write(`twoway: peers: a subcommand is required (list, add, set, remove)\n${peers.helpInformation()}`);
+      process.exitCode = EXIT.usage;
+    });
   peers
     .command('list')
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
@@ -116,6 +129,50 @@ export function registerDaemonCommands(program: Command): void {
       ),
     );
   peers
+    .command('set')
+    .argument('<name>', 'an existing peer')
+    .description("change a peer's access rules, device grants, psk or key; its sessions stay, streams it may no longer reach are reset")
+    .option('-a, --allow <rule>', 'replace the access rules with these, HOST:PORTS (repeatable)', collect)
+    .option('--add-allow <rule>', 'add an access rule (repeatable)', collect, [])
+    .option('--remove-allow <rule>', 'remove an access rule, spelled as listed (repeatable)', collect, [])
+    .option('-d, --device <rule>', 'replace the device grants with these, DEVICE:SERVICE (repeatable)', collect)
+    .option('--add-device <rule>', 'add a device grant (repeatable)', collect, [])
+    .option('--remove-device <rule>', 'remove a device grant (repeatable)', collect, [])
+    .option('--reverse <entry>', "replace a device's reverse listeners, SERVICE=HOST:PORT (repeatable)", collect)
+    .option('--psk-file <file>', 'use this pre-shared key file (mode 0600)')
+    .option('--no-psk', 'drop the peer\'s pre-shared key')
+    .option('-k, --public-key <key>', 'a new public key for the peer (base64)')
+    .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  twoway peers set alice --add-device build1:ssh\n  twoway peers set alice --allow 10.1.0.0/16:22 --remove-device build1:ssh --psk-file /etc/twoway/peers/alice.psk\n' +
+        '\nA flag not given leaves that part as it is. The running server reloads: her live sessions stay,\nstreams to targets no longer allowed are reset; a new psk applies from her next handshake.\n',
+    )
+    .action(
+      async (
+        name: string,
+        opts: {
+          allow?: string[]; addAllow: string[]; removeAllow: string[]; device?: string[]; addDevice: string[]; removeDevice: string[];
+          reverse?: string[]; pskFile?: string; psk: boolean; publicKey?: string; config: string; json?: boolean;
+        },
+      ) => {
+        if (opts.pskFile !== undefined && !opts.psk) throw new CliError('peers set: --psk-file and --no-psk contradict each other', EXIT.usage);
+        const changes = {
+          ...(opts.allow ? { allow: opts.allow } : {}),
+          addAllow: opts.addAllow,
+          removeAllow: opts.removeAllow,
+          ...(opts.device ? { devices: opts.device } : {}),
+          addDevices: opts.addDevice,
+          removeDevices: opts.removeDevice,
+          ...(opts.reverse ? { reverse: opts.reverse } : {}),
+          ...(opts.pskFile !== undefined ? { pskFile: opts.pskFile } : !opts.psk ? { pskFile: null } : {}),
+          ...(opts.publicKey !== undefined ? { publicKey: opts.publicKey } : {}),
+        };
+        printPeers(await setPeer(opts.config, name, changes), opts.json);
+      },
+    );
+  peers
     .command('remove')
     .argument('<name>')
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
@@ -135,9 +192,20 @@ function printPeers(result: ReturnType<typeof listPeers>, json: boolean | undefi
   if (result.reload && !result.reload.ok && result.reload.detail.includes('refused')) process.exitCode = 1;
 }
 
+/** The uid of a user name (as `id -u` finds it, NSS included) or a numeric uid. */
+function userId(user: string): number {
+  if (/^\d{1,10}$/.test(user)) return Number(user);
+  if (!/^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}\$?$/.test(user)) throw new CliError(`--user ${JSON.stringify(user.slice(0, 64))}: not a user name`, EXIT.usage);
+  try {
+    return Number(execFileSync('id', ['-u', '--', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+  } catch {
+    throw new CliError(`--user ${user}: no such user`, EXIT.usage);
+  }
+}
+
 function controlSocketOf(opts: { config?: string; socket?: string }): string {
   if (opts.socket) return opts.socket;
-  const file = opts.config ?? DEFAULT_SERVER_CONFIG;
+  const file = opts.config ?? DEFAULT_CLIENT_CONFIG;
   const kind = detectConfigKind(file, readTomlFile(file));
   if (kind === 'server') return loadServerConfig(file).controlSocket;
   if (kind === 'client') {

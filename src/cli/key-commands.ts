@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import { decodeKey, encodeKey, generateKeyPair, publicKeyFromPrivate, wipe } from '../crypto/keys.js';
 import { readAll } from './io.js';
 
@@ -15,4 +16,14 @@ export async function pubkey(stdin: NodeJS.ReadableStream, stdout: NodeJS.Writab
   text.fill(0);
   stdout.write(`${encodeKey(publicKeyFromPrivate(privateKey))}\n`);
   wipe(privateKey);
+}
+
+/**
+ * `twoway genpsk`: a new pre-shared key, 32 random bytes in base64, as `wg genpsk` prints it; the
+ * format psk files hold (`psk_file`).
+ */
+export function genpsk(stdout: NodeJS.WritableStream): void {
+  const psk = randomFillSync(Buffer.alloc(32));
+  stdout.write(`${encodeKey(psk)}\n`);
+  psk.fill(0);
 }

@@ -1,7 +1,10 @@
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import { userConfigDir } from '../config/client-config.js';
 import { EXIT } from './exit-codes.js';
 import { exitCodeFor, printError } from './fail.js';
-import { keygen, pubkey } from './key-commands.js';
+import { genpsk, keygen, pubkey } from './key-commands.js';
+import { initClient } from './init-command.js';
 import { registerDaemonCommands } from './daemon-commands.js';
 import { VERSION } from '../version.js';
 
@@ -28,6 +31,39 @@ function buildProgram(): Command {
     .description('read a private key on stdin and print its public key')
     .addHelpText('after', '\nExample:\n  twoway pubkey < /etc/twoway/server.key\n')
     .action(async () => pubkey(process.stdin, process.stdout));
+
+  program
+    .command('genpsk')
+    .description('print a new pre-shared key (32 random bytes, base64, as wg genpsk)')
+    .addHelpText('after', '\nExample:\n  (umask 077; twoway genpsk > alice.psk)   # give the same file to alice, mode 0600\n')
+    .action(() => genpsk(process.stdout));
+
+  program
+    .command('init')
+    .description("an employee's set-up without root: write client.toml and a new key, print the public key")
+    .requiredOption('--server-url <url>', "the server's URL, from the administrator (ws:// or wss://)")
+    .requiredOption('--server-public-key <key>', "the server's public key (base64), from the administrator")
+    .option('--dir <dir>', 'where to write client.toml and client.key (default: $XDG_CONFIG_HOME/twoway, else ~/.config/twoway)')
+    .option('--force', 'rewrite an existing client.toml (an existing client.key is kept)')
+    .addHelpText(
+      'after',
+      '\nExample:\n  twoway init --server-url wss://vpn.corp.example/twoway --server-public-key "$(cat server.pub)" > alice.pub\n' +
+        '\nThe public key is printed alone on stdout: send it to the administrator. Existing files are\n' +
+        'never overwritten without --force, and the key never.\n',
+    )
+    .action((opts: { serverUrl: string; serverPublicKey: string; dir?: string; force?: boolean }) => {
+      const result = initClient({
+        dir: opts.dir ?? userConfigDir(process.env, os.homedir()),
+        serverUrl: opts.serverUrl,
+        serverPublicKey: opts.serverPublicKey,
+        force: opts.force === true,
+      });
+      process.stdout.write(`${result.publicKey}\n`);
+      process.stderr.write(
+        `wrote ${result.configFile}; ${result.keyCreated ? 'new private key' : 'kept the private key'} ${result.keyFile} (mode 0600)\n` +
+          `send the public key printed above to your administrator, then run: twoway client${opts.dir === undefined ? '' : ` --config ${result.configFile}`}\n`,
+      );
+    });
 
   registerDaemonCommands(program);
   return program;

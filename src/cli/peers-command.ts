@@ -8,7 +8,7 @@ import { ConfigError } from '../errors.js';
 import { compileRules } from '../policy/access-rules.js';
 
 export interface PeersResult {
-  readonly action: 'add' | 'remove' | 'list';
+  readonly action: 'add' | 'set' | 'remove' | 'list';
   readonly peers: readonly PeerConfig[];
   /** What the running server answered to the reload request, or why it was not asked. */
   readonly reload?: { readonly ok: boolean; readonly detail: string };
@@ -62,6 +62,61 @@ export async function removePeer(serverConfigFile: string, name: string): Promis
   return { action: 'remove', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
+/**
+ * What `twoway peers set NAME` changes. A list given whole (`allow`, `devices`, `reverse`) replaces
+ * the peer's; `add*` and `remove*` edit it entry by entry (after a replacement, if both are given).
+ */
+export interface PeerChanges {
+  readonly publicKey?: string;
+  readonly allow?: readonly string[];
+  readonly addAllow?: readonly string[];
+  readonly removeAllow?: readonly string[];
+  readonly devices?: readonly string[];
+  readonly addDevices?: readonly string[];
+  readonly removeDevices?: readonly string[];
+  readonly reverse?: readonly string[];
+  /** A new psk file; `null` drops the peer's psk. */
+  readonly pskFile?: string | null;
+}
+
+function editList(name: string, what: string, current: readonly string[], replace: readonly string[] | undefined, add: readonly string[] = [], remove: readonly string[] = []): string[] {
+  const next = replace === undefined ? [...current] : [...replace];
+  for (const entry of remove) {
+    const at = next.indexOf(entry);
+    if (at < 0) throw new ConfigError('ERR_CONFIG', `peer ${name} has no ${what} ${JSON.stringify(entry.slice(0, 80))} to remove`);
+    next.splice(at, 1);
+  }
+  for (const entry of add) if (!next.includes(entry)) next.push(entry);
+  return next;
+}
+
+/**
+ * `twoway peers set NAME ...`: changes an existing peer in place. The reload keeps the peer's
+ * sessions; streams it may no longer reach are reset. A new psk applies from its next handshake.
+ */
+export async function setPeer(serverConfigFile: string, name: string, changes: PeerChanges): Promise<PeersResult> {
+  const config = loadServerConfig(serverConfigFile);
+  const current = loadPeers(config.peersFile).peers;
+  const old = current.find((p) => p.name === name);
+  if (old === undefined) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: no peer named ${name}`);
+  const publicKey = changes.publicKey === undefined ? old.publicKey : encodeKey(decodeKey(changes.publicKey.trim(), '--public-key'));
+  const clash = current.find((p) => p.publicKey === publicKey && p.name !== name);
+  if (clash) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: that public key belongs to peer ${clash.name} already`);
+  const allow = editList(name, 'allow rule', old.allow, changes.allow, changes.addAllow, changes.removeAllow);
+  compileRules(allow);
+  const devices = editList(name, 'device rule', old.devices, changes.devices, changes.addDevices, changes.removeDevices);
+  const reverse = changes.reverse === undefined ? [...old.reverse] : [...changes.reverse];
+  let pskFile = old.pskFile;
+  if (changes.pskFile === null) pskFile = undefined;
+  else if (changes.pskFile !== undefined) {
+    pskFile = path.resolve(changes.pskFile);
+    if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
+  }
+  const entry: PeerConfig = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
+  const saved = savePeers(config.peersFile, current.map((p) => (p.name === name ? entry : p)));
+  return { action: 'set', peers: saved.peers, reload: await askReload(config.controlSocket) };
+}
+
 async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
   if (!fs.existsSync(controlSocket)) return { ok: false, detail: `no server running at ${controlSocket}; the change applies when it starts` };
   try {
@@ -83,7 +138,8 @@ export function formatPeersResult(result: PeersResult): string {
     }
     if (result.peers.length === 0) lines.push('no peers', '');
   } else {
-    lines.push(`${result.action === 'add' ? 'added' : 'removed'}; ${result.peers.length} peers on the allowlist`);
+    const done = result.action === 'add' ? 'added' : result.action === 'set' ? 'changed' : 'removed';
+    lines.push(`${done}; ${result.peers.length} peers on the allowlist`);
     if (result.reload) lines.push(result.reload.detail);
     lines.push('');
   }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { ConfigError, assertNever } from '../errors.js';
 import { readClientTable, type ClientConfig, type LoadClientOptions } from './client-config.js';
-import { checkSecretFile, readPrivateKeyFile, readPskFile } from './key-file.js';
+import { checkSecretFile, readPrivateKeyFile, readPskFile, type SecretFileOwner } from './key-file.js';
 import { loadPeers, readPeersTable, type PeersConfig } from './peers.js';
 import { readServerTable, type ServerConfig } from './server-config.js';
 import { readTomlFile } from './toml-file.js';
@@ -32,8 +32,8 @@ export function detectConfigKind(file: string, table: TomlTable): ConfigKind {
   throw new ConfigError('ERR_CONFIG', `${file}: mixes ${kinds.map((k) => (k === 'peers' ? '[[peer]]' : `[${k}]`)).join(' and ')}; use one file for each`);
 }
 
-function readKey(path: string, reader: (p: string) => Uint8Array): void {
-  reader(path).fill(0);
+function readKey(path: string, reader: (p: string, owner?: SecretFileOwner) => Uint8Array, owner: SecretFileOwner | undefined): void {
+  reader(path, owner).fill(0);
 }
 
 function checkReadable(path: string, what: string): void {
@@ -48,46 +48,52 @@ function checkReadable(path: string, what: string): void {
   }
 }
 
-function checkPeerPsks(peers: PeersConfig, requirePsk: boolean, checked: string[]): void {
+function checkPeerPsks(peers: PeersConfig, requirePsk: boolean, checked: string[], owner: SecretFileOwner | undefined): void {
   peers.peers.forEach((peer, i) => {
     if (peer.pskFile === undefined) {
       if (requirePsk) throw new ConfigError('ERR_CONFIG', `${peers.file}: [peer.${i + 1}] (${peer.name}): require_psk is set but the peer has no psk_file`);
       return;
     }
-    readKey(peer.pskFile, readPskFile);
+    readKey(peer.pskFile, readPskFile, owner);
     checked.push(peer.pskFile);
   });
 }
 
+export interface CheckConfigOptions extends LoadClientOptions {
+  /** Whose key files these are (the daemon's user, `--user`); default: the user running the check. */
+  readonly owner?: SecretFileOwner;
+}
+
 /**
  * Validates `file` completely. Returns what was found; throws the first ConfigError.
- * `env` is only used for a client file's proxy fallback.
+ * `env` is only used for a client file's defaults (proxy, control socket).
  */
-export function checkConfig(file: string, options: LoadClientOptions = {}): CheckedConfig {
+export function checkConfig(file: string, options: CheckConfigOptions = {}): CheckedConfig {
+  const owner = options.owner;
   const table = readTomlFile(file);
   const kind = detectConfigKind(file, table);
   const checked: string[] = [file];
   switch (kind) {
     case 'server': {
       const config = readServerTable(file, table);
-      readKey(config.privateKeyFile, readPrivateKeyFile);
+      readKey(config.privateKeyFile, readPrivateKeyFile, owner);
       checked.push(config.privateKeyFile);
       if (config.tls !== undefined) {
         checkReadable(config.tls.certFile, 'TLS certificate file');
-        checkSecretFile(config.tls.keyFile, 'TLS private key');
+        checkSecretFile(config.tls.keyFile, 'TLS private key', owner);
         checked.push(config.tls.certFile, config.tls.keyFile);
       }
       const peers = loadPeers(config.peersFile);
       checked.push(config.peersFile);
-      checkPeerPsks(peers, config.requirePsk, checked);
+      checkPeerPsks(peers, config.requirePsk, checked, owner);
       return { kind, config, peers, filesChecked: checked };
     }
     case 'client': {
       const config = readClientTable(file, table, options);
-      readKey(config.privateKeyFile, readPrivateKeyFile);
+      readKey(config.privateKeyFile, readPrivateKeyFile, owner);
       checked.push(config.privateKeyFile);
       if (config.pskFile !== undefined) {
-        readKey(config.pskFile, readPskFile);
+        readKey(config.pskFile, readPskFile, owner);
         checked.push(config.pskFile);
       }
       if (config.caFile !== undefined) {
@@ -98,7 +104,7 @@ export function checkConfig(file: string, options: LoadClientOptions = {}): Chec
     }
     case 'peers': {
       const config = readPeersTable(file, table);
-      checkPeerPsks(config, false, checked);
+      checkPeerPsks(config, false, checked, owner);
       return { kind, config, filesChecked: checked };
     }
     default:

@@ -1,7 +1,9 @@
 /**
  * The client's config file: `[client]`, `[[forward]]`, `[[socks]]` and optional `[limits]`.
- * The proxy falls back to HTTPS_PROXY / https_proxy from the environment the CLI passes in.
+ * The proxy falls back to HTTPS_PROXY / https_proxy from the environment the CLI passes in, the
+ * control socket to `$XDG_RUNTIME_DIR/twoway/client.sock`.
  */
+import * as path from 'node:path';
 import { TableReader, type TomlTable } from './fields.js';
 import { formatHostPort, parseHostPort, readListen, type ListenAddress } from './listen.js';
 import { readClientLimits, type ClientLimits } from './limits.js';
@@ -83,6 +85,8 @@ export interface ClientConfig {
   readonly proxySource?: 'config' | 'env';
   readonly caFile?: string;
   readonly controlSocket?: string;
+  /** Set when controlSocket is the `$XDG_RUNTIME_DIR` default: the daemon creates this folder (0700). */
+  readonly controlSocketDir?: string;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly connectWaitMs: number;
@@ -94,8 +98,29 @@ export interface ClientConfig {
 }
 
 export interface LoadClientOptions {
-  /** The process environment, passed in by the CLI (only HTTPS_PROXY / https_proxy are read). */
+  /** The process environment, passed in by the CLI (HTTPS_PROXY / https_proxy, XDG_RUNTIME_DIR). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** The control socket of a config without `control_socket`: `$XDG_RUNTIME_DIR/twoway/client.sock`, if set. */
+export function defaultControlSocket(env: Env): { socket: string; dir: string } | undefined {
+  const runtime = env.XDG_RUNTIME_DIR;
+  if (runtime === undefined || !path.isAbsolute(runtime)) return undefined;
+  const dir = path.join(runtime, 'twoway');
+  return { socket: path.join(dir, 'client.sock'), dir };
+}
+
+/** The user's twoway config folder: `$XDG_CONFIG_HOME/twoway`, else `~/.config/twoway`. */
+export function userConfigDir(env: Env, homedir: string): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  return path.join(xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || homedir, '.config'), 'twoway');
+}
+
+/** The client config used without `--config`: `$TWOWAY_CONFIG`, else the user's client.toml. */
+export function defaultClientConfigFile(env: Env, homedir: string): string {
+  return env.TWOWAY_CONFIG || path.join(userConfigDir(env, homedir), 'client.toml');
 }
 
 function checkServerUrl(t: TableReader, key: string, text: string): string {
@@ -234,6 +259,13 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   if (psk !== undefined) config.pskFile = resolveAgainst(file, psk);
   if (ca !== undefined) config.caFile = resolveAgainst(file, ca);
   if (control !== undefined) config.controlSocket = resolveAgainst(file, control);
+  else {
+    const fallback = defaultControlSocket(options.env ?? {});
+    if (fallback !== undefined) {
+      config.controlSocket = fallback.socket;
+      config.controlSocketDir = fallback.dir;
+    }
+  }
   if (proxyText !== undefined) {
     const problem = proxyProblem(proxyText);
     if (problem !== undefined) throw c.fail('proxy', problem);

@@ -1,6 +1,7 @@
 /**
  * Private key and psk files: one base64 32-byte key per file, refused unless only the owner can
- * read or write it and the owner is this process's user, as ssh refuses loose private keys.
+ * read or write it and the owner is this process's user (or, for check-config --user, the service
+ * user), as ssh refuses loose private keys.
  * The mode and owner are checked on the open descriptor, so a file swapped between the check and
  * the read is never used. Messages name the file, never its content.
  */
@@ -23,14 +24,26 @@ function octal(mode: number): string {
 }
 
 /**
- * Throws ERR_KEY_FILE_MODE unless `stat` describes a regular file owned by the current user with
- * no group/other permission bits. `getuid` is injectable for tests.
+ * Who must own a secret file: the uid the daemon will run as. By default the user running this
+ * process; `twoway check-config --user NAME` checks on behalf of a service user instead, so an
+ * administrator running it as root gets advice that fits the service.
+ */
+export interface SecretFileOwner {
+  readonly uid: number;
+  /** The user name as given (`--user twoway`), for messages. */
+  readonly name?: string;
+}
+
+/**
+ * Throws ERR_KEY_FILE_MODE unless `stat` describes a regular file owned by `owner` (default: the
+ * current user) with no group/other permission bits. `getuid` is injectable for tests.
  */
 export function assertSecretFileStat(
   path: string,
   stat: fs.Stats,
   what: string,
   getuid: () => number = defaultGetuid,
+  owner?: SecretFileOwner,
 ): void {
   if (!stat.isFile()) throw new ConfigError('ERR_KEY_FILE', `${what} file ${path}: not a regular file`);
   if ((stat.mode & LOOSE_MODE_BITS) !== 0) {
@@ -39,11 +52,22 @@ export function assertSecretFileStat(
       `${what} file ${path} has mode ${octal(stat.mode)}, readable or writable by others; run: chmod 600 ${path}`,
     );
   }
+  if (owner !== undefined) {
+    if (stat.uid !== owner.uid) {
+      const who = owner.name !== undefined && owner.name !== String(owner.uid) ? `${owner.name} (uid ${owner.uid})` : `uid ${owner.uid}`;
+      throw new ConfigError(
+        'ERR_KEY_FILE_MODE',
+        `${what} file ${path} is owned by uid ${stat.uid}, not by the service user ${who}; run: chown ${owner.name ?? owner.uid} ${path}`,
+      );
+    }
+    return;
+  }
   const uid = getuid();
   if (uid >= 0 && stat.uid !== uid) {
     throw new ConfigError(
       'ERR_KEY_FILE_MODE',
-      `${what} file ${path} is owned by uid ${stat.uid}, not by the user running twoway (uid ${uid}); run: chown ${uid} ${path}`,
+      `${what} file ${path} is owned by uid ${stat.uid}, not by the user running twoway (uid ${uid}); ` +
+        `if the daemon runs as another user, check with: twoway check-config --user NAME FILE; otherwise run: chown ${uid} ${path}`,
     );
   }
 }
@@ -64,7 +88,7 @@ function openError(path: string, what: string, err: unknown): ConfigError {
  * surrounding whitespace allowed, nothing else. The result is a fresh Uint8Array (never pooled);
  * the caller wipes it when done.
  */
-export function readKeyFile(path: string, what: KeyFileKind): Uint8Array {
+export function readKeyFile(path: string, what: KeyFileKind, owner?: SecretFileOwner): Uint8Array {
   let fd: number;
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY);
@@ -73,7 +97,7 @@ export function readKeyFile(path: string, what: KeyFileKind): Uint8Array {
   }
   const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
   try {
-    assertSecretFileStat(path, fs.fstatSync(fd), what);
+    assertSecretFileStat(path, fs.fstatSync(fd), what, defaultGetuid, owner);
     let length = 0;
     // Bounded: each read adds at least one byte or ends the loop, and the buffer is small.
     while (length < buf.length) {
@@ -102,24 +126,24 @@ function isSpace(c: number): boolean {
 }
 
 /** Reads a private key file (see readKeyFile). */
-export function readPrivateKeyFile(path: string): Uint8Array {
-  return readKeyFile(path, 'private key');
+export function readPrivateKeyFile(path: string, owner?: SecretFileOwner): Uint8Array {
+  return readKeyFile(path, 'private key', owner);
 }
 
 /** Reads a pre-shared key file (see readKeyFile). */
-export function readPskFile(path: string): Uint8Array {
-  return readKeyFile(path, 'psk');
+export function readPskFile(path: string, owner?: SecretFileOwner): Uint8Array {
+  return readKeyFile(path, 'psk', owner);
 }
 
 /** Checks a secret file's mode and owner without reading it (TLS private keys). */
-export function checkSecretFile(path: string, what: string): void {
+export function checkSecretFile(path: string, what: string, owner?: SecretFileOwner): void {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(path);
   } catch (err) {
     throw openError(path, what, err);
   }
-  assertSecretFileStat(path, stat, what);
+  assertSecretFileStat(path, stat, what, defaultGetuid, owner);
 }
 
 /**

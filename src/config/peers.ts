@@ -1,6 +1,6 @@
 /**
  * The peers file (the server's allowlist): `[[peer]]` tables naming each client key, its optional
- * psk file and its access rules. The server re-reads it on reload; `twoway peers add|remove`
+ * psk file and its access rules. The server re-reads it on reload; `twoway peers add|set|remove`
  * rewrites it with `savePeers`, which does not keep comments (the header it writes says so).
  */
 import { randomBytes } from 'node:crypto';
@@ -20,7 +20,7 @@ export const PEER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_PEERS = 10_000;
 /** Upper bound on access rules per peer. */
 export const MAX_RULES_PER_PEER = 1_000;
-/** The peers file holds no secrets (psks live in their own 0600 files). */
+/** Mode of a new peers file: it holds no secrets (psks live in their own 0600 files). */
 export const PEERS_FILE_MODE = 0o644;
 
 export type PeerKind = 'user' | 'device';
@@ -155,7 +155,7 @@ export function loadPeers(file: string): PeersConfig {
 }
 
 const HEADER = `# twoway peers (the server's allowlist).
-# Written by 'twoway peers add|remove', which rewrites this file and does not keep comments.
+# Written by 'twoway peers add|set|remove', which rewrites this file and does not keep comments.
 # Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
 # kind = "user" | "device", devices = ["DEVICE:SERVICE", ...] (device services it may reach),
 # reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners). Reload the server (systemctl reload twoway-server) after editing.
@@ -185,17 +185,31 @@ export function formatPeers(file: string, peers: readonly PeerConfig[]): string 
 /**
  * Writes `peers` to `file` atomically: the text is validated by the same reader loadPeers uses,
  * written to a temporary file in the same folder, fsynced, renamed over `file`, and the folder is
- * fsynced. A crash leaves either the old file or the new one, never a torn one.
+ * fsynced. A crash leaves either the old file or the new one, never a torn one. The new file keeps
+ * the old one's owner, group and mode (so root editing the service user's file leaves it the
+ * service user's); when that owner cannot be kept, nothing is written. A new file gets mode 0644.
  */
 export function savePeers(file: string, peers: readonly PeerConfig[]): PeersConfig {
   const text = formatPeers(file, peers);
   const saved = readPeersTable(file, parseToml(file, text));
   const dir = path.dirname(path.resolve(file));
+  let before: fs.Stats | undefined;
+  try {
+    before = fs.statSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw writeError(file, dir, err);
+  }
+  const mode = before === undefined ? PEERS_FILE_MODE : before.mode & 0o7777;
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {
-    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, PEERS_FILE_MODE);
-    fs.fchmodSync(fd, PEERS_FILE_MODE);
+    // Private until its owner and mode are those of the file it replaces.
+    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    if (before !== undefined) {
+      const mine = fs.fstatSync(fd);
+      if (mine.uid !== before.uid || mine.gid !== before.gid) fs.fchownSync(fd, before.uid, before.gid);
+    }
+    fs.fchmodSync(fd, mode);
     fs.writeFileSync(fd, text);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -204,11 +218,22 @@ export function savePeers(file: string, peers: readonly PeerConfig[]): PeersConf
   } catch (err) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(temp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError('ERR_CONFIG_FILE', `${file}: could not be written (${code})`, { cause: err });
+    throw writeError(file, dir, err, before);
   }
   fsyncDirectory(dir);
   return saved;
+}
+
+function writeError(file: string, dir: string, err: unknown, before?: fs.Stats): ConfigError {
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  const syscall = (err as NodeJS.ErrnoException).syscall;
+  let hint = '';
+  if (syscall === 'fchown' && before !== undefined) {
+    hint = `: it is owned by uid ${before.uid} gid ${before.gid}, which this user cannot keep; run as root or as its owner`;
+  } else if ((code === 'EACCES' || code === 'EPERM') && syscall === 'open') {
+    hint = `: the folder ${dir} must be writable by whoever edits the file (an edit is a new file renamed over the old one)`;
+  }
+  return new ConfigError('ERR_CONFIG_FILE', `${file}: could not be written (${code})${hint}`, { cause: err });
 }
 
 function fsyncDirectory(dir: string): void {

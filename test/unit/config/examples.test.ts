@@ -9,10 +9,11 @@ import { useTempDir, writeKey } from './fixture.js';
 
 const CONFIGS = path.resolve(import.meta.dirname, '../../../configs');
 
-/** Copies an example into `dir`, pointing its /etc/twoway/ paths there. */
-function install(dir: string, name: string): string {
+/** Copies an example into `dir` (as `as`), pointing its /etc/twoway/ paths there. */
+function install(dir: string, name: string, as = name): string {
   const text = fs.readFileSync(path.join(CONFIGS, name), 'utf8').replaceAll('/etc/twoway/', `${dir}/`).replaceAll('/run/twoway/', `${dir}/`);
-  const file = path.join(dir, name);
+  const file = path.join(dir, as);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, text);
   return file;
 }
@@ -23,19 +24,19 @@ describe('example configs', () => {
   it('configs/server.toml with configs/peers.toml passes checkConfig', () => {
     const dir = tempDir();
     const server = install(dir, 'server.toml');
-    install(dir, 'peers.toml');
+    install(dir, 'peers.toml', 'peers/peers.toml');
     writeKey(dir, 'server.key');
-    writeKey(dir, 'psk/alice.psk');
+    writeKey(dir, 'peers/alice.psk');
     const result = checkConfig(server);
     expect(result.kind).toBe('server');
     if (result.kind !== 'server') return;
     expect(result.config.listen).toEqual({ host: '0.0.0.0', port: 8443 });
     expect(result.config.path).toBe('/twoway');
-    expect(result.config.peersFile).toBe(path.join(dir, 'peers.toml'));
+    expect(result.config.peersFile).toBe(path.join(dir, 'peers', 'peers.toml'));
     expect(result.config.limits.initialWindowBytes).toBe(262144);
     expect(result.config.tls).toBeUndefined();
     expect(result.peers.peers.map((p) => p.name)).toEqual(['alice', 'build-runner', 'build1']);
-    expect(result.filesChecked).toContain(path.join(dir, 'psk/alice.psk'));
+    expect(result.filesChecked).toContain(path.join(dir, 'peers/alice.psk'));
     expect(Object.isFrozen(result.config.limits)).toBe(true);
   });
 
@@ -57,7 +58,7 @@ describe('example configs', () => {
     expect(peers.peers[0]).toEqual({
       name: 'alice',
       publicKey: 'GrBbZAPzzvnoNJzJLHDtu0lpSl3YSZd0gMx6ZBC1j1Y=',
-      pskFile: path.join(dir, 'psk/alice.psk'),
+      pskFile: path.join(dir, 'alice.psk'),
       allow: ['10.0.0.0/8:22', 'db.corp.example:5432'],
       kind: 'user',
       devices: ['build1:ssh', 'build1:postgres'],
@@ -70,7 +71,10 @@ describe('example configs', () => {
 
   it('the examples as shipped load (paths unchecked) and the key files are what checkConfig misses', () => {
     expect(loadServerConfig(path.join(CONFIGS, 'server.toml')).privateKeyFile).toBe('/etc/twoway/server.key');
-    expect(loadClientConfig(path.join(CONFIGS, 'client.toml')).privateKeyFile).toBe('/etc/twoway/client.key');
-    expect(() => checkConfig(path.join(CONFIGS, 'client.toml'))).toThrow(/private key file \/etc\/twoway\/client.key does not exist/);
+    const client = loadClientConfig(path.join(CONFIGS, 'client.toml'), { env: {} });
+    expect(client.privateKeyFile).toBe(path.join(CONFIGS, 'client.key'));
+    expect(client.controlSocket).toBeUndefined();
+    expect(loadClientConfig(path.join(CONFIGS, 'client.toml'), { env: { XDG_RUNTIME_DIR: '/run/user/1000' } }).controlSocket).toBe('/run/user/1000/twoway/client.sock');
+    expect(() => checkConfig(path.join(CONFIGS, 'client.toml'))).toThrow(/private key file .*configs\/client.key does not exist/);
   });
 });
