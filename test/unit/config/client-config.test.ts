@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadClientConfig } from '../../../src/config/client-config.js';
+import { defaultClientConfigFile, loadClientConfig } from '../../../src/config/client-config.js';
 import { randomKey, thrown, useTempDir, write } from './fixture.js';
 
 const KEY = randomKey();
@@ -93,5 +93,29 @@ describe('loadClientConfig', () => {
       expect(err.message).not.toContain(bad);
       expect(err.message).not.toContain(bad.slice(0, 12));
     }
+  });
+});
+
+describe('client defaults from the environment', () => {
+  const tempDir = useTempDir();
+
+  it('control_socket: $XDG_RUNTIME_DIR/twoway/client.sock when set (absolute), none otherwise; an explicit key wins', () => {
+    const dir = tempDir();
+    const file = write(dir, 'c.toml', base());
+    const c = loadClientConfig(file, { env: { XDG_RUNTIME_DIR: '/run/user/1000' } });
+    expect(c.controlSocket).toBe('/run/user/1000/twoway/client.sock');
+    expect(c.controlSocketDir).toBe('/run/user/1000/twoway');
+    expect(loadClientConfig(file, { env: {} }).controlSocket).toBeUndefined();
+    expect(loadClientConfig(file, { env: { XDG_RUNTIME_DIR: 'relative/dir' } }).controlSocket).toBeUndefined();
+    const explicit = loadClientConfig(write(dir, 'd.toml', base('', 'control_socket = "my.sock"')), { env: { XDG_RUNTIME_DIR: '/run/user/1000' } });
+    expect(explicit.controlSocket).toBe(path.join(dir, 'my.sock'));
+    expect(explicit.controlSocketDir).toBeUndefined();
+  });
+
+  it('the config file: $TWOWAY_CONFIG, else $XDG_CONFIG_HOME/twoway/client.toml, else ~/.config/twoway/client.toml', () => {
+    expect(defaultClientConfigFile({ TWOWAY_CONFIG: '/x/c.toml', XDG_CONFIG_HOME: '/y' }, '/home/a')).toBe('/x/c.toml');
+    expect(defaultClientConfigFile({ XDG_CONFIG_HOME: '/y' }, '/home/a')).toBe('/y/twoway/client.toml');
+    expect(defaultClientConfigFile({ HOME: '/home/b' }, '/home/a')).toBe('/home/b/.config/twoway/client.toml');
+    expect(defaultClientConfigFile({ XDG_CONFIG_HOME: 'not/absolute', TWOWAY_CONFIG: '' }, '/home/a')).toBe('/home/a/.config/twoway/client.toml');
   });
 });
