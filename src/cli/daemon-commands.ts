@@ -141,13 +141,13 @@ export function registerDaemonCommands(program: Command): void {
     .option('--reverse <entry>', "replace a device's reverse listeners, SERVICE=HOST:PORT (repeatable)", collect)
     .option('--psk-file <file>', 'use this pre-shared key file (mode 0600)')
     .option('--no-psk', 'drop the peer\'s pre-shared key')
-    .option('-k, --public-key <key>', 'a new public key for the peer (base64)')
+    .option('-k, --public-key <key>', "a new public key for the peer (base64); the old key's sessions close")
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
     .option('--json', 'machine-readable output')
     .addHelpText(
       'after',
       '\nExamples:\n  twoway peers set alice --add-device build1:ssh\n  twoway peers set alice --allow 10.1.0.0/16:22 --remove-device build1:ssh --psk-file /etc/twoway/peers/alice.psk\n' +
-        '\nA flag not given leaves that part as it is. The running server reloads: her live sessions stay,\nstreams to targets no longer allowed are reset; a new psk applies from her next handshake.\n',
+        '\nA flag not given leaves that part as it is. The running server reloads: her live sessions stay,\nstreams to targets no longer allowed are reset; a new psk applies from her next handshake;\na new --public-key closes the sessions of the old key at once.\n',
     )
     .action(
       async (

@@ -92,7 +92,8 @@ function editList(name: string, what: string, current: readonly string[], replac
 
 /**
  * `twoway peers set NAME ...`: changes an existing peer in place. The reload keeps the peer's
- * sessions; streams it may no longer reach are reset. A new psk applies from its next handshake.
+ * sessions; streams it may no longer reach are reset. A new psk applies from its next handshake;
+ * a new public key closes the old key's sessions (the reload drops keys no longer listed).
  */
 export async function setPeer(serverConfigFile: string, name: string, changes: PeerChanges): Promise<PeersResult> {
   const config = loadServerConfig(serverConfigFile);

@@ -214,6 +214,23 @@ describe.runIf(isRoot)('peers edits keep the file\'s owner, group and mode', () 
     expect(twowayAs(NOBODY, ['peers', 'remove', 'bob', '--config', serverToml()]).code).toBe(0);
   });
 
+  it('a user who could replace the file but not keep its owner is refused, and the file is unchanged', () => {
+    fs.chownSync(path.join(dir, 'peers', 'peers.toml'), 0, 0);
+    fs.chmodSync(path.join(dir, 'peers', 'peers.toml'), 0o644);
+    try {
+      const before = fs.readFileSync(path.join(dir, 'peers', 'peers.toml'), 'utf8');
+      const r = twowayAs(NOBODY, ['peers', 'add', 'dan', '--public-key', encodeKey(generateKeyPair().publicKey), '--config', serverToml()]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/could not be written \(EPERM\): it is owned by uid 0 gid 0, which this user cannot keep; run as root or as its owner/);
+      expect(fs.readFileSync(path.join(dir, 'peers', 'peers.toml'), 'utf8')).toBe(before);
+      expect(stat()).toEqual({ uid: 0, gid: 0, mode: 0o644 });
+      expect(fs.readdirSync(path.join(dir, 'peers'))).toEqual(['peers.toml']);
+    } finally {
+      fs.chownSync(path.join(dir, 'peers', 'peers.toml'), NOBODY, NOBODY);
+      fs.chmodSync(path.join(dir, 'peers', 'peers.toml'), 0o640);
+    }
+  });
+
   it('a user who cannot write the folder gets a clear error and the file is unchanged', () => {
     fs.chownSync(path.join(dir, 'peers'), 0, NOBODY);
     fs.chmodSync(path.join(dir, 'peers'), 0o750);
