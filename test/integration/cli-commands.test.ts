@@ -10,7 +10,7 @@ import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { REPO_ROOT, runTwoway } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 
-const COMMANDS = ['keygen', 'pubkey', 'server', 'client', 'connect', 'status', 'check-config', 'peers', 'demo'];
+const COMMANDS = ['keygen', 'pubkey', 'genpsk', 'init', 'server', 'client', 'connect', 'status', 'check-config', 'peers', 'demo'];
 
 describe('twoway --help, --version and usage errors', () => {
   it('prints the version of package.json', async () => {
@@ -32,7 +32,7 @@ describe('twoway --help, --version and usage errors', () => {
     expect(r.stdout).toMatch(/Example/);
   });
 
-  it.each(['list', 'add', 'remove'])('`peers %s --help` shows an example', async (sub) => {
+  it.each(['list', 'add', 'set', 'remove'])('`peers %s --help` shows an example', async (sub) => {
     const r = await runTwoway(['peers', sub, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Example/);
