@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type net from 'node:net';
 import { ClientDaemon } from '../daemon/client.js';
+import { ConfigError } from '../errors.js';
 import { startControlServer, type ControlRequest, type ControlServer } from '../daemon/control-server.js';
 import { ControlStream } from '../daemon/control-stream.js';
 import { relayStreams } from '../daemon/stream-relay.js';
@@ -13,8 +14,7 @@ import { runUntilStopped } from './run-daemon.js';
 export async function clientCommand(options: { config: string; logLevel: LogLevel } & ClientOverrides): Promise<void> {
   const logger = createLogger({ level: options.logLevel, base: { role: 'client' } });
   const { config, options: daemonOptions } = loadClientOptions(options.config, process.env, logger, options);
-  // The $XDG_RUNTIME_DIR default socket: its twoway folder is ours alone (made before anything starts).
-  if (config.controlSocketDir !== undefined) fs.mkdirSync(config.controlSocketDir, { recursive: true, mode: 0o700 });
+  if (config.controlSocketDir !== undefined) privateRuntimeDir(config.controlSocketDir);
   const daemon = new ClientDaemon(daemonOptions);
   await daemon.start();
 
@@ -59,6 +59,20 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
   const listeners = daemon.listenerAddresses();
   run.ready(`client started with ${listeners.length} listeners`);
   await run.stopped;
+}
+
+/**
+ * The folder of the `$XDG_RUNTIME_DIR` default socket: made 0700 before anything starts; an
+ * existing one must be a folder of this user, and is narrowed to 0700.
+ */
+function privateRuntimeDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = fs.lstatSync(dir);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+  if (!st.isDirectory() || st.uid !== uid) {
+    throw new ConfigError('ERR_CONFIG_FILE', `control socket folder ${dir} is not a folder owned by this user (uid ${uid})`);
+  }
+  if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
 }
 
 /**

@@ -360,6 +360,9 @@ describe('twoway init and the client defaults', () => {
   it('twoway client, status and connect without -c use that file and the socket under $XDG_RUNTIME_DIR', async () => {
     const pub = (await runTwoway(['pubkey'], { input: fs.readFileSync(path.join(home, '.config', 'twoway', 'client.key')) })).stdout.trim();
     expect((await runTwoway(['peers', 'add', 'alice', '--public-key', pub, '--allow', `127.0.0.1:${echo.port}`, '--config', tunnel.path('server.toml')])).code).toBe(0);
+    // A folder left too open (by hand, or an older version) is narrowed to 0700 at start.
+    fs.mkdirSync(path.join(home, 'run', 'twoway'));
+    fs.chmodSync(path.join(home, 'run', 'twoway'), 0o755);
     const client = twoway(['client'], { env: env(), cwd: os.tmpdir() });
     await client.waitForEvent('session.open');
     const socket = path.join(home, 'run', 'twoway', 'client.sock');
