@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { userConfigDir } from '../config/client-config.js';
+import { defaultClientConfigFile, userConfigDir } from '../config/client-config.js';
 import { EXIT } from './exit-codes.js';
 import { exitCodeFor, printError } from './fail.js';
 import { genpsk, keygen, pubkey } from './key-commands.js';
@@ -61,7 +61,7 @@ function buildProgram(): Command {
       process.stdout.write(`${result.publicKey}\n`);
       process.stderr.write(
         `wrote ${result.configFile}; ${result.keyCreated ? 'new private key' : 'kept the private key'} ${result.keyFile} (mode 0600)\n` +
-          `send the public key printed above to your administrator, then run: twoway client${opts.dir === undefined ? '' : ` --config ${result.configFile}`}\n`,
+          `send the public key printed above to your administrator, then run: twoway client${result.configFile === defaultClientConfigFile(process.env, os.homedir()) ? '' : ` --config ${result.configFile}`}\n`,
       );
     });
 
