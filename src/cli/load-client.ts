@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { loadClientConfig, type ClientConfig } from '../config/client-config.js';
 import { readPskFile } from '../config/key-file.js';
-import { parseListen } from '../config/listen.js';
+import { parseLocalListen } from '../config/local-listen.js';
 import { decodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import type { ClientDaemonOptions, ClientForward } from '../daemon/client.js';
@@ -22,9 +22,9 @@ export interface ClientOverrides {
 export function parseForwardSpec(spec: string): ClientForward {
   const eq = spec.indexOf('=');
   if (eq <= 0 || eq === spec.length - 1) {
-    throw new ConfigError('ERR_CONFIG', `--forward ${JSON.stringify(spec)}: expected LISTEN=TARGET, e.g. 127.0.0.1:2222=db.corp.example:22`);
+    throw new ConfigError('ERR_CONFIG', `--forward ${JSON.stringify(spec)}: expected LISTEN=TARGET, e.g. 127.0.0.1:2222=db.corp.example:22 or unix:/run/user/1000/db.sock=db.corp.example:22`);
   }
-  const listen = parseListen(spec.slice(0, eq), true);
+  const listen = parseLocalListen(spec.slice(0, eq));
   return { listen, target: spec.slice(eq + 1) };
 }
 
@@ -53,12 +53,12 @@ export function loadClientOptions(
     }
   }
   const forwards = [
-    ...(overrides.noConfigForwards ? [] : config.forwards.map((f) => ({ listen: f.listen, target: f.target }))),
+    ...(overrides.noConfigForwards ? [] : config.forwards.map((f) => ({ listen: f.listen, access: f.access, target: f.target }))),
     ...(overrides.forward ?? []).map(parseForwardSpec),
   ];
   const socks = [
-    ...(overrides.noConfigForwards ? [] : config.socks.map((s) => ({ listen: s.listen }))),
-    ...(overrides.socks ?? []).map((s) => ({ listen: parseListen(s, true) })),
+    ...(overrides.noConfigForwards ? [] : config.socks.map((s) => ({ listen: s.listen, access: s.access }))),
+    ...(overrides.socks ?? []).map((s) => ({ listen: parseLocalListen(s) })),
   ];
   return {
     config,

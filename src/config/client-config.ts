@@ -5,7 +5,9 @@
  */
 import * as path from 'node:path';
 import { TableReader, type TomlTable } from './fields.js';
-import { formatHostPort, parseHostPort, readListen, type ListenAddress } from './listen.js';
+import { formatHostPort, parseHostPort } from './listen.js';
+import { readLocalListener } from './local-listen.js';
+import { formatLocalListen, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
 import { readClientLimits, type ClientLimits } from './limits.js';
 import { isBase64Key } from './base64-key.js';
 import { DEVICE_NAME, MAX_SERVICES, SERVICE_NAME, parseDeviceTarget } from '../device/target.js';
@@ -63,13 +65,17 @@ export function describeBadAllowEntry(entry: string): string | undefined {
 }
 
 export interface ForwardConfig {
-  readonly listen: ListenAddress;
+  /** `host:port`, or a unix socket `{ path }`. */
+  readonly listen: LocalListen;
+  /** Who besides this user may connect (TCP only). */
+  readonly access: LocalAccess;
   /** `host:port` on the server's side. */
   readonly target: string;
 }
 
 export interface SocksConfig {
-  readonly listen: ListenAddress;
+  readonly listen: LocalListen;
+  readonly access: LocalAccess;
 }
 
 export interface ClientConfig {
@@ -155,8 +161,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   const c = top.optionalTable('client');
   if (c === undefined) throw top.fail('client', 'required table [client] is missing');
   const forwards = top.tableList('forward', MAX_FORWARDS).map((t): ForwardConfig => {
-    const listen = readListen(t, 'listen');
-    if (listen === undefined) throw t.fail('listen', 'required key is missing');
+    const { listen, access } = readLocalListener(t);
     const target = t.string('target');
     let device;
     try {
@@ -166,18 +171,17 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     }
     if (device !== undefined) {
       t.done();
-      return { listen, target: `${device.device}:${device.service}` };
+      return { listen, access, target: `${device.device}:${device.service}` };
     }
     const parsed = parseHostPort(target);
     if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port") or "DEVICE:SERVICE", got ${JSON.stringify(target.slice(0, 64))}`);
     t.done();
-    return { listen, target: formatHostPort(parsed) };
+    return { listen, access, target: formatHostPort(parsed) };
   });
   const socks = top.tableList('socks', MAX_SOCKS).map((t): SocksConfig => {
-    const listen = readListen(t, 'listen');
-    if (listen === undefined) throw t.fail('listen', 'required key is missing');
+    const { listen, access } = readLocalListener(t);
     t.done();
-    return { listen };
+    return { listen, access };
   });
   const devices = top.tableList('device', MAX_DEVICE_PINS).map((t): DevicePinConfig => {
     const name = t.string('name');
@@ -244,10 +248,10 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   c.done();
 
   const seen = new Map<string, string>();
-  const claim = (address: ListenAddress, where: string): void => {
-    const key = formatHostPort(address);
+  const claim = (address: LocalListen, where: string): void => {
+    const key = formatLocalListen(address);
     const other = seen.get(key);
-    if (address.port !== 0 && other !== undefined) throw top.fail(`${where}.listen`, `${key} is already used by ${other}`);
+    if (('path' in address || address.port !== 0) && other !== undefined) throw top.fail(`${where}.listen`, `${key} is already used by ${other}`);
     seen.set(key, where);
   };
   forwards.forEach((f, i) => claim(f.listen, `[forward.${i + 1}]`));

@@ -9,6 +9,7 @@ import { fingerprint, type KeyPair } from '../crypto/keys.js';
 import { TwowayError } from '../errors.js';
 import { DIAL_TIMEOUT_MS } from '../forward/dial.js';
 import { startLocalForward } from '../forward/local-forward.js';
+import { formatLocalListen, type BoundAddress, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
 import { startSocksServer } from '../forward/socks5.js';
 import { EVENTS } from '../log/events.js';
 import type { MuxLimits } from '../mux/limits.js';
@@ -26,8 +27,16 @@ import { openDeviceStream } from './device-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 
 export interface ClientForward {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: LocalListen;
+  /** Who besides this user may connect (default: nobody). */
+  readonly access?: LocalAccess;
   readonly target: string;
+}
+
+/** A SOCKS5 listener. */
+export interface ClientSocks {
+  readonly listen: LocalListen;
+  readonly access?: LocalAccess;
 }
 
 export interface ClientDaemonOptions {
@@ -38,7 +47,7 @@ export interface ClientDaemonOptions {
   readonly proxy?: string;
   readonly ca?: Buffer;
   readonly forwards: readonly ClientForward[];
-  readonly socks: ReadonlyArray<{ readonly listen: { readonly host: string; readonly port: number } }>;
+  readonly socks: readonly ClientSocks[];
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly connectWaitMs: number;
@@ -59,9 +68,13 @@ interface Listener {
   readonly kind: 'forward' | 'socks';
   readonly listen: string;
   readonly target?: string;
-  address(): { host: string; port: number } | null;
+  readonly access?: LocalAccess | undefined;
+  address(): BoundAddress | null;
   close(): Promise<void>;
 }
+
+/** Log fields of a bound listener: host and port, or path. */
+const boundFields = (a: BoundAddress | null): object => (a === null ? {} : 'path' in a ? { path: a.path } : { host: a.host, port: a.port });
 
 /** A session that lasted this long resets the backoff. */
 const STABLE_SESSION_MS = 30_000;
@@ -121,33 +134,33 @@ export class ClientDaemon {
    */
   async setListeners(
     forwards: readonly ClientForward[],
-    socks: ReadonlyArray<{ readonly listen: { readonly host: string; readonly port: number } }>,
+    socks: readonly ClientSocks[],
   ): Promise<{ added: number; removed: number; kept: number }> {
     const open = (target: string): Duplex => this.openStream(target);
-    const key = (kind: string, listen: string, target?: string): string => `${kind} ${listen} ${target ?? ''}`;
+    const key = (kind: string, listen: string, target?: string, access?: LocalAccess): string => `${kind} ${listen} ${target ?? ''} ${JSON.stringify(access ?? {})}`;
     const wanted = new Map<string, () => Promise<Listener>>();
     for (const f of forwards) {
-      const listen = `${f.listen.host}:${f.listen.port}`;
-      wanted.set(key('forward', listen, f.target), async () => {
-        const server = await startLocalForward({ listen: f.listen, target: f.target, open, logger: this.#log });
-        const a = server.address();
-        this.#log.info({ event: EVENTS.listen, kind: 'forward', host: a?.host, port: a?.port, target: f.target }, `forwarding ${a?.host}:${a?.port} to ${f.target}`);
-        return { kind: 'forward', listen, target: f.target, address: () => server.address(), close: () => server.close() };
+      const listen = formatLocalListen(f.listen);
+      wanted.set(key('forward', listen, f.target, f.access), async () => {
+        const server = await startLocalForward({ listen: f.listen, ...(f.access ? { access: f.access } : {}), target: f.target, open, logger: this.#log });
+        const a = server.bound();
+        this.#log.info({ event: EVENTS.listen, kind: 'forward', ...boundFields(a), target: f.target }, `forwarding ${a ? formatLocalListen(a) : listen} to ${f.target}`);
+        return { kind: 'forward', listen, target: f.target, access: f.access, address: () => server.bound(), close: () => server.close() };
       });
     }
     for (const s of socks) {
-      const listen = `${s.listen.host}:${s.listen.port}`;
-      wanted.set(key('socks', listen), async () => {
-        const server = await startSocksServer({ listen: s.listen, open, logger: this.#log });
-        const a = server.address();
-        this.#log.info({ event: EVENTS.listen, kind: 'socks', host: a?.host, port: a?.port }, `SOCKS5 on ${a?.host}:${a?.port}`);
-        return { kind: 'socks', listen, address: () => server.address(), close: () => server.close() };
+      const listen = formatLocalListen(s.listen);
+      wanted.set(key('socks', listen, undefined, s.access), async () => {
+        const server = await startSocksServer({ listen: s.listen, ...(s.access ? { access: s.access } : {}), open, logger: this.#log });
+        const a = server.bound();
+        this.#log.info({ event: EVENTS.listen, kind: 'socks', ...boundFields(a) }, `SOCKS5 on ${a ? formatLocalListen(a) : listen}`);
+        return { kind: 'socks', listen, access: s.access, address: () => server.bound(), close: () => server.close() };
       });
     }
     const kept: Listener[] = [];
     const removed: Listener[] = [];
     for (const l of this.#listeners) {
-      const k = key(l.kind, l.listen, l.target);
+      const k = key(l.kind, l.listen, l.target, l.access);
       // Port 0 listeners are never "the same" across a reload: each asks for a fresh port.
       if (wanted.has(k) && !l.listen.endsWith(':0')) {
         kept.push(l);
@@ -174,7 +187,7 @@ export class ClientDaemon {
   listenerAddresses(): Array<{ kind: string; host: string; port: number; target?: string }> {
     return this.#listeners.flatMap((l) => {
       const a = l.address();
-      return a ? [{ kind: l.kind, host: a.host, port: a.port, ...(l.target ? { target: l.target } : {}) }] : [];
+      return a && !('path' in a) ? [{ kind: l.kind, host: a.host, port: a.port, ...(l.target ? { target: l.target } : {}) }] : [];
     });
   }
 
@@ -360,7 +373,7 @@ export class ClientDaemon {
       services: this.#services.status(),
       listeners: this.#listeners.map((l) => {
         const a = l.address();
-        return { kind: l.kind, listen: a ? `${a.host}:${a.port}` : l.listen, target: l.target ?? null, up: a !== null };
+        return { kind: l.kind, listen: a ? ('path' in a ? formatLocalListen(a) : `${a.host}:${a.port}`) : l.listen, target: l.target ?? null, up: a !== null };
       }),
     };
   }

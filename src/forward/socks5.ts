@@ -5,7 +5,8 @@
  */
 import type net from 'node:net';
 import { isReasonCode, type ReasonCode } from '../mux/reason.js';
-import { listenTcp, type ForwardLogger, type ListenerHandle, type StreamOpener } from './local-forward.js';
+import type { StreamOpener } from './local-forward.js';
+import { listenLocal, type ForwardLogger, type ListenerHandle, type LocalAccess, type LocalListen } from './local-listener.js';
 import { pipeSocketStream } from './pipe.js';
 import { AUTH_NONE, AUTH_NO_ACCEPTABLE, CMD_CONNECT, SOCKS_VERSION, Socks5Parser, SocksReply, encodeReply } from './socks5-parser.js';
 
@@ -26,7 +27,9 @@ const REPLY_FOR: Readonly<Record<ReasonCode, number>> = {
 };
 
 export interface SocksOptions {
-  readonly listen: { readonly host: string; readonly port: number };
+  readonly listen: LocalListen;
+  /** Who may connect (default: only this user; see src/forward/local-listener.ts). */
+  readonly access?: LocalAccess;
   readonly open: StreamOpener;
   readonly logger?: ForwardLogger;
   /** Bound on the greeting and request (default SOCKS_HANDSHAKE_TIMEOUT_MS). */
@@ -35,7 +38,10 @@ export interface SocksOptions {
 
 /** Listens for SOCKS5 CONNECT requests and opens one tunnel stream per request. */
 export function startSocksServer(options: SocksOptions): Promise<ListenerHandle> {
-  return listenTcp(options.listen, (socket) => serveSocks(socket, options));
+  return listenLocal(
+    { listen: options.listen, kind: 'socks', ...(options.access ? { access: options.access } : {}), ...(options.logger ? { logger: options.logger } : {}) },
+    (socket) => serveSocks(socket, options),
+  );
 }
 
 function serveSocks(socket: net.Socket, options: SocksOptions): void {

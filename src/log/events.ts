@@ -8,6 +8,7 @@ export const EVENTS = Object.freeze({
   daemonReady: 'daemon.ready',
   daemonStop: 'daemon.stop',
   listen: 'listen',
+  localRefused: 'local.refused',
   authAccepted: 'auth.accepted',
   authRefused: 'auth.refused',
   handshakeFailed: 'handshake.failed',

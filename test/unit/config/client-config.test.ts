@@ -42,8 +42,20 @@ describe('loadClientConfig', () => {
   it('reads forwards, socks, and IPv6 targets', () => {
     const dir = tempDir();
     const c = loadClientConfig(write(dir, 'c.toml', base('[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "[fd00::1]:22"\n[[socks]]\nlisten = "[::1]:1080"\n')));
-    expect(c.forwards).toEqual([{ listen: { host: '127.0.0.1', port: 0 }, target: '[fd00::1]:22' }]);
-    expect(c.socks).toEqual([{ listen: { host: '::1', port: 1080 } }]);
+    expect(c.forwards).toEqual([{ listen: { host: '127.0.0.1', port: 0 }, access: { allowOtherUsers: false, allowUids: [] }, target: '[fd00::1]:22' }]);
+    expect(c.socks).toEqual([{ listen: { host: '::1', port: 1080 }, access: { allowOtherUsers: false, allowUids: [] } }]);
+  });
+
+  it('reads unix socket listeners (relative to the file) and the owner-check keys', () => {
+    const dir = tempDir();
+    const c = loadClientConfig(
+      write(dir, 'c.toml', base(
+        '[[forward]]\nlisten = "unix:run/db.sock"\ntarget = "db:5432"\n[[forward]]\nlisten = "/run/user/1000/ssh.sock"\ntarget = "git:22"\n' +
+          '[[socks]]\nlisten = "127.0.0.1:1080"\nallow_uids = [1000, 1001]\n[[socks]]\nlisten = "127.0.0.1:1081"\nallow_other_users = true\n',
+      )),
+    );
+    expect(c.forwards.map((f) => f.listen)).toEqual([{ path: path.join(dir, 'run', 'db.sock') }, { path: '/run/user/1000/ssh.sock' }]);
+    expect(c.socks.map((s) => s.access)).toEqual([{ allowOtherUsers: false, allowUids: [1000, 1001] }, { allowOtherUsers: true, allowUids: [] }]);
   });
 
   it('takes the proxy from the config, else from HTTPS_PROXY / https_proxy', () => {
@@ -67,7 +79,11 @@ describe('loadClientConfig', () => {
   });
 
   const cases: [string, string, RegExp][] = [
-    ['a bad forward listen', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\n[[forward]]\nlisten = "abc"\ntarget = "b:2"\n'), /c\.toml: \[forward\.2\]\.listen: expected "host:port" \(IPv6 as "\[::1\]:port"\), got "abc"$/],
+    ['a bad forward listen', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\n[[forward]]\nlisten = "abc"\ntarget = "b:2"\n'), /c\.toml: \[forward\.2\]\.listen: expected "host:port" \(IPv6 as "\[::1\]:port"\), "unix:PATH" or an absolute path, got "abc"$/],
+    ['an owner-check key on a unix listener', base('[[socks]]\nlisten = "unix:/run/s.sock"\nallow_uids = [1000]\n'), /\[socks\.1\]\.allow_uids: applies to TCP listeners only/],
+    ['a uid that is not a number', base('[[socks]]\nlisten = "127.0.0.1:1"\nallow_uids = ["alice"]\n'), /\[socks\.1\]\.allow_uids\[0\]: expected a numeric uid/],
+    ['a unix path too long for sun_path', base(`[[socks]]\nlisten = "unix:/${'x'.repeat(120)}"\n`), /\[socks\.1\]\.listen: a unix socket path is at most 107 bytes/],
+    ['the same unix path twice', base('[[forward]]\nlisten = "/run/a.sock"\ntarget = "a:1"\n[[socks]]\nlisten = "unix:/run/a.sock"\n'), /\[socks\.1\]\.listen: unix:\/run\/a\.sock is already used by \[forward\.1\]/],
     ['a bad target', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "db"\n'), /\[forward\.1\]\.target: expected "host:port"/],
     ['a duplicate listen address', base('[[forward]]\nlisten = "127.0.0.1:1080"\ntarget = "a:1"\n[[socks]]\nlisten = "127.0.0.1:1080"\n'), /\[socks\.1\]\.listen: 127\.0\.0\.1:1080 is already used by \[forward\.1\]/],
     ['an unknown forward key', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\nport = 3\n'), /\[forward\.1\]\.port: unknown key/],

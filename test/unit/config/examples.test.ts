@@ -46,8 +46,8 @@ describe('example configs', () => {
     writeKey(dir, 'client.key');
     const config = loadClientConfig(client, { env: {} });
     expect(config.serverUrls).toEqual(['wss://vpn.example.com/twoway']);
-    expect(config.forwards).toEqual([{ listen: { host: '127.0.0.1', port: 2222 }, target: 'db.corp.example:22' }]);
-    expect(config.socks).toEqual([{ listen: { host: '127.0.0.1', port: 1080 } }]);
+    expect(config.forwards).toEqual([{ listen: { host: '127.0.0.1', port: 2222 }, access: { allowOtherUsers: false, allowUids: [] }, target: 'db.corp.example:22' }]);
+    expect(config.socks).toEqual([{ listen: { host: '127.0.0.1', port: 1080 }, access: { allowOtherUsers: false, allowUids: [] } }]);
     expect(config.proxy).toBeUndefined();
     expect(checkConfig(client).kind).toBe('client');
   });

@@ -1,0 +1,97 @@
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeProcEndpoint, endpointKey, findOwner, parseProcNetTcp, PeerOwnerLookup } from '../../../src/forward/peer-owner.js';
+
+const run = promisify(execFile);
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+// Rows as a little-endian Linux prints them (the test machine is x86-64).
+const TCP = [
+  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+  '   0: 0100007F:0438 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0',
+  '   1: 0100007F:D431 0100007F:0438 01 00000000:00000000 00:00000000 00000000 65534        0 4343 1 0000000000000000 20 4 30 10 -1',
+  '   2: 0100007F:D432 0100007F:0438 05 00000000:00000000 00:00000000 00000000     0        0 0 3 0000000000000000',
+  '   garbage line',
+].join('\n');
+const TCP6 = [
+  '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+  '   0: 00000000000000000000000001000000:D433 00000000000000000000000001000000:0438 01 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0000000000000000 20 4 30 10 -1',
+  '   1: 0000000000000000FFFF00000100007F:D434 0000000000000000FFFF00000100007F:0438 01 00000000:00000000 00:00000000 00000000  1001        0 4545 1 0000000000000000 20 4 30 10 -1',
+].join('\n');
+
+describe('parseProcNetTcp and findOwner', () => {
+  it('decodes IPv4, IPv6 and IPv4-mapped endpoints in host byte order', () => {
+    expect(decodeProcEndpoint('0100007F:0438')).toBe('127.0.0.1:1080');
+    expect(decodeProcEndpoint('00000000000000000000000001000000:0016')).toBe('[0:0:0:0:0:0:0:1]:22');
+    expect(decodeProcEndpoint('0000000000000000FFFF00000100007F:0016')).toBe('127.0.0.1:22');
+    expect(endpointKey('::1', 22)).toBe('[0:0:0:0:0:0:0:1]:22');
+    expect(endpointKey('::ffff:127.0.0.1', 22)).toBe('127.0.0.1:22');
+    expect(decodeProcEndpoint('zz:1')).toBeUndefined();
+  });
+
+  it('finds the uid of the connecting socket, by its address and ours, and only for live sockets', () => {
+    const rows = [...parseProcNetTcp(TCP), ...parseProcNetTcp(TCP6)];
+    expect(rows).toHaveLength(5);
+    const ends = (port: number, ip = '127.0.0.1', local = '127.0.0.1') => ({ remoteAddress: ip, remotePort: port, localAddress: local, localPort: 1080 });
+    expect(findOwner(rows, ends(0xd431))).toBe(65534);
+    // A time-wait entry (inode 0, printed as uid 0) is nobody: never taken for root.
+    expect(findOwner(rows, ends(0xd432))).toBeUndefined();
+    expect(findOwner(rows, ends(0xd433, '::1', '::1'))).toBe(1000);
+    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
+    expect(findOwner(rows, ends(0xd434, '::ffff:127.0.0.1', '::ffff:127.0.0.1'))).toBe(1001);
+    expect(findOwner(rows, ends(0xd499))).toBeUndefined();
+    // The other direction of the same pair (our accepted socket's own row) is not the peer.
+    expect(findOwner(rows, { remoteAddress: '127.0.0.1', remotePort: 1080, localAddress: '127.0.0.1', localPort: 0xd431 })).toBeUndefined();
+  });
+});
+
+describe('PeerOwnerLookup on this machine', () => {
+  async function acceptOne(host: string, connectAs?: number): Promise<net.Socket> {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, host, r));
+    cleanups.push(() => server.close());
+    const port = (server.address() as net.AddressInfo).port;
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+    if (connectAs === undefined) {
+      const c = net.connect(port, host);
+      c.on('error', () => {});
+      cleanups.push(() => c.destroy());
+    } else {
+      // Holds its connection open until the server closes it.
+      const script = `const s=require('net').connect(${port},${JSON.stringify(host)});s.on('error',()=>{});s.on('close',()=>process.exit(0));setTimeout(()=>process.exit(0),10000)`;
+      void run('setpriv', [`--reuid=${connectAs}`, `--regid=${connectAs}`, '--clear-groups', process.execPath, '-e', script]).catch(() => {});
+    }
+    const socket = await accepted;
+    cleanups.push(() => socket.destroy());
+    return socket;
+  }
+
+  it('names this process as the owner of its own connection, over IPv4 and IPv6', async () => {
+    const lookup = new PeerOwnerLookup();
+    expect(await lookup.ownerOf(await acceptOne('127.0.0.1'))).toBe(process.getuid!());
+    expect(await lookup.ownerOf(await acceptOne('::1'))).toBe(process.getuid!());
+  });
+
+  it.runIf(process.getuid?.() === 0)('names another uid as the owner of its connection', async () => {
+    const lookup = new PeerOwnerLookup();
+    expect(await lookup.ownerOf(await acceptOne('127.0.0.1', 65534))).toBe(65534);
+  });
+
+  it('shares one read of the tables among lookups that wait together', async () => {
+    let reads = 0;
+    const lookup = new PeerOwnerLookup(async () => {
+      reads++;
+      await new Promise((r) => setTimeout(r, 5));
+      return [TCP, TCP6];
+    });
+    const ends = { remoteAddress: '127.0.0.1', remotePort: 0xd431, localAddress: '127.0.0.1', localPort: 1080 };
+    const owners = await Promise.all(Array.from({ length: 20 }, () => lookup.ownerOf(ends)));
+    expect(owners).toEqual(Array(20).fill(65534));
+    expect(reads).toBeLessThanOrEqual(2);
+  });
+});
