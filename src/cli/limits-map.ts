@@ -21,6 +21,8 @@ export function sessionLimitsFrom(l: ServerLimits | ClientLimits): Partial<Sessi
     maxUnauthenticatedPerAddress: l.maxUnauthenticatedPerIp,
     handshakesPerSecondPerAddress: l.handshakeRatePerIp,
     handshakeBurstPerAddress: l.handshakeBurstPerIp,
+    handshakesPerSecondPerKey: l.handshakeRatePerKey,
+    handshakeBurstPerKey: l.handshakeBurstPerKey,
   };
 }
 

@@ -8,6 +8,7 @@ import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
 import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
 import { openRelayCapture } from './relay-capture.js';
 import { runUntilStopped } from './run-daemon.js';
+import { TrustedProxies } from '../transport/trusted-proxies.js';
 
 /** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
 export async function serverCommand(options: { config: string; logLevel: LogLevel; relayCapture?: string }): Promise<void> {
@@ -31,6 +32,9 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     dialsInFlight: config.limits.dialsInFlight,
     dialTimeoutMs: config.limits.dialTimeoutMs,
     shutdownGraceMs: config.shutdownGraceMs,
+    ...(config.trustedProxies.length > 0
+      ? { proxies: { trusted: new TrustedProxies(config.trustedProxies), protocol: config.proxyProtocol ? 'proxy-v2' : 'x-forwarded-for' } as const }
+      : {}),
     logger,
     ...(capture ? { relayTap: capture.tap } : {}),
   });

@@ -19,6 +19,8 @@ export const MAX_UNAUTHENTICATED = 256;
 export const MAX_UNAUTHENTICATED_PER_IP = 16;
 export const HANDSHAKE_RATE_PER_IP_PER_S = 20;
 export const HANDSHAKE_BURST_PER_IP = 5;
+export const HANDSHAKE_RATE_PER_KEY_PER_S = 10;
+export const HANDSHAKE_BURST_PER_KEY = 20;
 export const REKEY_AFTER_MS = 120_000;
 export const KEEPALIVE_INTERVAL_MS = 10_000;
 export const DEAD_AFTER_MS = 30_000;
@@ -47,6 +49,8 @@ export interface ServerLimits {
   readonly maxUnauthenticatedPerIp: number;
   readonly handshakeRatePerIp: number;
   readonly handshakeBurstPerIp: number;
+  readonly handshakeRatePerKey: number;
+  readonly handshakeBurstPerKey: number;
   readonly rekeyAfterMs: number;
   readonly keepaliveIntervalMs: number;
   readonly deadAfterMs: number;
@@ -82,6 +86,8 @@ const SPECS: readonly LimitSpec[] = [
   { key: 'max_unauthenticated_per_ip', field: 'maxUnauthenticatedPerIp', fallback: MAX_UNAUTHENTICATED_PER_IP, min: 1, max: MAX_COUNT, roles: SERVER },
   { key: 'handshake_rate_per_ip', field: 'handshakeRatePerIp', fallback: HANDSHAKE_RATE_PER_IP_PER_S, min: 1, max: MAX_COUNT, roles: SERVER },
   { key: 'handshake_burst_per_ip', field: 'handshakeBurstPerIp', fallback: HANDSHAKE_BURST_PER_IP, min: 1, max: MAX_COUNT, roles: SERVER },
+  { key: 'handshake_rate_per_key', field: 'handshakeRatePerKey', fallback: HANDSHAKE_RATE_PER_KEY_PER_S, min: 1, max: MAX_COUNT, roles: SERVER },
+  { key: 'handshake_burst_per_key', field: 'handshakeBurstPerKey', fallback: HANDSHAKE_BURST_PER_KEY, min: 1, max: MAX_COUNT, roles: SERVER },
   { key: 'rekey_after_ms', field: 'rekeyAfterMs', fallback: REKEY_AFTER_MS, min: 1_000, max: MAX_TIMER_MS, roles: BOTH },
   { key: 'keepalive_interval_ms', field: 'keepaliveIntervalMs', fallback: KEEPALIVE_INTERVAL_MS, min: 100, max: MAX_TIMER_MS, roles: BOTH },
   { key: 'dead_after_ms', field: 'deadAfterMs', fallback: DEAD_AFTER_MS, min: 200, max: MAX_TIMER_MS, roles: BOTH },

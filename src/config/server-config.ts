@@ -7,6 +7,7 @@ import { TableReader } from './fields.js';
 import { readListen, type ListenAddress } from './listen.js';
 import { readServerLimits, type ServerLimits } from './limits.js';
 import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
+import { TrustedProxies } from '../transport/trusted-proxies.js';
 import type { TomlTable } from './fields.js';
 
 export const DEFAULT_SERVER_PATH = '/twoway';
@@ -16,6 +17,7 @@ export const SHUTDOWN_GRACE_MS = 10_000;
 const MAX_SHUTDOWN_GRACE_MS = 10 * 60_000;
 /** A WebSocket path: absolute, URL-safe, no query or fragment. */
 const WS_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$/;
+export const MAX_TRUSTED_PROXIES = 256;
 
 export interface ServerConfig {
   /** The config file as given. */
@@ -30,6 +32,10 @@ export interface ServerConfig {
   readonly controlSocket: string;
   readonly metricsListen?: ListenAddress;
   readonly shutdownGraceMs: number;
+  /** Addresses and CIDR ranges of reverse proxies whose word on the client address is taken. */
+  readonly trustedProxies: readonly string[];
+  /** Trusted proxies send a PROXY protocol v2 header (else: X-Forwarded-For). */
+  readonly proxyProtocol: boolean;
   readonly limits: ServerLimits;
 }
 
@@ -56,10 +62,22 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   const controlSocket = resolveAgainst(file, s.optionalString('control_socket') ?? DEFAULT_SERVER_CONTROL_SOCKET);
   const metricsListen = readListen(s, 'metrics_listen');
   const shutdownGraceMs = s.int('shutdown_grace_ms', SHUTDOWN_GRACE_MS, { min: 0, max: MAX_SHUTDOWN_GRACE_MS });
+  const trustedProxies = s.stringList('trusted_proxies');
+  if (trustedProxies.length > MAX_TRUSTED_PROXIES) throw s.fail('trusted_proxies', `at most ${MAX_TRUSTED_PROXIES} entries, got ${trustedProxies.length}`);
+  trustedProxies.forEach((entry, i) => {
+    try {
+      new TrustedProxies([entry]);
+    } catch (err) {
+      throw s.fail(`trusted_proxies[${i}]`, (err as Error).message);
+    }
+  });
+  const proxyProtocol = s.boolean('proxy_protocol', false);
+  if (proxyProtocol && trustedProxies.length === 0) throw s.fail('proxy_protocol', 'needs trusted_proxies: the addresses allowed to send a PROXY header');
+  if (proxyProtocol && cert !== undefined) throw s.fail('proxy_protocol', 'is supported for plain ws:// only: terminate TLS at the proxy, or drop tls_cert_file and tls_key_file');
   s.done();
 
   const config: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
-    file, listen, path: wsPath, privateKeyFile, peersFile, requirePsk, controlSocket, shutdownGraceMs, limits,
+    file, listen, path: wsPath, privateKeyFile, peersFile, requirePsk, controlSocket, shutdownGraceMs, trustedProxies, proxyProtocol, limits,
   };
   if (cert !== undefined && key !== undefined) {
     config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };

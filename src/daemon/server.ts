@@ -8,7 +8,7 @@ import { fingerprint, type KeyPair } from '../crypto/keys.js';
 import { EVENTS } from '../log/events.js';
 import { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
-import { listenSecure, type SecureServer } from '../session/server.js';
+import { listenSecure, type ListenSecureOptions, type SecureServer } from '../session/server.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { SessionLimits } from '../session/limits.js';
 import type { MuxLimits } from '../mux/limits.js';
@@ -31,6 +31,8 @@ export interface ServerDaemonOptions {
   readonly dialsInFlight: number;
   readonly dialTimeoutMs: number;
   readonly shutdownGraceMs: number;
+  /** Trusted reverse proxies (`trusted_proxies`, `proxy_protocol`). */
+  readonly proxies?: ListenSecureOptions['proxies'];
   readonly logger: Logger;
   /** Sees every byte relayed between users and devices (`--debug-relay-capture`). */
   readonly relayTap?: (chunk: Buffer) => void;
@@ -84,6 +86,7 @@ export class ServerDaemon {
       staticKeyPair: o.staticKeyPair,
       requirePsk: o.requirePsk,
       limits: o.sessionLimits,
+      ...(o.proxies ? { proxies: o.proxies } : {}),
       logger: this.#log,
       lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
       onSession: (session) => this.#onSession(session),

@@ -15,6 +15,13 @@ export const MAX_UNAUTHENTICATED_PER_ADDRESS = 16;
 /** Handshake token bucket per source address: refill rate and burst. */
 export const HANDSHAKES_PER_SECOND_PER_ADDRESS = 20;
 export const HANDSHAKE_BURST_PER_ADDRESS = 5;
+/**
+ * Handshake token bucket per client key, taken once message 1 has decrypted. An allowlisted key
+ * within it gets its per-address token back, so users behind one NAT or proxy address do not
+ * spend each other's budget; garbage and unknown keys still pay per address.
+ */
+export const HANDSHAKES_PER_SECOND_PER_KEY = 10;
+export const HANDSHAKE_BURST_PER_KEY = 20;
 /** Global handshake budget so a distributed flood cannot starve established sessions of CPU. */
 export const HANDSHAKES_PER_SECOND_GLOBAL = 500;
 export const HANDSHAKE_BURST_GLOBAL = 100;
@@ -38,6 +45,8 @@ export interface SessionLimits {
   readonly maxUnauthenticatedPerAddress: number;
   readonly handshakesPerSecondPerAddress: number;
   readonly handshakeBurstPerAddress: number;
+  readonly handshakesPerSecondPerKey: number;
+  readonly handshakeBurstPerKey: number;
   readonly handshakesPerSecondGlobal: number;
   readonly handshakeBurstGlobal: number;
   readonly rekeyAfterMs: number;
@@ -55,6 +64,8 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = Object.freeze({
   maxUnauthenticatedPerAddress: MAX_UNAUTHENTICATED_PER_ADDRESS,
   handshakesPerSecondPerAddress: HANDSHAKES_PER_SECOND_PER_ADDRESS,
   handshakeBurstPerAddress: HANDSHAKE_BURST_PER_ADDRESS,
+  handshakesPerSecondPerKey: HANDSHAKES_PER_SECOND_PER_KEY,
+  handshakeBurstPerKey: HANDSHAKE_BURST_PER_KEY,
   handshakesPerSecondGlobal: HANDSHAKES_PER_SECOND_GLOBAL,
   handshakeBurstGlobal: HANDSHAKE_BURST_GLOBAL,
   rekeyAfterMs: REKEY_AFTER_MS,
@@ -90,6 +101,8 @@ export function resolveSessionLimits(partial: Partial<SessionLimits> = {}): Sess
     maxUnauthenticatedPerAddress: count('maxUnauthenticatedPerAddress', 1_000_000),
     handshakesPerSecondPerAddress: count('handshakesPerSecondPerAddress', 1_000_000),
     handshakeBurstPerAddress: count('handshakeBurstPerAddress', 1_000_000),
+    handshakesPerSecondPerKey: count('handshakesPerSecondPerKey', 1_000_000),
+    handshakeBurstPerKey: count('handshakeBurstPerKey', 1_000_000),
     handshakesPerSecondGlobal: count('handshakesPerSecondGlobal', 1_000_000),
     handshakeBurstGlobal: count('handshakeBurstGlobal', 1_000_000),
     rekeyAfterMs: ms('rekeyAfterMs'),

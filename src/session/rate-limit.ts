@@ -1,5 +1,6 @@
 /**
- * Token buckets for handshake admission: one global, one per source address in a bounded map.
+ * Token buckets for handshake admission: one global, one per source address in a bounded map,
+ * and (the same map type, keyed by fingerprint) one per client key once message 1 decrypted.
  * When the map is full the least recently refilled entry is evicted; an evicted address merely
  * starts again with a full burst, so eviction never blocks anyone.
  */
@@ -30,6 +31,11 @@ export class TokenBucket {
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
     return true;
+  }
+
+  /** Gives back a token taken for work that turned out to be someone else's to pay for. */
+  refund(): void {
+    this.#tokens = Math.min(this.#burst, this.#tokens + 1);
   }
 }
 
@@ -62,6 +68,11 @@ export class AddressRateLimiter {
     }
     this.#buckets.set(addressKey, bucket);
     return bucket.take(now);
+  }
+
+  /** Gives back the token last taken for `addressKey` (when it is still tracked). */
+  refund(addressKey: string): void {
+    this.#buckets.get(addressKey)?.refund();
   }
 
   get size(): number {

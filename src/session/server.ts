@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { fingerprint } from '../crypto/keys.js';
 import { TwowayError } from '../errors.js';
-import { listenTransport, type TransportConnection, type UpgradeDecision, type UpgradeRequest } from '../transport/listen.js';
+import { listenTransport, type TransportConnection, type TransportListenOptions, type UpgradeDecision, type UpgradeRequest } from '../transport/listen.js';
 import { decodeBase64Url, encodeBase64Url } from './base64url.js';
 import { consumeInitiation, createResponse } from './handshake.js';
 import { resolveSessionLimits, type SessionLimits } from './limits.js';
@@ -45,6 +45,8 @@ export interface ListenSecureOptions {
   /** Refuse peers whose entry has no psk. */
   readonly requirePsk?: boolean;
   readonly limits?: Partial<SessionLimits>;
+  /** Trusted reverse proxies whose word on the client address is taken (default: none). */
+  readonly proxies?: TransportListenOptions['proxies'];
   readonly logger: Logger;
   onSession(session: SecureSession): void;
 }
@@ -73,6 +75,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
   const refusals = new RefusalLog(log);
   const replay = new ReplayGuard();
   const perAddress = new AddressRateLimiter(limits.handshakesPerSecondPerAddress, limits.handshakeBurstPerAddress);
+  const perKey = new AddressRateLimiter(limits.handshakesPerSecondPerKey, limits.handshakeBurstPerKey);
   const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal, performance.now());
   const sessions = new Set<SecureSession>();
   const knownKeys = new Set<string>();
@@ -110,7 +113,14 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       refuse(pending, remote, 'bad-message', 'second upgrade on a connection');
       return unauthorized;
     }
-    if (!global.take(performance.now()) || !perAddress.take(pending.addressKey)) {
+    // A client address that came with the request (a trusted proxy's X-Forwarded-For) is
+    // counted now, under that address.
+    if (!unauthenticated.readdress(pending)) {
+      refuse(pending, remote, 'too-many-unauthenticated', 'address-cap');
+      return { kind: 'refuse', status: 429 };
+    }
+    const source = pending.addressKey!;
+    if (!global.take(performance.now()) || !perAddress.take(source)) {
       refuse(pending, remote, 'rate-limited');
       return { kind: 'refuse', status: 429 };
     }
@@ -144,6 +154,13 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       refuse(pending, remote, verdict === 'replay' ? 'replay' : 'rate-limited', verdict);
       return unauthorized;
     }
+    // An allowlisted key pays from its own budget, not its address's (issue 13 #8); after the
+    // replay check, so a replayed message 1 cannot spend its key's budget.
+    if (!perKey.take(fp)) {
+      refuse(pending, remote, 'rate-limited', 'key');
+      return { kind: 'refuse', status: 429 };
+    }
+    perAddress.refund(source);
     const response = createResponse(consumed, peer.psk ?? ZERO_PSK);
     const peerLog = log.child({ peer: peer.name, fingerprint: fp, remote });
     return {
@@ -171,7 +188,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             unauthenticated.release(connection);
             rememberKey(fp);
             sessions.add(confirmed);
-            peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress }, 'handshake accepted and key confirmed');
+            peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
               opts.onSession(confirmed);
             } catch (err) {
@@ -196,6 +213,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
     path: opts.path ?? DEFAULT_PATH,
     ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
     subprotocol: wire.subprotocol,
+    ...(opts.proxies !== undefined ? { proxies: opts.proxies, onProxyHeaderRefused: (remote: string, why: string) => refuse(undefined, remote, 'bad-message', `PROXY header: ${why}`) } : {}),
     maxPayloadBytes: MAX_RECORD_BYTES,
     highWaterBytes: limits.highWaterBytes,
     onConnection: (connection: TransportConnection) => {

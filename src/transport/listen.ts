@@ -9,9 +9,12 @@ import * as https from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import * as net from 'node:net';
 import { WebSocketServer } from 'ws';
 import { SessionError } from '../errors.js';
 import { refuseUpgrade } from './http-responses.js';
+import { parseProxyV2 } from './proxy-protocol.js';
+import { unmapIPv4, type TrustedProxies } from './trusted-proxies.js';
 import { WebSocketChannel } from './websocket-channel.js';
 import { commonWsOptions } from './ws-options.js';
 
@@ -25,12 +28,22 @@ export const HTTP_MAX_HEADER_BYTES = 16 * 1024;
 /** Response header naming the subprotocol this server speaks (sent with 426). */
 export const PROTOCOL_HEADER = 'Twoway-Protocol';
 
+/** A trusted proxy's PROXY v2 header must arrive within this long of the TCP accept. */
+export const PROXY_HEADER_TIMEOUT_MS = 5_000;
+
 /** One accepted TCP connection, before and after its upgrade. */
 export interface TransportConnection {
-  /** "ip" of the peer (as the socket reports it). */
+  /** "ip" of the client: the socket's peer, or as a trusted proxy reported it. */
   readonly remoteIp: string;
-  /** "ip:port" (IPv6 in brackets) for logs. */
+  /** "ip:port" (IPv6 in brackets; "ip" alone from X-Forwarded-For) for logs. */
   readonly remoteAddress: string;
+  /** "ip:port" of the trusted proxy the connection came through. */
+  readonly via?: string;
+  /**
+   * True from the TCP accept to the upgrade of a connection from a trusted proxy whose client
+   * address comes with the request (X-Forwarded-For): remoteIp is still the proxy's.
+   */
+  readonly addressPending?: boolean;
   /** Drops the TCP connection at once. */
   destroy(): void;
 }
@@ -66,6 +79,14 @@ export interface TransportListenOptions {
   onUpgrade(request: UpgradeRequest): UpgradeDecision;
   /** An upgrade offered other subprotocols (for the operator's log). */
   onProtocolMismatch?(connection: TransportConnection, offered: string): void;
+  /**
+   * Whose word on the client address is taken: with 'proxy-v2' a trusted address must begin
+   * with a PROXY protocol v2 header (plain ws:// only); with 'x-forwarded-for' its upgrade's
+   * X-Forwarded-For names the client. Without it, the socket's peer is the client.
+   */
+  readonly proxies?: { readonly trusted: TrustedProxies; readonly protocol: 'proxy-v2' | 'x-forwarded-for' };
+  /** A trusted proxy's connection failed its PROXY header (for the operator's log). */
+  onProxyHeaderRefused?(remoteAddress: string, why: string): void;
 }
 
 export interface TransportServer {
@@ -77,6 +98,9 @@ export interface TransportServer {
 function formatAddress(ip: string, port: number | undefined): string {
   return ip.includes(':') ? `[${ip}]:${port ?? 0}` : `${ip}:${port ?? 0}`;
 }
+
+/** A connection's fields; listen.ts alone rewrites them (a trusted proxy's client address). */
+type MutableConnection = { -readonly [K in keyof TransportConnection]: TransportConnection[K] };
 
 function connectionKey(socket: Socket | Duplex): string {
   const s = socket as Socket;
@@ -102,6 +126,9 @@ export async function listenTransport(options: TransportListenOptions): Promise<
     connectionsCheckingInterval: HTTP_CONNECTIONS_CHECKING_INTERVAL_MS,
     maxHeaderSize: HTTP_MAX_HEADER_BYTES,
   };
+  if (options.proxies?.protocol === 'proxy-v2' && options.tls !== undefined) {
+    throw new SessionError('ERR_TRANSPORT', 'the PROXY protocol is supported for plain ws:// only: terminate TLS at the proxy');
+  }
   const server =
     options.tls === undefined
       ? http.createServer(serverOptions)
@@ -121,16 +148,30 @@ export async function listenTransport(options: TransportListenOptions): Promise<
   });
   wss.on('error', () => {}); // noServer mode never emits it; a listener costs nothing.
 
-  const connections = new Map<string, { socket: Socket; connection: TransportConnection }>();
+  const connections = new Map<string, { socket: Socket; connection: MutableConnection }>();
+  const proxies = options.proxies;
+  /** Client addresses from PROXY v2 headers, for the 'connection' handler below. */
+  const proxied = new WeakMap<Socket, { ip: string; port: number } | 'local'>();
 
   server.on('connection', (socket: Socket) => {
     socket.on('error', () => {}); // SECURITY.md #3: resets from the peer must not crash us.
     const ip = socket.remoteAddress ?? '?';
-    const connection: TransportConnection = {
+    const connection: MutableConnection = {
       remoteIp: ip,
       remoteAddress: formatAddress(ip, socket.remotePort),
       destroy: () => socket.destroy(),
     };
+    const fromProxy = proxied.get(socket);
+    if (fromProxy !== undefined) {
+      connection.via = connection.remoteAddress;
+      if (fromProxy !== 'local') {
+        connection.remoteIp = unmapIPv4(fromProxy.ip);
+        connection.remoteAddress = formatAddress(connection.remoteIp, fromProxy.port);
+      }
+    } else if (proxies?.protocol === 'x-forwarded-for' && proxies.trusted.trusts(ip)) {
+      connection.via = connection.remoteAddress;
+      connection.addressPending = true;
+    }
     if (!options.onConnection(connection)) {
       socket.destroy();
       return;
@@ -163,6 +204,14 @@ export async function listenTransport(options: TransportListenOptions): Promise<
     if (tracked === undefined) {
       socket.destroy();
       return;
+    }
+    const connection = tracked.connection;
+    if (connection.addressPending === true) {
+      // X-Forwarded-For from a trusted proxy (Node joins repeated headers with ", ").
+      const forwarded = req.headers['x-forwarded-for'];
+      connection.remoteIp = proxies!.trusted.clientFromForwardedFor(typeof forwarded === 'string' ? forwarded : undefined, connection.remoteIp);
+      connection.remoteAddress = connection.remoteIp.includes(':') ? `[${connection.remoteIp}]` : connection.remoteIp;
+      connection.addressPending = false;
     }
     const upgrade = req.headers.upgrade;
     if (
@@ -201,28 +250,72 @@ export async function listenTransport(options: TransportListenOptions): Promise<
     });
   });
 
+  // With PROXY v2, a plain TCP server in front reads the header of trusted connections first.
+  const front = proxies?.protocol === 'proxy-v2' ? net.createServer((socket) => acceptProxied(socket)) : server;
+  const acceptProxied = (socket: Socket): void => {
+    socket.on('error', () => {});
+    const peer = socket.remoteAddress ?? '?';
+    if (!proxies!.trusted.trusts(peer)) {
+      // Anyone else speaks plain HTTP; a PROXY header from them is garbage to the HTTP parser.
+      server.emit('connection', socket);
+      return;
+    }
+    let received = Buffer.alloc(0);
+    const timer = setTimeout(() => refuse('no PROXY header in time'), PROXY_HEADER_TIMEOUT_MS).unref();
+    const refuse = (why: string): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      options.onProxyHeaderRefused?.(formatAddress(peer, socket.remotePort), why);
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk]);
+      const result = parseProxyV2(received);
+      if (result.kind === 'need-more') return;
+      if (result.kind === 'invalid') {
+        refuse(result.why);
+        return;
+      }
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      proxied.set(socket, result.client ?? 'local');
+      const rest = received.subarray(result.headerBytes);
+      if (rest.length > 0) socket.unshift(rest);
+      server.emit('connection', socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+    socket.once('close', () => clearTimeout(timer));
+  };
+
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       reject(new SessionError('ERR_TRANSPORT', `listen ${options.host}:${options.port}: ${err.message}`, { cause: err }));
     };
-    server.once('error', onError);
-    server.listen(options.port, options.host, () => {
-      server.off('error', onError);
+    front.once('error', onError);
+    front.listen(options.port, options.host, () => {
+      front.off('error', onError);
       resolve();
     });
   });
+  front.on('error', () => {});
   server.on('error', () => {});
+  // The http server never listens itself: its 'listening' arms the headers and request
+  // timeout checks (SECURITY.md #7) for the connections handed to it.
+  if (front !== server) server.emit('listening');
 
   let closing: Promise<void> | undefined;
   return {
     address() {
-      const a = server.address();
+      const a = front.address();
       if (a === null || typeof a === 'string') return { host: options.host, port: options.port };
       return { host: a.address, port: a.port };
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        front.close(() => resolve());
+        if (front !== server) server.close();
         for (const { socket } of connections.values()) socket.destroy();
         wss.close();
       });

@@ -39,6 +39,16 @@ describe('loadServerConfig', () => {
     expect(config.limits.streamOpenBurst).toBe(50);
   });
 
+  it('reads trusted proxies and the per-key handshake limits', () => {
+    const dir = tempDir();
+    const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\nproxy_protocol = true\n[limits]\nhandshake_rate_per_key = 3\n`));
+    expect(config.trustedProxies).toEqual(['127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
+    expect(config.proxyProtocol).toBe(true);
+    expect(config.limits.handshakeRatePerKey).toBe(3);
+    expect(config.limits.handshakeBurstPerKey).toBe(20);
+    expect(loadServerConfig(write(dir, 't.toml', MINIMAL))).toMatchObject({ trustedProxies: [], proxyProtocol: false });
+  });
+
   const cases: [string, string, string | RegExp][] = [
     ['an unknown key', MINIMAL.replace('listen', 'lisen = "x"\nlisten'), 's.toml: [server].lisen: unknown key'],
     ['an unknown table', `${MINIMAL}[limit]\nx = 1\n`, 's.toml: limit: unknown key'],
@@ -55,6 +65,9 @@ describe('loadServerConfig', () => {
     ['dead_after below keepalive', `${MINIMAL}[limits]\ndead_after_ms = 5000\n`, 's.toml: [limits].dead_after_ms: must exceed keepalive_interval_ms (10000), got 5000'],
     ['a window below one chunk', `${MINIMAL}[limits]\ninitial_window_bytes = 100\n`, /\[limits\]\.initial_window_bytes: expected an integer in 16384\.\.1073741824/],
     ['invalid TOML', `${MINIMAL}x = = 1\n`, /^s\.toml:5:5: invalid TOML: /],
+    ['a trusted proxy that is not an address', `${MINIMAL}trusted_proxies = ["proxy.corp"]\n`, /\[server\]\.trusted_proxies\[0\]: expected an IP address or CIDR range, got "proxy\.corp"/],
+    ['proxy_protocol without trusted proxies', `${MINIMAL}proxy_protocol = true\n`, /\[server\]\.proxy_protocol: needs trusted_proxies/],
+    ['proxy_protocol with tls', `${MINIMAL}trusted_proxies = ["10.0.0.1"]\nproxy_protocol = true\ntls_cert_file = "c"\ntls_key_file = "k"\n`, /\[server\]\.proxy_protocol: is supported for plain ws:\/\/ only/],
   ];
   it.each(cases)('refuses %s, naming the file and key', (_what, text, message) => {
     const dir = tempDir();
