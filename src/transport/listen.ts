@@ -25,6 +25,9 @@ export const HTTP_CONNECTIONS_CHECKING_INTERVAL_MS = 1_000;
 export const HTTP_MAX_HEADERS_COUNT = 100;
 export const HTTP_MAX_HEADER_BYTES = 16 * 1024;
 
+/** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 section 4.1). */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
 /** Response header naming the subprotocol this server speaks (sent with 426). */
 export const PROTOCOL_HEADER = 'Twoway-Protocol';
 
@@ -147,6 +150,9 @@ export async function listenTransport(options: TransportListenOptions): Promise<
     if (extra !== undefined) for (const [k, v] of Object.entries(extra)) headers.push(`${k}: ${v}`);
   });
   wss.on('error', () => {}); // noServer mode never emits it; a listener costs nothing.
+  // A request ws itself refuses (a malformed subprotocol or extensions header) gets the same bare
+  // 400 as ours: without this listener ws answers with a text body naming the fault.
+  wss.on('wsClientError', (_err: Error, socket: Duplex) => refuseUpgrade(socket, 400));
 
   const connections = new Map<string, { socket: Socket; connection: MutableConnection }>();
   const proxies = options.proxies;
@@ -186,11 +192,16 @@ export async function listenTransport(options: TransportListenOptions): Promise<
   // TLS sockets wrap the tracked TCP socket; give them their own listener too.
   server.on('secureConnection', (socket: Socket) => socket.on('error', () => {}));
   server.on('tlsClientError', (_err: Error, socket: Duplex) => socket.destroy());
+  /** Sockets that already got their 404: a parse error in what follows gets no second answer. */
+  const answered = new WeakSet<Duplex>();
   server.on('clientError', (_err: Error, socket: Duplex) => {
-    if (!socket.destroyed) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    if (socket.destroyed) return;
+    if (answered.has(socket)) socket.destroy();
+    else socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
 
   server.on('request', (req: IncomingMessage, res: http.ServerResponse) => {
+    answered.add(req.socket);
     req.resume();
     res.sendDate = false;
     res.shouldKeepAlive = false;
@@ -221,6 +232,12 @@ export async function listenTransport(options: TransportListenOptions): Promise<
       upgrade.toLowerCase() !== 'websocket'
     ) {
       refuseUpgrade(socket, 404);
+      return;
+    }
+    // What ws would refuse, refused here first, bare and before any handshake work (RFC 6455 4.1).
+    const key = req.headers['sec-websocket-key'];
+    if (req.headers['sec-websocket-version'] !== '13' || key === undefined || !WEBSOCKET_KEY.test(key)) {
+      refuseUpgrade(socket, 400);
       return;
     }
     const offered = req.headers['sec-websocket-protocol'];

@@ -39,19 +39,25 @@ export function upgradeRequest(headers: Readonly<Record<string, string>> = {}, p
 }
 
 /**
- * Sends `bytes` on a fresh connection and waits for the status line (or the close). With
- * `hold`, nothing is sent after `prefix` and the answer is 'closed' only if the server drops it.
+ * Sends `bytes` on a fresh connection and waits for the first answer's header (or the close);
+ * with `untilClose`, for the close, so `raw` holds everything the server wrote.
  */
-export function sendRaw(port: number, bytes: Buffer | string, timeoutMs = 5_000): Promise<RawAnswer> {
+export function sendRaw(port: number, bytes: Buffer | string, timeoutMs = 5_000, untilClose = false): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let raw = Buffer.alloc(0);
     let done = false;
-    const finish = (status: number | 'closed'): void => {
+    let status: number | 'closed' = 'closed';
+    const finish = (answer: number | 'closed'): void => {
       if (done) return;
+      if (untilClose && answer !== 'closed') {
+        status = answer;
+        return;
+      }
+      if (answer === 'closed' && status !== 'closed') answer = status;
       done = true;
       clearTimeout(timer);
-      resolve({ status, raw, socket });
+      resolve({ status: answer, raw, socket });
     };
     const timer = setTimeout(() => finish('closed'), timeoutMs);
     socket.on('error', () => {});
