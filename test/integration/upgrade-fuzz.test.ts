@@ -229,7 +229,6 @@ describe('upgrade and handshake-header fuzz against a real server', () => {
       expect([400, 401, 404, 426, 429], what).toContain(answer.status);
       checkBare(answer, what);
     }
-    if (process.env.FUZZ_DEBUG) console.log("answers", JSON.stringify([...seen]));
     // The fuzz reached past the HTTP parser: several kinds of answer came back.
     expect(seen.size, JSON.stringify([...seen])).toBeGreaterThanOrEqual(3);
     expect(tunnel.server!.child.exitCode).toBeNull();
