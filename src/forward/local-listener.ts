@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { EVENTS } from '../log/events.js';
-import { checkOwnerTablesReadable, PeerOwnerLookup } from './peer-owner.js';
+import { checkOwnerTablesReadable, PeerOwnerLookup, type ReadTables } from './peer-owner.js';
 
 /** Listen backlog: at least the connect concurrency of a busy client. */
 export const LISTEN_BACKLOG = 1024;
@@ -58,8 +58,10 @@ export interface LocalListenerOptions {
   /** Names the listener in refusal lines ("forward", "socks"). */
   readonly kind?: string;
   readonly logger?: ForwardLogger;
-  /** Injected in tests; one shared lookup by default. */
-  readonly owners?: PeerOwnerLookup;
+  /** Reads the socket tables (tests); /proc/self/net/tcp{,6} through one shared lookup by default. */
+  readonly readTables?: ReadTables;
+  /** Default REFUSAL_LOG_INTERVAL_MS. */
+  readonly refusalLogIntervalMs?: number;
 }
 
 /** `unix:/path` for unix sockets, `host:port` (IPv6 bracketed) otherwise. */
@@ -75,19 +77,19 @@ export async function listenLocal(options: LocalListenerOptions, onSocket: (sock
   if ('path' in options.listen) return listenUnix(options.listen.path, onSocket);
   const check = options.access?.allowOtherUsers !== true;
   if (check) {
-    const problem = await checkOwnerTablesReadable();
+    const problem = await checkOwnerTablesReadable(options.readTables);
     if (problem !== undefined) {
       throw new Error(`${formatLocalListen(options.listen)}: the owner check of local connections needs ${problem}; listen on a unix: path, or set allow_other_users = true`);
     }
   }
-  const owners = options.owners ?? (sharedOwners ??= new PeerOwnerLookup());
+  const owners = options.readTables !== undefined ? new PeerOwnerLookup(options.readTables) : (sharedOwners ??= new PeerOwnerLookup());
   const selfUid = process.getuid?.() ?? -1;
   const allowed = new Set<number>([selfUid, ...(options.access?.allowUids ?? [])]);
   let handle: ListenerHandle | undefined;
   const refusals = new RefusalLine(options.logger, options.kind ?? 'listener', () => {
     const a = handle?.bound();
     return formatLocalListen(a ?? options.listen);
-  });
+  }, options.refusalLogIntervalMs ?? REFUSAL_LOG_INTERVAL_MS);
   handle = await bind(options.listen, check, (socket) => {
     if (!check) {
       onSocket(socket);
@@ -229,6 +231,7 @@ class RefusalLine {
     private readonly logger: ForwardLogger | undefined,
     private readonly kind: string,
     private readonly listen: () => string,
+    private readonly intervalMs: number,
   ) {}
 
   refused(uid: number | undefined): void {
@@ -237,7 +240,7 @@ class RefusalLine {
       return;
     }
     this.#write(uid, 0);
-    this.#timer = setTimeout(() => this.#flush(), REFUSAL_LOG_INTERVAL_MS).unref();
+    this.#timer = setTimeout(() => this.#flush(), this.intervalMs).unref();
   }
 
   #flush(): void {
@@ -246,13 +249,13 @@ class RefusalLine {
     const n = this.#suppressed;
     this.#suppressed = 0;
     this.#write(undefined, n);
-    this.#timer = setTimeout(() => this.#flush(), REFUSAL_LOG_INTERVAL_MS).unref();
+    this.#timer = setTimeout(() => this.#flush(), this.intervalMs).unref();
   }
 
   #write(uid: number | undefined, suppressed: number): void {
     const who = suppressed > 0 ? `${suppressed} more connections` : uid === undefined ? 'a connection whose owner is unknown (gone, or not from this host)' : `a connection of uid ${uid}`;
     this.logger?.warn(
-      { event: EVENTS.localRefused, kind: this.kind, listen: this.listen(), reason: 'other-user', ...(suppressed > 0 ? { suppressed } : { uid: uid ?? null }) },
+      { event: EVENTS.localRefused, kind: this.kind, listen: this.listen(), reason: suppressed === 0 && uid === undefined ? 'owner-unknown' : 'other-user', ...(suppressed > 0 ? { suppressed } : { uid: uid ?? null }) },
       `${this.kind} ${this.listen()}: refused ${who} (only this user may use it; see allow_uids)`,
     );
   }

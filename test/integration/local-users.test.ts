@@ -91,7 +91,7 @@ describe.runIf(isRoot)('a second local uid', () => {
     const r = await asUid(OTHER_UID, { port: ports.owned });
     expect(['ECONNRESET', 'closed']).toContain(r.outcome);
     expect(r.data).toBe('');
-    const line = await tunnel.clients[0]!.waitForEvent('local.refused', { kind: 'forward', uid: OTHER_UID });
+    const line = await tunnel.clients[0]!.waitForEvent('local.refused', { kind: 'forward', uid: OTHER_UID, reason: 'other-user' });
     expect(line.listen).toBe(`127.0.0.1:${ports.owned}`);
     expect(received.slice(before).filter((l) => l.includes(`from ${OTHER_UID}`))).toEqual([]);
   });
