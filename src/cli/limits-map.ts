@@ -23,6 +23,7 @@ export function sessionLimitsFrom(l: ServerLimits | ClientLimits): Partial<Sessi
     handshakeBurstPerAddress: l.handshakeBurstPerIp,
     handshakesPerSecondPerKey: l.handshakeRatePerKey,
     handshakeBurstPerKey: l.handshakeBurstPerKey,
+    maxSessionsPerKey: l.maxSessionsPerKey,
   };
 }
 

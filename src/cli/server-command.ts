@@ -31,6 +31,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     muxLimits: muxLimitsFrom(config.limits),
     dialsInFlight: config.limits.dialsInFlight,
     dialTimeoutMs: config.limits.dialTimeoutMs,
+    maxStreamsPerKey: config.limits.maxStreamsPerKey,
     shutdownGraceMs: config.shutdownGraceMs,
     ...(config.trustedProxies.length > 0
       ? { proxies: { trusted: new TrustedProxies(config.trustedProxies), protocol: config.proxyProtocol ? 'proxy-v2' : 'x-forwarded-for' } as const }

@@ -30,12 +30,19 @@ export const STREAM_OPEN_BURST = 50;
 export const DIALS_IN_FLIGHT = 16;
 export const DIAL_TIMEOUT_MS = 10_000;
 export const INITIAL_WINDOW_BYTES = 256 * 1024;
+/** Key-confirmed sessions one key may hold at once; a newer one beyond is refused. */
+export const MAX_SESSIONS_PER_KEY = 8;
+/**
+ * Streams one key may hold at once across all its sessions (docs/STREAMS.md, "Memory per key").
+ * Unset, it follows max_streams_per_session.
+ */
+export const MAX_STREAMS_PER_KEY = MAX_STREAMS_PER_SESSION;
 
 type Role = 'server' | 'client';
 
 interface LimitSpec {
   readonly key: string;
-  readonly field: keyof ServerLimits;
+  readonly field: keyof AllLimits;
   readonly fallback: number;
   readonly min: number;
   readonly max: number;
@@ -43,7 +50,7 @@ interface LimitSpec {
 }
 
 /** Every limit either side enforces. Rates are per second, `_ms` durations, `_bytes` sizes. */
-export interface ServerLimits {
+export interface AllLimits {
   readonly handshakeTimeoutMs: number;
   readonly maxUnauthenticated: number;
   readonly maxUnauthenticatedPerIp: number;
@@ -60,11 +67,16 @@ export interface ServerLimits {
   readonly dialsInFlight: number;
   readonly dialTimeoutMs: number;
   readonly initialWindowBytes: number;
+  readonly maxSessionsPerKey: number;
+  readonly maxStreamsPerKey: number;
 }
+
+/** The limits that apply to a server. */
+export type ServerLimits = AllLimits;
 
 /** The limits that apply to a client (it accepts no connections, so no handshake admission). */
 export type ClientLimits = Pick<
-  ServerLimits,
+  AllLimits,
   | 'handshakeTimeoutMs'
   | 'rekeyAfterMs'
   | 'keepaliveIntervalMs'
@@ -97,6 +109,8 @@ const SPECS: readonly LimitSpec[] = [
   { key: 'dials_in_flight', field: 'dialsInFlight', fallback: DIALS_IN_FLIGHT, min: 1, max: MAX_COUNT, roles: BOTH },
   { key: 'dial_timeout_ms', field: 'dialTimeoutMs', fallback: DIAL_TIMEOUT_MS, min: 100, max: MAX_TIMER_MS, roles: BOTH },
   { key: 'initial_window_bytes', field: 'initialWindowBytes', fallback: INITIAL_WINDOW_BYTES, min: MIN_WINDOW_BYTES, max: MAX_WINDOW_BYTES, roles: BOTH },
+  { key: 'max_sessions_per_key', field: 'maxSessionsPerKey', fallback: MAX_SESSIONS_PER_KEY, min: 1, max: MAX_COUNT, roles: SERVER },
+  { key: 'max_streams_per_key', field: 'maxStreamsPerKey', fallback: MAX_STREAMS_PER_KEY, min: 1, max: MAX_COUNT, roles: SERVER },
 ];
 
 /** The TOML keys `[limits]` accepts for `role`, for documentation and `check-config`. */
@@ -108,11 +122,13 @@ function readLimits(table: TableReader | undefined, role: Role): Record<string, 
   const out: Record<string, number> = {};
   for (const spec of SPECS) {
     if (!spec.roles.includes(role)) {
-      if (table?.has(spec.key)) throw table.fail(spec.key, 'applies to the server only');
+      if (table?.has(spec.key)) throw table.fail(spec.key, `applies to the ${spec.roles[0]} only`);
       continue;
     }
     out[spec.field] = table === undefined ? spec.fallback : table.int(spec.key, spec.fallback, spec);
   }
+  // Unset, a key may hold one session's worth of streams.
+  if (role === 'server' && !table?.has('max_streams_per_key')) out.maxStreamsPerKey = out.maxStreamsPerSession!;
   table?.done();
   const fail = (key: string, message: string): Error => (table ? table.fail(key, message) : new Error(message));
   if (out.deadAfterMs! <= out.keepaliveIntervalMs!) {

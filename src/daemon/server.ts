@@ -30,6 +30,8 @@ export interface ServerDaemonOptions {
   readonly muxLimits: Partial<MuxLimits>;
   readonly dialsInFlight: number;
   readonly dialTimeoutMs: number;
+  /** Streams of one key at once, across its sessions (docs/STREAMS.md, "Memory per key"). */
+  readonly maxStreamsPerKey?: number;
   readonly shutdownGraceMs: number;
   /** Trusted reverse proxies (`trusted_proxies`, `proxy_protocol`). */
   readonly proxies?: ListenSecureOptions['proxies'];
@@ -61,6 +63,8 @@ export class ServerDaemon {
   /** The host's interface addresses and the listen address: refused to broad rules. */
   readonly #own = new OwnAddresses();
   readonly #handles = new Set<ServerSessionHandle>();
+  /** The live sessions of each key (fingerprint), for the per-key stream cap. */
+  readonly #handlesByKey = new Map<string, Set<ServerSessionHandle>>();
   #draining = false;
   readonly #devices: DeviceRouter;
 
@@ -126,6 +130,8 @@ export class ServerDaemon {
       }),
     };
     this.#handles.add(handle);
+    const ofKey = this.#handlesByKey.get(publicKey) ?? new Set();
+    this.#handlesByKey.set(publicKey, ofKey.add(handle));
     log.info(
       { event: EVENTS.sessionOpen, fingerprint: publicKey, remote: session.remoteAddress },
       `session established with ${peer.name}`,
@@ -133,6 +139,8 @@ export class ServerDaemon {
     if (peer.kind === 'device') this.#devices.online(handle, peer);
     handle.mux.onClose((info) => {
       this.#handles.delete(handle);
+      ofKey.delete(handle);
+      if (ofKey.size === 0 && this.#handlesByKey.get(publicKey) === ofKey) this.#handlesByKey.delete(publicKey);
       handle.log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
     });
   }
@@ -147,6 +155,18 @@ export class ServerDaemon {
     if (peer !== undefined && request.target === ANNOUNCE_TARGET) {
       this.#devices.announce(handle, peer, request);
       return;
+    }
+    const maxPerKey = this.#options.maxStreamsPerKey;
+    if (maxPerKey !== undefined) {
+      // This open is already counted in its session's streams.
+      let held = 0;
+      for (const other of this.#handlesByKey.get(handle.publicKey) ?? []) held += other.mux.streamCount;
+      if (held > maxPerKey) {
+        const message = `too many streams for this key (max_streams_per_key = ${maxPerKey})`;
+        log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'limit', detail: message }, `stream refused: ${message}`);
+        request.reject('limit', message);
+        return;
+      }
     }
     let device: DeviceTarget | undefined;
     try {

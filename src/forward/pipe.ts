@@ -10,6 +10,11 @@ import type { Duplex } from 'node:stream';
 
 const EMPTY = Buffer.alloc(0);
 
+/** A stream that can withhold receive credit (MuxStream). */
+interface CreditHolder {
+  holdCredit(held: boolean): void;
+}
+
 /**
  * How a pipe ended: `closed` both FINs carried; `stream-error` the stream failed (refused, reset,
  * session lost); `socket-error` the local socket failed; `reset` one side was destroyed without
@@ -63,11 +68,20 @@ export function pipeSocketStream(socket: net.Socket, stream: Duplex, hooks: Pipe
     if (!stream.write(chunk) && stream.writableLength >= stream.writableHighWaterMark) socket.pause();
   });
   stream.on('drain', () => socket.resume());
+  // A tunnel stream also withholds its credit while the socket cannot drain: what the peer may
+  // have in flight then includes the socket's write queue (docs/STREAMS.md, "Memory per key").
+  const holdCredit = (held: boolean): void => (stream as Partial<CreditHolder>).holdCredit?.(held);
   stream.on('data', (chunk: Buffer) => {
     toSocket += chunk.length;
-    if (!socket.write(chunk) && socket.writableLength >= socket.writableHighWaterMark) stream.pause();
+    if (!socket.write(chunk) && socket.writableLength >= socket.writableHighWaterMark) {
+      holdCredit(true);
+      stream.pause();
+    }
   });
-  socket.on('drain', () => stream.resume());
+  socket.on('drain', () => {
+    holdCredit(false);
+    stream.resume();
+  });
 
   socket.on('end', () => {
     if (stream.destroyed) return;

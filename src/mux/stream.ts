@@ -110,6 +110,8 @@ export class MuxStream extends Duplex {
   #resetReason: ReasonCode | undefined;
   /** Destroyed because of the peer or the session: send nothing. */
   #silent = false;
+  /** The consumer's sink cannot drain (holdCredit): no credit goes out, so the peer stalls. */
+  #creditHeld = false;
 
   /** @internal Created by MuxSession only. */
   constructor(host: StreamHost, id: number, target: string, initiator: 'local' | 'remote', window: number, peerWindow = 0) {
@@ -134,6 +136,18 @@ export class MuxStream extends Duplex {
   /** Received bytes not yet read by the application (excluding Readable's own buffer). */
   get bufferedBytes(): number {
     return this.#queue?.bytes ?? 0;
+  }
+
+  /**
+   * Withholds (true) or releases (false) receive credit: while held, no WINDOW_UPDATE is sent
+   * whatever the reader takes, so the peer can have at most the window in flight beyond what the
+   * consumer's sink has drained. The forwarder holds credit while the target socket's write queue
+   * is above its high-water mark (docs/STREAMS.md, "Memory per key").
+   */
+  holdCredit(held: boolean): void {
+    if (this.#creditHeld === held) return;
+    this.#creditHeld = held;
+    if (!held) this._retryGrant();
   }
 
   /** Resets the stream with `reason` (sent to the peer) and destroys it locally without an error. */
@@ -277,6 +291,7 @@ export class MuxStream extends Duplex {
 
   /** @internal Sends a WINDOW_UPDATE when half the window has been read (and the session allows). */
   _retryGrant(): void {
+    if (this.#creditHeld) return;
     if (this.#finReceived || this.#state === 'opening' || this.#recv.due === 0) return;
     if (this.#state === 'closed' || this.#state === 'reset') return;
     if (!this.#host.canGrant(this)) return;

@@ -36,6 +36,8 @@ export const REJECT_AFTER_RECORDS = 2 ** 31;
 export const KEEPALIVE_INTERVAL_MS = 10_000;
 /** The peer is dead after this long without an authenticated record. */
 export const DEAD_AFTER_MS = 30_000;
+/** Key-confirmed sessions one key may hold at once; a newer session beyond is closed at once. */
+export const MAX_SESSIONS_PER_KEY = 8;
 /** Client: time allowed for proxy, TCP, TLS and the handshake together. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -56,6 +58,8 @@ export interface SessionLimits {
   readonly deadAfterMs: number;
   /** send() returns false above this many buffered bytes; onDrain fires below it. */
   readonly highWaterBytes: number;
+  /** Server: key-confirmed sessions of one key at once (docs/STREAMS.md, "Memory per key"). */
+  readonly maxSessionsPerKey: number;
 }
 
 export const DEFAULT_SESSION_LIMITS: SessionLimits = Object.freeze({
@@ -74,6 +78,7 @@ export const DEFAULT_SESSION_LIMITS: SessionLimits = Object.freeze({
   keepaliveIntervalMs: KEEPALIVE_INTERVAL_MS,
   deadAfterMs: DEAD_AFTER_MS,
   highWaterBytes: DEFAULT_CHANNEL_HIGH_WATER_BYTES,
+  maxSessionsPerKey: MAX_SESSIONS_PER_KEY,
 });
 
 /** Timers beyond this would overflow setTimeout (2^31 - 1 ms). */
@@ -111,6 +116,7 @@ export function resolveSessionLimits(partial: Partial<SessionLimits> = {}): Sess
     keepaliveIntervalMs: ms('keepaliveIntervalMs'),
     deadAfterMs: ms('deadAfterMs'),
     highWaterBytes: count('highWaterBytes', 2 ** 40),
+    maxSessionsPerKey: count('maxSessionsPerKey', 1_000_000),
   };
   if (limits.rejectAfterMs <= limits.rekeyAfterMs) {
     throw new InputError('ERR_INVALID_ARG', `limits.rejectAfterMs (${limits.rejectAfterMs}) must exceed rekeyAfterMs (${limits.rekeyAfterMs})`);

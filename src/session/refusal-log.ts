@@ -18,7 +18,8 @@ export type RefusalReason =
   | 'rate-limited'
   | 'too-many-unauthenticated'
   | 'handshake-timeout'
-  | 'psk-or-key-confirmation-failed';
+  | 'psk-or-key-confirmation-failed'
+  | 'too-many-sessions';
 
 export interface RefusalDetails {
   readonly remote: string;

@@ -79,6 +79,12 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
   const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal, performance.now());
   const sessions = new Set<SecureSession>();
   const knownKeys = new Set<string>();
+  const sessionFingerprints = new Map<SecureSession, string>();
+  const sessionsOfKey = (fp: string): number => {
+    let n = 0;
+    for (const held of sessionFingerprints.values()) if (held === fp) n++;
+    return n;
+  };
   const serverKeyHeader = { [SERVER_KEY_HEADER]: encodeBase64Url(opts.staticKeyPair.publicKey) };
   const unauthorized = { kind: 'refuse', status: 401, headers: serverKeyHeader } as const satisfies UpgradeDecision;
 
@@ -187,6 +193,16 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
           onConfirmed: (confirmed) => {
             unauthenticated.release(connection);
             rememberKey(fp);
+            // Per key, the newest session beyond the cap is refused: the ones in use stay up
+            // (docs/STREAMS.md, "Memory per key"). Only now is the key proven (SECURITY.md #1).
+            const held = sessionsOfKey(fp);
+            if (held >= limits.maxSessionsPerKey) {
+              const message = `too many sessions for this key (max_sessions_per_key = ${limits.maxSessionsPerKey})`;
+              refuse(pending, remote, 'too-many-sessions', `${peer.name}: ${held} sessions held`);
+              confirmed.close({ code: 'auth-failed', message });
+              return;
+            }
+            sessionFingerprints.set(confirmed, fp);
             sessions.add(confirmed);
             peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
@@ -198,6 +214,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
           },
           onClosed: (closed, reason, wasConfirmed) => {
             sessions.delete(closed);
+            sessionFingerprints.delete(closed);
             if (!wasConfirmed) refuse(pending, remote, 'psk-or-key-confirmation-failed', reason.message ?? reason.code);
           },
         });

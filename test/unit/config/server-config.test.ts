@@ -30,6 +30,16 @@ describe('loadServerConfig', () => {
     }).toThrow(TypeError);
   });
 
+  it('reads the per-key limits; max_streams_per_key follows max_streams_per_session unless set', () => {
+    const dir = tempDir();
+    const defaults = loadServerConfig(write(dir, 'd.toml', MINIMAL)).limits;
+    expect([defaults.maxSessionsPerKey, defaults.maxStreamsPerKey]).toEqual([8, 256]);
+    const raised = loadServerConfig(write(dir, 'r.toml', `${MINIMAL}[limits]\nmax_streams_per_session = 1024\n`)).limits;
+    expect(raised.maxStreamsPerKey).toBe(1024);
+    const set = loadServerConfig(write(dir, 's.toml', `${MINIMAL}[limits]\nmax_sessions_per_key = 2\nmax_streams_per_key = 100\n`)).limits;
+    expect([set.maxSessionsPerKey, set.maxStreamsPerKey]).toEqual([2, 100]);
+  });
+
   it('reads tls, metrics and limits', () => {
     const dir = tempDir();
     const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}tls_cert_file = "c.pem"\ntls_key_file = "/k.pem"\nmetrics_listen = "127.0.0.1:9400"\n[limits]\nmax_streams_per_session = 8\n`));

@@ -101,6 +101,32 @@ describe('MuxSession over the in-memory pair', () => {
     client.close();
   });
 
+  it('holdCredit withholds window updates while the reader keeps reading, and releasing sends them', async () => {
+    const window = 256 * 1024;
+    const { client, requests } = sessionPair();
+    const local = client.openStream('sink:1');
+    await until(() => requests.length === 1);
+    const remote = requests[0]!.accept();
+    // The reader reads everything (as a forwarder whose socket still takes writes would), but
+    // its sink cannot drain: credit is held, so the writer stops at one window.
+    local.holdCredit(true);
+    let read = 0;
+    local.on('data', (chunk: Buffer) => (read += chunk.length));
+    const block = Buffer.alloc(64 * 1024, 2);
+    const writer = (): void => {
+      while (remote.write(block));
+    };
+    writer();
+    remote.on('drain', writer);
+    await until(() => read === window);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(remote.bytesWritten).toBe(window);
+    expect(read).toBe(window);
+    local.holdCredit(false);
+    await until(() => read > 2 * window);
+    client.close();
+  });
+
   it('reset carries its reason to the peer and leaves other streams working', async () => {
     const { client, requests } = sessionPair();
     const a = client.openStream('a:1');
