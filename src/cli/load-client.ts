@@ -75,6 +75,7 @@ export function loadClientOptions(
       reconnectMaxMs: config.reconnectMaxMs,
       connectWaitMs: config.connectWaitMs,
       dialTimeoutMs: config.limits.dialTimeoutMs,
+      openQueueWaitMs: config.limits.openQueueWaitMs,
       devicePins: devicePins(config),
       services: config.services,
       sessionLimits: sessionLimitsFrom(config.limits),

@@ -37,6 +37,8 @@ export const MAX_SESSIONS_PER_KEY = 8;
  * Unset, it follows max_streams_per_session.
  */
 export const MAX_STREAMS_PER_KEY = MAX_STREAMS_PER_SESSION;
+/** Client: how long an open may wait in the client's own queue for the server's open limits. */
+export const OPEN_QUEUE_WAIT_MS = 30_000;
 
 type Role = 'server' | 'client';
 
@@ -69,10 +71,11 @@ export interface AllLimits {
   readonly initialWindowBytes: number;
   readonly maxSessionsPerKey: number;
   readonly maxStreamsPerKey: number;
+  readonly openQueueWaitMs: number;
 }
 
 /** The limits that apply to a server. */
-export type ServerLimits = AllLimits;
+export type ServerLimits = Omit<AllLimits, 'openQueueWaitMs'>;
 
 /** The limits that apply to a client (it accepts no connections, so no handshake admission). */
 export type ClientLimits = Pick<
@@ -87,10 +90,12 @@ export type ClientLimits = Pick<
   | 'dialsInFlight'
   | 'dialTimeoutMs'
   | 'initialWindowBytes'
+  | 'openQueueWaitMs'
 >;
 
 const BOTH: readonly Role[] = ['server', 'client'];
 const SERVER: readonly Role[] = ['server'];
+const CLIENT: readonly Role[] = ['client'];
 
 const SPECS: readonly LimitSpec[] = [
   { key: 'handshake_timeout_ms', field: 'handshakeTimeoutMs', fallback: HANDSHAKE_TIMEOUT_MS, min: 100, max: MAX_TIMER_MS, roles: BOTH },
@@ -111,6 +116,7 @@ const SPECS: readonly LimitSpec[] = [
   { key: 'initial_window_bytes', field: 'initialWindowBytes', fallback: INITIAL_WINDOW_BYTES, min: MIN_WINDOW_BYTES, max: MAX_WINDOW_BYTES, roles: BOTH },
   { key: 'max_sessions_per_key', field: 'maxSessionsPerKey', fallback: MAX_SESSIONS_PER_KEY, min: 1, max: MAX_COUNT, roles: SERVER },
   { key: 'max_streams_per_key', field: 'maxStreamsPerKey', fallback: MAX_STREAMS_PER_KEY, min: 1, max: MAX_COUNT, roles: SERVER },
+  { key: 'open_queue_wait_ms', field: 'openQueueWaitMs', fallback: OPEN_QUEUE_WAIT_MS, min: 100, max: MAX_TIMER_MS, roles: CLIENT },
 ];
 
 /** The TOML keys `[limits]` accepts for `role`, for documentation and `check-config`. */

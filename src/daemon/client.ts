@@ -25,6 +25,8 @@ import { DeferredStream } from './deferred-stream.js';
 import { DeviceServices } from './device-services.js';
 import { openDeviceStream } from './device-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
+import { OpenPacer } from './open-pacer.js';
+import { OPEN_QUEUE_WAIT_MS } from '../config/limits.js';
 
 export interface ClientForward {
   readonly listen: LocalListen;
@@ -53,6 +55,8 @@ export interface ClientDaemonOptions {
   readonly connectWaitMs: number;
   /** The client's `dial_timeout_ms`: an open's answer must come within it plus OPEN_ANSWER_MARGIN_MS. */
   readonly dialTimeoutMs?: number;
+  /** How long an open may wait for the server's open limits (default OPEN_QUEUE_WAIT_MS). */
+  readonly openQueueWaitMs?: number;
   readonly sessionLimits: Partial<SessionLimits>;
   readonly muxLimits: Partial<MuxLimits>;
   readonly logger: Logger;
@@ -84,6 +88,8 @@ export class ClientDaemon {
   readonly #log: Logger;
   #session: SecureSession | undefined;
   #mux: MuxSession | undefined;
+  /** Paces this session's opens to the server's advertised limits. */
+  #pacer: OpenPacer | undefined;
   #serverUrl: string | undefined;
   #listeners: Listener[] = [];
   #waiters = new Set<{ resolve(mux: MuxSession): void; reject(err: Error): void; timer: NodeJS.Timeout }>();
@@ -233,9 +239,26 @@ export class ClientDaemon {
 
   #openRaw(target: string): Duplex {
     const answerMs = (this.#o.dialTimeoutMs ?? DIAL_TIMEOUT_MS) + OPEN_ANSWER_MARGIN_MS;
-    return this.#mux && !this.#mux.closed
-      ? answerWithin(this.#mux.openStream(target), answerMs)
-      : new DeferredStream(this.#waitForMux().then((mux) => answerWithin(mux.openStream(target), answerMs)));
+    const pacer = this.#pacer;
+    // The answer's deadline starts when the OPEN is sent, not while it waits in the pacer's queue.
+    if (this.#mux && !this.#mux.closed && pacer?.mux === this.#mux) {
+      const now = pacer.tryOpen(target);
+      if (now !== undefined) return answerWithin(now, answerMs);
+      const queued = pacer.open(target);
+      return new DeferredStream(queued.stream.then((stream) => answerWithin(stream, answerMs)), queued.cancel);
+    }
+    let cancelled = false;
+    let cancel: (() => void) | undefined;
+    const stream = this.#waitForMux().then(() => {
+      if (cancelled) throw this.#downError('cancelled');
+      const queued = this.#pacer!.open(target);
+      cancel = queued.cancel;
+      return queued.stream.then((opened) => answerWithin(opened, answerMs));
+    });
+    return new DeferredStream(stream, () => {
+      cancelled = true;
+      cancel?.();
+    });
   }
 
   #waitForMux(): Promise<MuxSession> {
@@ -324,6 +347,7 @@ export class ClientDaemon {
     });
     this.#session = session;
     this.#mux = mux;
+    this.#pacer = new OpenPacer(mux, { waitMs: this.#o.openQueueWaitMs ?? OPEN_QUEUE_WAIT_MS });
     this.#connectedSince = new Date();
     this.#sessionsOpened++;
     this.#log.info(

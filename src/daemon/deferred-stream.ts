@@ -10,9 +10,12 @@ export class DeferredStream extends Duplex {
   #inner: Duplex | undefined;
   #queued: Array<{ chunk: Buffer; callback: (err?: Error | null) => void }> = [];
   #finalCallback: ((err?: Error | null) => void) | undefined;
+  readonly #onCancel: (() => void) | undefined;
 
-  constructor(inner: Promise<Duplex>) {
+  /** `onCancel` runs when this stream is destroyed before `inner` settles (a queued open gives up). */
+  constructor(inner: Promise<Duplex>, onCancel?: () => void) {
     super({ allowHalfOpen: true });
+    this.#onCancel = onCancel;
     inner.then(
       (stream) => this.#attach(stream),
       (err: Error) => this.destroy(err),
@@ -25,6 +28,11 @@ export class DeferredStream extends Duplex {
       return;
     }
     this.#inner = inner;
+    if (inner.destroyed) {
+      // Failed before we got it (a refused or closed session's stream): pass the failure on.
+      this.destroy(inner.errored ?? new Error('stream closed before it was attached'));
+      return;
+    }
     inner.on('open', () => this.emit('open'));
     inner.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) inner.pause();
@@ -58,6 +66,7 @@ export class DeferredStream extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (this.#inner === undefined) this.#onCancel?.();
     if (this.#inner && !this.#inner.destroyed) this.#inner.destroy(err ?? undefined);
     callback(err);
   }

@@ -8,7 +8,7 @@ import { fingerprint, type KeyPair } from '../crypto/keys.js';
 import { EVENTS } from '../log/events.js';
 import { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
-import { listenSecure, type ListenSecureOptions, type SecureServer } from '../session/server.js';
+import { listenSecure, type ListenSecureOptions, type SecureServer, type SessionInfo } from '../session/server.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { SessionLimits } from '../session/limits.js';
 import type { MuxLimits } from '../mux/limits.js';
@@ -93,7 +93,7 @@ export class ServerDaemon {
       ...(o.proxies ? { proxies: o.proxies } : {}),
       logger: this.#log,
       lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
-      onSession: (session) => this.#onSession(session),
+      onSession: (session, info) => this.#onSession(session, info),
     });
     const address = this.#server.address();
     this.#own.setListen([address.host]);
@@ -104,7 +104,7 @@ export class ServerDaemon {
     return address;
   }
 
-  #onSession(session: SecureSession): void {
+  #onSession(session: SecureSession, info: SessionInfo): void {
     const publicKey = fingerprint(session.peerPublicKey);
     const peer = this.#peers.lookup(session.peerPublicKey);
     if (peer === undefined || this.#draining) {
@@ -124,6 +124,8 @@ export class ServerDaemon {
       mux: new MuxSession(session, {
         role: 'server',
         limits: this.#options.muxLimits,
+        // A client that reads SETTINGS learns the open rate, burst and stream cap, and paces itself.
+        ...(info.muxSettings ? { advertise: { ...(this.#options.maxStreamsPerKey !== undefined ? { maxStreams: this.#options.maxStreamsPerKey } : {}) } } : {}),
         // Through the handle, so the mux's lines follow a rename by reload as the stream lines do.
         logger: { debug: (fields, message) => handle.log.debug(fields, message), warn: (fields, message) => handle.log.warn(fields, message) },
         onStreamRequest: (request: StreamRequest) => this.#onStreamRequest(handle, request),

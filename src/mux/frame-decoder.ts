@@ -12,9 +12,13 @@ import {
   FRAME_HEADER_BYTES,
   FrameType,
   MAX_REASON_MESSAGE_BYTES,
+  MAX_SETTING_ENTRIES,
   MAX_TARGET_BYTES,
+  SETTING_ENTRY_BYTES,
+  SETTING_FIELDS,
   isWireTarget,
   type Frame,
+  type MuxSettings,
 } from './frame.js';
 import { goAwayFromWire, reasonFromWire } from './reason.js';
 
@@ -41,6 +45,26 @@ function expectLength(what: string, length: number, expected: number): void {
   if (length !== expected) throw bad(`${what}: payload length ${length}, expected ${expected}`);
 }
 
+/** SETTINGS entries: known ids once each with values 1..2^31-1; unknown ids are skipped. */
+function parseSettings(p: Uint8Array): MuxSettings {
+  if (p.length % SETTING_ENTRY_BYTES !== 0 || p.length > MAX_SETTING_ENTRIES * SETTING_ENTRY_BYTES) {
+    throw bad(`SETTINGS: payload length ${p.length}`);
+  }
+  const out: Record<string, number> = {};
+  const seen = new Set<number>();
+  for (let at = 0; at < p.length; at += SETTING_ENTRY_BYTES) {
+    const id = (p[at]! << 8) | p[at + 1]!;
+    const value = u32(p, at + 2);
+    if (seen.has(id)) throw bad(`SETTINGS: id ${id} twice`);
+    seen.add(id);
+    const field = SETTING_FIELDS.find(([known]) => known === id)?.[1];
+    if (field === undefined) continue;
+    if (value === 0 || value > 0x7fff_ffff) throw bad(`SETTINGS: ${field} ${value}`);
+    out[field] = value;
+  }
+  return out;
+}
+
 /** Validates one frame given its type, stream id and payload (already length-checked by the header). */
 function parseFrame(type: number, streamId: number, p: Uint8Array): Frame {
   if (type === FrameType.GOAWAY) {
@@ -49,6 +73,10 @@ function parseFrame(type: number, streamId: number, p: Uint8Array): Frame {
     const code = goAwayFromWire(p[0]!);
     if (code === undefined) throw bad(`GOAWAY: unknown code ${p[0]}`);
     return { type: 'goaway', streamId: 0, code, message: decodeMessage(p.subarray(1), 'GOAWAY') };
+  }
+  if (type === FrameType.SETTINGS) {
+    if (streamId !== 0) throw bad(`SETTINGS on stream ${streamId}`);
+    return { type: 'settings', streamId: 0, settings: parseSettings(p) };
   }
   if (streamId === 0) throw bad(`frame type ${type} on stream 0`);
   switch (type) {
@@ -98,7 +126,7 @@ function parseFrame(type: number, streamId: number, p: Uint8Array): Frame {
 /** Checks a complete header; returns the frame's total size in bytes. */
 function checkHeader(bytes: Uint8Array, at: number): number {
   const type = bytes[at]!;
-  if (type < FrameType.OPEN || type > FrameType.GOAWAY) {
+  if (type < FrameType.OPEN || type > FrameType.SETTINGS) {
     throw new MuxError('ERR_MUX_UNKNOWN_FRAME', `unknown frame type ${type}`);
   }
   if (bytes[at + 1] !== 0) throw bad(`frame type ${type}: reserved flags ${bytes[at + 1]}`);

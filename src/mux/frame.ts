@@ -40,7 +40,39 @@ export const FrameType = Object.freeze({
   FIN: 0x06,
   RESET: 0x07,
   GOAWAY: 0x08,
+  SETTINGS: 0x09,
 } as const);
+
+/**
+ * SETTINGS entries (docs/STREAMS.md, "SETTINGS"): the limits the sender enforces on the opens it
+ * receives, so that the receiver can pace its own opens. Ids not listed here are ignored.
+ */
+export const SettingId = Object.freeze({
+  MAX_STREAMS: 1,
+  OPEN_RATE_PER_SECOND: 2,
+  OPEN_BURST: 3,
+  MAX_PENDING_OPENS: 4,
+} as const);
+
+/** One SETTINGS entry: id u16 | value u32. */
+export const SETTING_ENTRY_BYTES = 6;
+/** At most this many entries in one SETTINGS frame. */
+export const MAX_SETTING_ENTRIES = 64;
+
+/** What a SETTINGS frame says (absent: not stated). */
+export interface MuxSettings {
+  readonly maxStreams?: number;
+  readonly openRatePerSecond?: number;
+  readonly openBurst?: number;
+  readonly maxPendingOpens?: number;
+}
+
+export const SETTING_FIELDS: ReadonlyArray<readonly [number, keyof MuxSettings]> = [
+  [SettingId.MAX_STREAMS, 'maxStreams'],
+  [SettingId.OPEN_RATE_PER_SECOND, 'openRatePerSecond'],
+  [SettingId.OPEN_BURST, 'openBurst'],
+  [SettingId.MAX_PENDING_OPENS, 'maxPendingOpens'],
+];
 
 /** A decoded frame. */
 export type Frame =
@@ -51,7 +83,8 @@ export type Frame =
   | { readonly type: 'window-update'; readonly streamId: number; readonly increment: number }
   | { readonly type: 'fin'; readonly streamId: number }
   | { readonly type: 'reset'; readonly streamId: number; readonly reason: ReasonCode }
-  | { readonly type: 'goaway'; readonly streamId: 0; readonly code: GoAwayCode; readonly message: string };
+  | { readonly type: 'goaway'; readonly streamId: 0; readonly code: GoAwayCode; readonly message: string }
+  | { readonly type: 'settings'; readonly streamId: 0; readonly settings: MuxSettings };
 
 const utf8 = new TextEncoder();
 
@@ -171,6 +204,19 @@ export function encodeGoAway(code: GoAwayCode, message = ''): Uint8Array {
   return out;
 }
 
+/** SETTINGS (stream id 0): entries of id u16 | value u32, values 1..2^31-1, in id order. */
+export function encodeSettings(settings: MuxSettings): Uint8Array {
+  const entries = SETTING_FIELDS.filter(([, field]) => settings[field] !== undefined);
+  const out = header(FrameType.SETTINGS, entries.length * SETTING_ENTRY_BYTES, 0);
+  entries.forEach(([id, field], i) => {
+    const value = settings[field]!;
+    checkU32(field, value, 1, MAX_WINDOW_CREDIT_BYTES);
+    out.writeUInt16BE(id, FRAME_HEADER_BYTES + i * SETTING_ENTRY_BYTES);
+    out.writeUInt32BE(value, FRAME_HEADER_BYTES + i * SETTING_ENTRY_BYTES + 2);
+  });
+  return out;
+}
+
 /** Encodes any decoded frame (round-trip tests, scripted peers). */
 export function encodeFrame(frame: Frame): Uint8Array {
   switch (frame.type) {
@@ -190,5 +236,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return encodeReset(frame.streamId, frame.reason);
     case 'goaway':
       return encodeGoAway(frame.code, frame.message);
+    case 'settings':
+      return encodeSettings(frame.settings);
   }
 }

@@ -16,10 +16,12 @@ import {
   encodeGoAway,
   encodeOpen,
   encodeOpenFail,
+  encodeSettings,
   isWireTarget,
   type Frame,
+  type MuxSettings,
 } from './frame.js';
-import { resolveMuxLimits, type MuxLimits } from './limits.js';
+import { DEFAULT_MUX_LIMITS, resolveMuxLimits, type MuxLimits } from './limits.js';
 import { MuxStreamError, type GoAwayCode } from './reason.js';
 import { PendingOpen, type PendingOpenHost, type StreamRequest } from './stream-request.js';
 import { MuxStream, type StreamHost } from './stream.js';
@@ -39,7 +41,16 @@ export interface MuxSessionOptions {
   readonly onStreamRequest?: (request: StreamRequest) => void;
   /** Monotonic milliseconds for the rate limits (tests). */
   readonly clock?: Clock;
+  /**
+   * Sends SETTINGS first: this side's limits on remote opens, so the peer can pace its opens.
+   * `maxStreams` lowers the advertised stream cap (the server's per-key cap). Only for a peer
+   * that said it understands SETTINGS (docs/STREAMS.md, "SETTINGS").
+   */
+  readonly advertise?: { readonly maxStreams?: number };
 }
+
+/** The peer's limits on our opens: what its SETTINGS said, else the defaults. */
+export type PeerOpenLimits = Required<MuxSettings>;
 
 /** Why the session ended. */
 export interface MuxCloseInfo {
@@ -103,6 +114,13 @@ export class MuxSession {
   readonly #deferredGrants = new Set<MuxStream>();
   #closeInfo: MuxCloseInfo | undefined;
   #closeHandlers: Array<(info: MuxCloseInfo) => void> = [];
+  #peerLimits: PeerOpenLimits = {
+    maxStreams: DEFAULT_MUX_LIMITS.maxStreams,
+    openRatePerSecond: DEFAULT_MUX_LIMITS.openRatePerSecond,
+    openBurst: DEFAULT_MUX_LIMITS.openBurst,
+    maxPendingOpens: DEFAULT_MUX_LIMITS.maxPendingOpens,
+  };
+  #settingsReceived = 0;
 
   constructor(channel: MessageChannel, options: MuxSessionOptions) {
     if (options.role !== 'client' && options.role !== 'server') {
@@ -132,6 +150,17 @@ export class MuxSession {
         this.#sendControl(encodeOpenFail(request.id, reason, message));
       },
     };
+    if (options.advertise !== undefined) {
+      const cap = options.advertise.maxStreams;
+      this.#sendControl(
+        encodeSettings({
+          maxStreams: cap === undefined ? this.limits.maxStreams : Math.max(1, Math.min(cap, this.limits.maxStreams)),
+          openRatePerSecond: this.limits.openRatePerSecond,
+          openBurst: this.limits.openBurst,
+          maxPendingOpens: this.limits.maxPendingOpens,
+        }),
+      );
+    }
     channel.onMessage((message) => this.#onMessage(message));
     channel.onDrain(() => this.#writer.onDrain());
     channel.onClose((reason) => this.#onChannelClose(reason));
@@ -144,6 +173,16 @@ export class MuxSession {
 
   get closed(): boolean {
     return this.#closeInfo !== undefined;
+  }
+
+  /** The peer's limits on our opens (its SETTINGS, else the documented defaults). */
+  get peerLimits(): PeerOpenLimits {
+    return this.#peerLimits;
+  }
+
+  /** True once the peer sent SETTINGS. */
+  get peerSentSettings(): boolean {
+    return this.#settingsReceived > 0;
   }
 
   /** Runs `handler` once when the session ends (at once, asynchronously, if it already has). */
@@ -271,6 +310,13 @@ export class MuxSession {
       this.#onOpen(frame.streamId, frame.window, frame.target);
       return;
     }
+    if (frame.type === 'settings') {
+      // The first is expected; any later one costs work and carries no data.
+      if (this.#settingsReceived++ > 0) this.#charge('repeated SETTINGS');
+      this.#peerLimits = Object.freeze({ ...this.#peerLimits, ...frame.settings });
+      this.#logger?.debug({ settings: this.#peerLimits }, 'mux: peer sent SETTINGS');
+      return;
+    }
     const stream = this.#streams.get(frame.streamId);
     if (stream === undefined) {
       this.#onClosedStreamFrame(frame);
@@ -336,7 +382,7 @@ export class MuxSession {
   }
 
   /** A frame for an id with no live stream: tolerated if the id was used, else a protocol error. */
-  #onClosedStreamFrame(frame: Exclude<Frame, { type: 'goaway' } | { type: 'open' }>): void {
+  #onClosedStreamFrame(frame: Exclude<Frame, { type: 'goaway' } | { type: 'open' } | { type: 'settings' }>): void {
     const id = frame.streamId;
     const local = id % 2 === (this.role === 'client' ? 1 : 0);
     const used = local ? id < this.#nextLocalId : id <= this.#lastRemoteId;

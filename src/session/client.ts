@@ -19,7 +19,7 @@ import { RecordType } from './record.js';
 import type { StaticKeyPair } from './rekey.js';
 import { RecordSession, type SecureSession } from './secure-session.js';
 import {
-  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
+  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
 } from './wire.js';
 import { EVENTS } from '../log/events.js';
 
@@ -140,7 +140,7 @@ async function connectOnce(
   const channel = await dialTransport({
     url: opts.url,
     subprotocol: wire.subprotocol,
-    headers: { [HANDSHAKE_HEADER]: encodeBase64Url(message) },
+    headers: { [HANDSHAKE_HEADER]: encodeBase64Url(message), [MUX_SETTINGS_HEADER]: '1' },
     maxPayloadBytes: MAX_RECORD_BYTES,
     highWaterBytes: limits.highWaterBytes,
     ...(opts.tls !== undefined ? { tls: opts.tls } : {}),

@@ -21,7 +21,7 @@ import { ReplayGuard } from './replay-guard.js';
 import { RecordSession, type SecureSession } from './secure-session.js';
 import { UnauthenticatedConnections, type PendingConnection } from './unauthenticated.js';
 import {
-  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
+  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
 } from './wire.js';
 import { EVENTS } from '../log/events.js';
 
@@ -48,7 +48,13 @@ export interface ListenSecureOptions {
   /** Trusted reverse proxies whose word on the client address is taken (default: none). */
   readonly proxies?: TransportListenOptions['proxies'];
   readonly logger: Logger;
-  onSession(session: SecureSession): void;
+  onSession(session: SecureSession, info: SessionInfo): void;
+}
+
+/** What the upgrade request said about the client, beyond the handshake. */
+export interface SessionInfo {
+  /** The client sent `Twoway-Mux-Settings: 1`: it reads the mux SETTINGS frame. */
+  readonly muxSettings: boolean;
 }
 
 export interface SecureServer {
@@ -167,6 +173,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       return { kind: 'refuse', status: 429 };
     }
     perAddress.refund(source);
+    const info: SessionInfo = { muxSettings: request.headers[MUX_SETTINGS_HEADER.toLowerCase()] === '1' };
     const response = createResponse(consumed, peer.psk ?? ZERO_PSK);
     const peerLog = log.child({ peer: peer.name, fingerprint: fp, remote });
     return {
@@ -206,7 +213,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             sessions.add(confirmed);
             peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
-              opts.onSession(confirmed);
+              opts.onSession(confirmed, info);
             } catch (err) {
               peerLog.error({ event: EVENTS.internalError, err }, 'onSession threw; closing the session');
               confirmed.close({ code: 'protocol-error', message: 'server error' });

@@ -24,6 +24,11 @@ export const MAX_DATA_BYTES = NOISE_MAX_MESSAGE_BYTES - AEAD_TAG_BYTES - 1;
 export const HANDSHAKE_HEADER = 'Twoway-Handshake';
 /** Sent with every 401: the server's static public key (base64url), for a plain error message. */
 export const SERVER_KEY_HEADER = 'Twoway-Server-Key';
+/**
+ * Upgrade request header `Twoway-Mux-Settings: 1`: the client understands the mux SETTINGS frame,
+ * so the server may send one (docs/STREAMS.md, "SETTINGS"). Older peers neither send nor read it.
+ */
+export const MUX_SETTINGS_HEADER = 'Twoway-Mux-Settings';
 /** Longest accepted handshake header value (characters). */
 export const MAX_HANDSHAKE_HEADER_CHARS = 1_024;
 

@@ -32,6 +32,9 @@ const SAMPLES: Frame[] = [
   { type: 'reset', streamId: 15, reason: 'tunnel-closed' },
   { type: 'goaway', streamId: 0, code: 'shutdown', message: 'daemon stopping' },
   { type: 'goaway', streamId: 0, code: 'normal', message: 'é ünïcode' },
+  { type: 'settings', streamId: 0, settings: { maxStreams: 256, openRatePerSecond: 20, openBurst: 50, maxPendingOpens: 64 } },
+  { type: 'settings', streamId: 0, settings: { openBurst: 0x7fff_ffff } },
+  { type: 'settings', streamId: 0, settings: {} },
 ];
 
 /** Payloads come back as views of whatever chunk type was pushed: compare bytes only. */
@@ -86,10 +89,23 @@ describe('frame codec', () => {
     expect(() => encodeData(1, new Uint8Array(0x10000))).toThrow(/data length/);
   });
 
+  it('lays out SETTINGS as documented and skips unknown ids', () => {
+    const bytes = encodeFrame({ type: 'settings', streamId: 0, settings: { maxStreams: 256, openRatePerSecond: 20 } });
+    expect(Buffer.from(bytes).toString('hex')).toBe('090000' + '0c' + '00000000' + '0001' + '00000100' + '0002' + '00000014');
+    const withUnknown = Buffer.concat([header(FrameType.SETTINGS, 12, 0), Buffer.from([0x12, 0x34, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9])]);
+    expect(new FrameDecoder().push(withUnknown)).toEqual([{ type: 'settings', streamId: 0, settings: { openBurst: 9 } }]);
+  });
+
   it('rejects malformed frames with typed codes', () => {
     const cases: Array<[string, Uint8Array, string]> = [
       ['unknown type 0', header(0, 0, 1), 'ERR_MUX_UNKNOWN_FRAME'],
-      ['unknown type 9', header(9, 0, 1), 'ERR_MUX_UNKNOWN_FRAME'],
+      ['unknown type 10', header(10, 0, 1), 'ERR_MUX_UNKNOWN_FRAME'],
+      ['SETTINGS on a stream', header(FrameType.SETTINGS, 0, 1), 'ERR_MUX_BAD_FRAME'],
+      ['SETTINGS partial entry', Buffer.concat([header(FrameType.SETTINGS, 5, 0), Buffer.alloc(5)]), 'ERR_MUX_BAD_FRAME'],
+      ['SETTINGS value 0', Buffer.concat([header(FrameType.SETTINGS, 6, 0), Buffer.from([0, 2, 0, 0, 0, 0])]), 'ERR_MUX_BAD_FRAME'],
+      ['SETTINGS value 2^31', Buffer.concat([header(FrameType.SETTINGS, 6, 0), Buffer.from([0, 3, 0x80, 0, 0, 0])]), 'ERR_MUX_BAD_FRAME'],
+      ['SETTINGS id twice', Buffer.concat([header(FrameType.SETTINGS, 12, 0), Buffer.from([0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 2])]), 'ERR_MUX_BAD_FRAME'],
+      ['SETTINGS too many entries', Buffer.concat([header(FrameType.SETTINGS, 65 * 6, 0), Buffer.alloc(65 * 6)]), 'ERR_MUX_BAD_FRAME'],
       ['reserved flags', header(FrameType.FIN, 0, 1, 1), 'ERR_MUX_BAD_FRAME'],
       ['FIN with payload', Buffer.concat([header(FrameType.FIN, 1, 1), Buffer.from([0])]), 'ERR_MUX_BAD_FRAME'],
       ['DATA on stream 0', Buffer.concat([header(FrameType.DATA, 1, 0), Buffer.from([0])]), 'ERR_MUX_BAD_FRAME'],

@@ -4,7 +4,8 @@ import { MuxError, hasCode } from '../../../src/errors.js';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { drain, pump, quiet, sessionPair, until } from './helpers.js';
+import { encodeSettings } from '../../../src/mux/frame.js';
+import { ScriptedPeer, drain, pump, quiet, sessionPair, until } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -309,5 +310,38 @@ describe('MuxSession over the in-memory pair', () => {
     await until(() => server.closed);
     await new Promise((resolve) => setImmediate(resolve));
     expect(timers()).toBeLessThanOrEqual(baseline);
+  });
+});
+
+describe('SETTINGS', () => {
+  it('the advertising side sends its open limits first (the stream cap lowered by advertise.maxStreams); the other side adopts them', async () => {
+    const [a, b] = createChannelPair();
+    const peer = new ScriptedPeer(a);
+    const server = new MuxSession(b, { role: 'server', limits: { openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 }, advertise: { maxStreams: 100 } });
+    await until(() => peer.of('settings').length === 1);
+    expect(peer.frames[0]).toEqual({ type: 'settings', streamId: 0, settings: { maxStreams: 100, openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 } });
+    server.close();
+
+    const { client, server: plain } = sessionPair();
+    expect(client.peerSentSettings).toBe(false);
+    expect(client.peerLimits).toEqual({ maxStreams: 256, openRatePerSecond: 20, openBurst: 50, maxPendingOpens: 64 });
+    plain.close();
+    const [c, d] = createChannelPair();
+    const advertiser = new MuxSession(c, { role: 'server', limits: { openBurst: 3 }, advertise: {} });
+    const learner = new MuxSession(d, { role: 'client' });
+    await until(() => learner.peerSentSettings);
+    expect(learner.peerLimits).toEqual({ maxStreams: 256, openRatePerSecond: 20, openBurst: 3, maxPendingOpens: 64 });
+    advertiser.close();
+  });
+
+  it('charges every SETTINGS after the first to the no-data budget', async () => {
+    const [a, b] = createChannelPair();
+    const peer = new ScriptedPeer(a);
+    let closed: string | undefined;
+    const session = new MuxSession(b, { role: 'client', limits: { idleFrameBurst: 10 } });
+    session.onClose((info) => (closed = info.error?.code));
+    for (let i = 0; i < 30 && closed === undefined; i++) peer.send(encodeSettings({ openBurst: 10 + i }));
+    await until(() => closed !== undefined);
+    expect(closed).toBe('ERR_MUX_FLOOD');
   });
 });
