@@ -99,3 +99,46 @@ describe('a burst of SOCKS5 CONNECTs with default limits', () => {
     expect(server.logLines().filter((l) => l.event === 'stream.open')).toHaveLength(CONNECTS);
   }, 60_000);
 });
+
+describe('an open that waits longer than open_queue_wait_ms', () => {
+  let slow: TestTunnel;
+  let slowSocks: number;
+
+  beforeAll(async () => {
+    // The server allows one open at a time and one a second; the client waits at most 400 ms.
+    slow = new TestTunnel({
+      peers: [{ name: 'bob', allow: [`127.0.0.1:${echoPort}`] }],
+      serverLimits: 'stream_open_rate = 1\nstream_open_burst = 1',
+      clientLimits: 'open_queue_wait_ms = 400',
+    });
+    await slow.startServer();
+    const client = await slow.startClient('bob', `[[socks]]\nlisten = "127.0.0.1:0"\n`);
+    [slowSocks] = TestTunnel.listenerPorts(client) as [number];
+  }, 30_000);
+
+  afterAll(async () => {
+    await slow?.stop();
+  });
+
+  it('is refused locally (limit) and never reaches the server, while the session stays up', async () => {
+    const saved = socksPort;
+    socksPort = slowSocks;
+    try {
+      const results = await Promise.all([0, 1, 2].map(() => socksExchange(randomBytes(100))));
+      // One open fits the server's limits at once; the two others wait past 400 ms and get the
+      // SOCKS5 general failure a refused stream maps to.
+      expect(results.filter((r) => r === undefined)).toHaveLength(1);
+      expect(results.filter((r) => r !== undefined)).toEqual(['CONNECT answered 05010001000000000000', 'CONNECT answered 05010001000000000000']);
+    } finally {
+      socksPort = saved;
+    }
+    const client = slow.clients[0]!;
+    const refused = client.logLines().filter((l) => l.event === 'stream.refused');
+    expect(refused.map((l) => l.reason)).toEqual(['limit', 'limit']);
+    expect(String(refused[0]!.msg)).toMatch(/open_queue_wait_ms/);
+    expect(slow.server!.logLines().filter((l) => l.event === 'stream.refused')).toEqual([]);
+    expect(slow.server!.logLines().filter((l) => l.event === 'stream.open')).toHaveLength(1);
+    expect(client.logLines().filter((l) => l.event === 'session.open')).toHaveLength(1);
+    expect(client.logLines().filter((l) => l.event === 'session.closed')).toEqual([]);
+  }, 30_000);
+});
