@@ -1,0 +1,67 @@
+/** What the responder decides once a key is confirmed: the per-key session cap, and whether the client reads mux SETTINGS. */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CloseReason } from '../../../src/channel.js';
+import { RecordType } from '../../../src/session/record.js';
+import type { SessionInfo } from '../../../src/session/server.js';
+import { RawClient, connectPeer, makePeer, refusals, startServer, waitFor, type TestServer } from './helpers.js';
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function server(...args: Parameters<typeof startServer>): Promise<TestServer> {
+  const s = await startServer(...args);
+  cleanups.push(() => s.server.close());
+  return s;
+}
+
+/** The replay guard wants 20 ms between two initiations of one key. */
+const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 30));
+
+describe('per-key session cap', () => {
+  it('closes the newest session beyond maxSessionsPerKey with auth-failed and the reason, and logs too-many-sessions', async () => {
+    const alice = makePeer('alice');
+    const srv = await server([alice], { limits: { maxSessionsPerKey: 2 } });
+    const held = [];
+    for (let i = 0; i < 2; i++) {
+      if (i > 0) await pause();
+      held.push((await connectPeer(srv, alice)).session);
+    }
+    await pause();
+    const { session: third } = await connectPeer(srv, alice);
+    let reason: CloseReason | undefined;
+    third.onClose((r) => (reason = r));
+    await waitFor(() => reason !== undefined, 5_000, 'the third session closed');
+    expect(reason).toMatchObject({ code: 'auth-failed', remote: true, message: 'too many sessions for this key (max_sessions_per_key = 2)' });
+    expect(held.every((s) => !s.closed)).toBe(true);
+    expect(srv.server.sessions.size).toBe(2);
+    expect(refusals(srv.lines).map((l) => l.reason)).toEqual(['too-many-sessions']);
+    // A slot that frees is usable again.
+    held[0]!.close();
+    await waitFor(() => srv.server.sessions.size === 1, 5_000, 'the first session gone');
+    await pause();
+    const { session: again } = await connectPeer(srv, alice);
+    await waitFor(() => srv.server.sessions.size === 2, 5_000, 'the new session admitted');
+    expect(again.closed).toBe(false);
+    for (const s of [...held, again]) s.close();
+  });
+});
+
+describe('Twoway-Mux-Settings', () => {
+  it('is reported true for a client that sends it (connectSecure) and false for one that does not', async () => {
+    const alice = makePeer('alice');
+    const infos: SessionInfo[] = [];
+    const srv = await server([alice], { onSession: (_s, info) => infos.push(info) });
+    const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
+    cleanups.push(() => raw.close());
+    await raw.opened();
+    raw.sendRaw(raw.seal(RecordType.keepalive));
+    await waitFor(() => infos.length === 1, 5_000, 'the raw session confirmed');
+    await pause();
+    const { session } = await connectPeer(srv, alice);
+    await waitFor(() => infos.length === 2, 5_000, 'the second session confirmed');
+    expect(infos).toEqual([{ muxSettings: false }, { muxSettings: true }]);
+    session.close();
+  });
+});
