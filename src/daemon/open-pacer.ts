@@ -123,9 +123,14 @@ export class OpenPacer {
     this.#at = now;
   }
 
+  /** Streams the session may hold: the server's cap, and our own (openStream refuses beyond it). */
+  #maxStreams(): number {
+    return Math.min(this.mux.peerLimits.maxStreams, this.mux.limits.maxStreams);
+  }
+
   #fits(): boolean {
     const limits = this.mux.peerLimits;
-    if (this.mux.streamCount >= limits.maxStreams || this.#unanswered >= limits.maxPendingOpens) return false;
+    if (this.mux.streamCount >= this.#maxStreams() || this.#unanswered >= limits.maxPendingOpens) return false;
     this.#refill();
     return this.#tokens >= 1;
   }
@@ -178,7 +183,7 @@ export class OpenPacer {
     if (this.#closed || this.#queue.length === 0) return;
     const limits = this.mux.peerLimits;
     let delay = RECHECK_MS;
-    if (this.mux.streamCount < limits.maxStreams && this.#unanswered < limits.maxPendingOpens) {
+    if (this.mux.streamCount < this.#maxStreams() && this.#unanswered < limits.maxPendingOpens) {
       // Waiting on the rate only: wake when the next token is due.
       this.#refill();
       delay = Math.min(delay, Math.max(1, Math.ceil((1 - this.#tokens) / (limits.openRatePerSecond / 1000))));

@@ -85,12 +85,8 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
   const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal, performance.now());
   const sessions = new Set<SecureSession>();
   const knownKeys = new Set<string>();
-  const sessionFingerprints = new Map<SecureSession, string>();
-  const sessionsOfKey = (fp: string): number => {
-    let n = 0;
-    for (const held of sessionFingerprints.values()) if (held === fp) n++;
-    return n;
-  };
+  /** Key-confirmed sessions per key fingerprint (the per-key cap). */
+  const sessionsPerKey = new Map<string, number>();
   const serverKeyHeader = { [SERVER_KEY_HEADER]: encodeBase64Url(opts.staticKeyPair.publicKey) };
   const unauthorized = { kind: 'refuse', status: 401, headers: serverKeyHeader } as const satisfies UpgradeDecision;
 
@@ -202,14 +198,14 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             rememberKey(fp);
             // Per key, the newest session beyond the cap is refused: the ones in use stay up
             // (docs/STREAMS.md, "Memory per key"). Only now is the key proven (SECURITY.md #1).
-            const held = sessionsOfKey(fp);
+            const held = sessionsPerKey.get(fp) ?? 0;
             if (held >= limits.maxSessionsPerKey) {
               const message = `too many sessions for this key (max_sessions_per_key = ${limits.maxSessionsPerKey})`;
               refuse(pending, remote, 'too-many-sessions', `${peer.name}: ${held} sessions held`);
               confirmed.close({ code: 'auth-failed', message });
               return;
             }
-            sessionFingerprints.set(confirmed, fp);
+            sessionsPerKey.set(fp, held + 1);
             sessions.add(confirmed);
             peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
@@ -220,8 +216,11 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             }
           },
           onClosed: (closed, reason, wasConfirmed) => {
-            sessions.delete(closed);
-            sessionFingerprints.delete(closed);
+            if (sessions.delete(closed)) {
+              const left = (sessionsPerKey.get(fp) ?? 1) - 1;
+              if (left > 0) sessionsPerKey.set(fp, left);
+              else sessionsPerKey.delete(fp);
+            }
             if (!wasConfirmed) refuse(pending, remote, 'psk-or-key-confirmation-failed', reason.message ?? reason.code);
           },
         });
