@@ -29,11 +29,14 @@ describe('per-key session cap', () => {
       held.push((await connectPeer(srv, alice)).session);
     }
     await pause();
-    const { session: third } = await connectPeer(srv, alice);
+    const { session: third, lines: thirdLines } = await connectPeer(srv, alice);
     let reason: CloseReason | undefined;
     third.onClose((r) => (reason = r));
     await waitFor(() => reason !== undefined, 5_000, 'the third session closed');
     expect(reason).toMatchObject({ code: 'auth-failed', remote: true, message: 'too many sessions for this key (max_sessions_per_key = 2)' });
+    // The client's log says why.
+    await waitFor(() => thirdLines.some((l) => l.event === 'session.closed'), 5_000, 'the client logged the close');
+    expect(thirdLines.find((l) => l.event === 'session.closed')).toMatchObject({ reason: 'auth-failed', remoteClose: true, detail: 'too many sessions for this key (max_sessions_per_key = 2)' });
     expect(held.every((s) => !s.closed)).toBe(true);
     expect(srv.server.sessions.size).toBe(2);
     expect(refusals(srv.lines).map((l) => l.reason)).toEqual(['too-many-sessions']);
