@@ -51,6 +51,8 @@ export class OpenPacer {
   #at: number;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The server answered one of our opens: had it sent SETTINGS, they would have come first. */
+  #answered = false;
 
   constructor(mux: MuxSession, options: OpenPacerOptions) {
     this.mux = mux;
@@ -128,9 +130,16 @@ export class OpenPacer {
     return Math.min(this.mux.peerLimits.maxStreams, this.mux.limits.maxStreams);
   }
 
+  /**
+   * Until SETTINGS or a first answer arrives, one open at a time: the server sends SETTINGS
+   * before anything else, so the first answer tells whether the limits are the defaults.
+   */
+  #maxUnanswered(): number {
+    return this.mux.peerSentSettings || this.#answered ? this.mux.peerLimits.maxPendingOpens : 1;
+  }
+
   #fits(): boolean {
-    const limits = this.mux.peerLimits;
-    if (this.mux.streamCount >= this.#maxStreams() || this.#unanswered >= limits.maxPendingOpens) return false;
+    if (this.mux.streamCount >= this.#maxStreams() || this.#unanswered >= this.#maxUnanswered()) return false;
     this.#refill();
     return this.#tokens >= 1;
   }
@@ -148,7 +157,13 @@ export class OpenPacer {
       }
       this.#drain();
     };
-    stream.once('open', settle);
+    stream.once('open', () => {
+      this.#answered = true;
+      settle();
+    });
+    stream.once('error', (err: Error & { code?: string }) => {
+      if (err.code === 'ERR_MUX_STREAM_REFUSED') this.#answered = true;
+    });
     stream.once('close', settle);
     return stream;
   }
@@ -183,7 +198,7 @@ export class OpenPacer {
     if (this.#closed || this.#queue.length === 0) return;
     const limits = this.mux.peerLimits;
     let delay = RECHECK_MS;
-    if (this.mux.streamCount < this.#maxStreams() && this.#unanswered < limits.maxPendingOpens) {
+    if (this.mux.streamCount < this.#maxStreams() && this.#unanswered < this.#maxUnanswered()) {
       // Waiting on the rate only: wake when the next token is due.
       this.#refill();
       delay = Math.min(delay, Math.max(1, Math.ceil((1 - this.#tokens) / (limits.openRatePerSecond / 1000))));

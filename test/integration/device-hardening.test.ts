@@ -111,6 +111,8 @@ beforeAll(async () => {
       { name: 'eve', key: eveKey, allow: [], devices: ['build1:echo'] },
       { name: 'build1', key: build1, allow: [], kind: 'device', reverse: [`echo=127.0.0.1:${reversePort}`] },
     ],
+    // The ten-session attack below is the issue's; the default per-key cap (8) would refuse two.
+    serverLimits: 'max_sessions_per_key = 10',
   });
   await tunnel.startServer();
   device = await tunnel.startClient('build1', services());

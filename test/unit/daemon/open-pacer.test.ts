@@ -13,13 +13,13 @@ afterEach(() => {
 });
 
 /** A client that has received the server's SETTINGS; the server records every open it sees. */
-async function pair(limits: Partial<MuxLimits>, accept = true): Promise<{ client: MuxSession; seen: StreamRequest[] }> {
+async function pair(limits: Partial<MuxLimits>, accept = true, advertise = true): Promise<{ client: MuxSession; seen: StreamRequest[] }> {
   const [a, b] = createChannelPair();
   const seen: StreamRequest[] = [];
   const server = new MuxSession(b, {
     role: 'server',
     limits,
-    advertise: {},
+    ...(advertise ? { advertise: {} } : {}),
     onStreamRequest: (r) => {
       seen.push(r);
       if (accept) quiet(r.accept());
@@ -27,13 +27,13 @@ async function pair(limits: Partial<MuxLimits>, accept = true): Promise<{ client
   });
   const client = new MuxSession(a, { role: 'client' });
   sessions.push(client, server);
-  await until(() => client.peerSentSettings);
+  if (advertise) await until(() => client.peerSentSettings);
   return { client, seen };
 }
 
 describe('OpenPacer', () => {
   it('sends what fits at once and the rest first in, first out at the advertised rate, none refused', async () => {
-    const { client, seen } = await pair({ openRatePerSecond: 50, openBurst: 4 });
+    const { client, seen } = await pair({ openRatePerSecond: 10, openBurst: 4 });
     const pacer = new OpenPacer(client, { waitMs: 5_000 });
     // Half the advertised burst goes out at once.
     expect(quiet(pacer.tryOpen('t:1')!)).toBeDefined();
@@ -46,6 +46,22 @@ describe('OpenPacer', () => {
     expect(seen.map((r) => r.target)).toEqual(['t:1', 't:2', 't:3', 't:4', 't:5', 't:6']);
     await until(() => streams.every((s) => s.state === 'open'));
     expect(client.stats.streamsRefused).toBe(0);
+  });
+
+  it('before SETTINGS or a first answer, sends one open at a time; a server without SETTINGS then gets the defaults', async () => {
+    const { client, seen } = await pair({}, false, false);
+    const pacer = new OpenPacer(client, { waitMs: 5_000 });
+    expect(quiet(pacer.tryOpen('s:1')!)).toBeDefined();
+    expect(pacer.tryOpen('s:2')).toBeUndefined();
+    const queued = ['s:2', 's:3', 's:4'].map((t) => pacer.open(t));
+    await until(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(seen).toHaveLength(1);
+    // The first answer (no SETTINGS before it): the defaults hold, the rest go out together.
+    quiet(seen[0]!.accept());
+    await Promise.all(queued.map((q) => q.stream));
+    await until(() => seen.length === 4);
+    expect(client.peerSentSettings).toBe(false);
   });
 
   it('waits for the pending-open cap: an unanswered open holds its slot until answered', async () => {
