@@ -8,7 +8,7 @@ import { relayStreams } from '../daemon/stream-relay.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { loadClientOptions, type ClientOverrides } from './load-client.js';
-import { runUntilStopped } from './run-daemon.js';
+import { StartupResources, runUntilStopped } from './run-daemon.js';
 
 /** `twoway client --config FILE`: runs the client daemon in the foreground until SIGTERM. */
 export async function clientCommand(options: { config: string; logLevel: LogLevel } & ClientOverrides): Promise<void> {
@@ -16,24 +16,34 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
   const { config, options: daemonOptions } = loadClientOptions(options.config, process.env, logger, options);
   if (config.controlSocketDir !== undefined) privateRuntimeDir(config.controlSocketDir);
   const daemon = new ClientDaemon(daemonOptions);
-  await daemon.start();
 
+  // The control socket and every listener first, the session to the server last: a start that
+  // fails closes what it opened and exits before READY=1 (issue 12 item 2).
+  const resources = new StartupResources();
   let control: ControlServer | undefined;
   if (config.controlSocket !== undefined) {
-    control = await startControlServer(
-      config.controlSocket,
-      async (request: ControlRequest, socket: net.Socket) => {
-        logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
-        if (request.cmd === 'status') return { ok: true, status: daemon.status() };
-        if (request.cmd === 'connect' && typeof request.target === 'string') {
-          serveConnect(daemon, request.target, socket);
-          return 'taken';
-        }
-        return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
-      },
-      logger,
+    const path = config.controlSocket;
+    control = await resources.acquire(
+      `control_socket ${path}`,
+      () =>
+        startControlServer(
+          path,
+          async (request: ControlRequest, socket: net.Socket) => {
+            logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
+            if (request.cmd === 'status') return { ok: true, status: daemon.status() };
+            if (request.cmd === 'connect' && typeof request.target === 'string') {
+              serveConnect(daemon, request.target, socket);
+              return 'taken';
+            }
+            return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
+          },
+          logger,
+        ),
+      (c) => c.close(),
     );
   }
+  await resources.acquire('local listener', () => daemon.listen(), () => daemon.stop());
+  daemon.connect();
   /** SIGHUP: re-read the config's forwards and SOCKS listeners; a broken file changes nothing. */
   const reload = async (): Promise<void> => {
     try {

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { sdNotify, watchdogIntervalMs } from '../daemon/sd-notify.js';
+import { TwowayError } from '../errors.js';
 import { EVENTS } from '../log/events.js';
+import { EXIT } from './exit-codes.js';
+import { CliError, exitCodeFor } from './fail.js';
 
 /**
  * Process plumbing shared by `server` and `client`: systemd readiness and watchdog, signals, and
@@ -57,4 +60,48 @@ export function runUntilStopped(options: {
     },
     stopped,
   };
+}
+
+/**
+ * Local resources a daemon acquires at start-up, closed in reverse order when a later step fails
+ * (so a failed start leaves nothing half-open and the process can exit).
+ */
+export class StartupResources {
+  readonly #closers: Array<() => Promise<void> | void> = [];
+
+  /** Runs `open`; its failure becomes a one-line start-up error naming `what`; `close` is kept. */
+  async acquire<T>(what: string, open: () => Promise<T>, close: (value: T) => Promise<void> | void): Promise<T> {
+    let value: T;
+    try {
+      value = await open();
+    } catch (err) {
+      await this.closeAll();
+      throw startupError(what, err);
+    }
+    this.#closers.push(() => close(value));
+    return value;
+  }
+
+  /** Closes everything acquired so far, newest first; errors while closing are ignored. */
+  async closeAll(): Promise<void> {
+    for (const close of this.#closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch {
+        // closing is best effort: the process exits next
+      }
+    }
+  }
+}
+
+/** A start-up failure: the documented exit code of the cause (config problems 3), else 1. */
+function startupError(what: string, err: unknown): Error {
+  if (err instanceof TwowayError && exitCodeFor(err) !== EXIT.failure) return err;
+  // Node's own errors ("listen EADDRINUSE: address already in use 127.0.0.1:9100") are said
+  // plainly; twoway's errors already name what failed.
+  const e = err as NodeJS.ErrnoException;
+  const cause = e.cause as NodeJS.ErrnoException | undefined;
+  const sys = e.syscall !== undefined ? e.code : err instanceof TwowayError ? cause?.code : undefined;
+  const why = sys === 'EADDRINUSE' ? 'address already in use' : sys === 'EACCES' ? 'permission denied' : sys === 'EADDRNOTAVAIL' ? 'address not available on this host' : sys === 'ENOENT' ? 'no such file or directory' : e.message;
+  return new CliError(`cannot start: ${what}: ${why}`, EXIT.failure, { cause: err });
 }

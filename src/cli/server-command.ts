@@ -1,4 +1,6 @@
+import tls from 'node:tls';
 import { loadServerConfig } from '../config/server-config.js';
+import { ConfigError } from '../errors.js';
 import { startControlServer, type ControlReply, type ControlRequest } from '../daemon/control-server.js';
 import { ServerMetrics, startMetricsServer, type MetricsServer } from '../daemon/metrics.js';
 import { ServerDaemon } from '../daemon/server.js';
@@ -7,7 +9,7 @@ import { createLogger, type LogLevel } from '../log/logger.js';
 import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
 import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
 import { openRelayCapture } from './relay-capture.js';
-import { runUntilStopped } from './run-daemon.js';
+import { StartupResources, runUntilStopped } from './run-daemon.js';
 import { TrustedProxies } from '../transport/trusted-proxies.js';
 
 /** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
@@ -16,6 +18,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   const staticKeyPair = loadKeyPair(config.privateKeyFile);
   const peers = loadServerPeers(config);
   const tls = loadTls(config);
+  if (tls !== undefined && config.tls !== undefined) checkTlsPair(tls, config.tls);
   const capture = options.relayCapture === undefined ? undefined : openRelayCapture(options.relayCapture);
   let metrics: ServerMetrics | undefined;
   const logger = createLogger({ level: options.logLevel, base: { role: 'server' }, onEvent: (fields) => metrics?.observe(fields) });
@@ -55,30 +58,40 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     }
   };
 
-  const address = await daemon.start();
+  // Every local resource first, the WebSocket listener last: a start that fails leaves no
+  // session accepted and nothing open, and exits before READY=1 (issue 12 item 2).
+  const resources = new StartupResources();
+  const control = await resources.acquire(
+    `control_socket ${config.controlSocket}`,
+    () =>
+      startControlServer(
+        config.controlSocket,
+        async (request: ControlRequest) => {
+          logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
+          switch (request.cmd) {
+            case 'status':
+              return { ok: true, status: daemon.status() };
+            case 'reload':
+              return reload('control');
+            default:
+              return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
+          }
+        },
+        logger,
+      ),
+    (c) => c.close(),
+  );
   let metricsServer: MetricsServer | undefined;
   if (config.metricsListen !== undefined) {
+    const listen = config.metricsListen;
     metrics = new ServerMetrics(() => daemon.status());
-    metricsServer = await startMetricsServer(config.metricsListen, metrics.registry);
+    const registry = metrics.registry;
+    metricsServer = await resources.acquire(`metrics_listen ${listen.host}:${listen.port}`, () => startMetricsServer(listen, registry), (m) => m.close());
     const a = metricsServer.address();
     logger.info({ event: EVENTS.listen, kind: 'metrics', host: a.host, port: a.port }, `metrics on http://${a.host}:${a.port}/metrics`);
     if (!logger.isLevelEnabled('info')) logger.warn({ event: EVENTS.listen }, 'metrics count audit events: with a log level above info the counters stay at zero');
   }
-  const control = await startControlServer(
-    config.controlSocket,
-    async (request: ControlRequest) => {
-      logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
-      switch (request.cmd) {
-        case 'status':
-          return { ok: true, status: daemon.status() };
-        case 'reload':
-          return reload('control');
-        default:
-          return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
-      }
-    },
-    logger,
-  );
+  const address = await resources.acquire(`listen ${config.listen.host}:${config.listen.port}`, () => daemon.start(), () => daemon.shutdown());
   const run = runUntilStopped({
     logger,
     stop: async () => {
@@ -91,4 +104,15 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   });
   run.ready(`listening on ${address.host}:${address.port} with ${peers.size} peers`);
   await run.stopped;
+}
+
+/** A certificate or key that OpenSSL cannot use is a config error (exit 3), found before anything listens. */
+function checkTlsPair(pair: { cert: Buffer; key: Buffer }, files: { certFile: string; keyFile: string }): void {
+  try {
+    tls.createSecureContext({ cert: pair.cert, key: pair.key });
+  } catch (err) {
+    // OpenSSL's text names the failing step (no PEM, key does not match the certificate), never key bytes.
+    const why = (err as Error).message.replace(/^error:[0-9A-F]+:/, '');
+    throw new ConfigError('ERR_CONFIG_FILE', `tls_cert_file ${files.certFile} / tls_key_file ${files.keyFile}: not a usable certificate and key (${why})`, { cause: err });
+  }
 }

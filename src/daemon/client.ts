@@ -129,7 +129,25 @@ export class ClientDaemon {
 
   /** Starts the local listeners, then the connection loop. */
   async start(): Promise<void> {
-    await this.setListeners(this.#o.forwards, this.#o.socks);
+    await this.listen();
+    this.connect();
+  }
+
+  /**
+   * Starts the configured local listeners; when one cannot bind, those already bound are closed
+   * and the error is thrown (a daemon that starts has all of them).
+   */
+  async listen(): Promise<void> {
+    try {
+      await this.setListeners(this.#o.forwards, this.#o.socks);
+    } catch (err) {
+      await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
+      throw err;
+    }
+  }
+
+  /** Starts the connection loop (after every local resource is in place). */
+  connect(): void {
     void this.#connectLoop();
   }
 
@@ -178,11 +196,14 @@ export class ClientDaemon {
     await Promise.all(removed.map((l) => l.close()));
     this.#listeners = [...kept];
     let failure: Error | undefined;
-    for (const start of wanted.values()) {
+    for (const [k, start] of wanted) {
       try {
         this.#listeners.push(await start());
       } catch (err) {
-        failure ??= err as Error;
+        // "forward 127.0.0.1:2222 db:22: address already in use", the cause kept for its code.
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'EADDRINUSE' ? 'address already in use' : e.code === 'EACCES' ? 'permission denied' : e.message;
+        failure ??= new Error(`${k.trim()}: ${why}`, { cause: err });
       }
     }
     if (failure) throw failure;
