@@ -56,10 +56,11 @@ export function registerDaemonCommands(program: Command): void {
     .command('connect')
     .description('connect stdin/stdout to HOST:PORT through the tunnel (ssh ProxyCommand)')
     .argument('<target>', 'HOST:PORT as the server sees it')
-    .option('-c, --config <file>', 'client config file', DEFAULT_CLIENT_CONFIG)
-    .addHelpText('after', "\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect --config ~/.config/twoway/client.toml %h:%p\n")
-    .action(async (target: string, opts: { config: string }, cmd: Command) => {
-      process.exitCode = await connectCommand(target, { config: opts.config, logLevel: logLevel(cmd) });
+    .option('-c, --config <file>', 'client config file (default: $TWOWAY_CONFIG, else ~/.config/twoway/client.toml)')
+    .option('-s, --socket <path>', "the client daemon's control socket (default: the config's control_socket)")
+    .addHelpText('after', "\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect %h:%p\n")
+    .action(async (target: string, opts: { config?: string; socket?: string }, cmd: Command) => {
+      process.exitCode = await connectCommand(target, { ...opts, logLevel: logLevel(cmd) });
     });
 
   program
