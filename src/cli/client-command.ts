@@ -10,6 +10,9 @@ import { createLogger, type LogLevel } from '../log/logger.js';
 import { loadClientOptions, type ClientOverrides } from './load-client.js';
 import { StartupResources, runUntilStopped } from './run-daemon.js';
 
+/** How long `twoway reconnect` waits for the attempt it asked for (below the control client's 10 s). */
+const RECONNECT_REPLY_WAIT_MS = 8_000;
+
 /** `twoway client --config FILE`: runs the client daemon in the foreground until SIGTERM. */
 export async function clientCommand(options: { config: string; logLevel: LogLevel } & ClientOverrides): Promise<void> {
   const logger = createLogger({ level: options.logLevel, base: { role: 'client' } });
@@ -31,6 +34,7 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
           async (request: ControlRequest, socket: net.Socket) => {
             logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
             if (request.cmd === 'status') return { ok: true, status: daemon.status() };
+            if (request.cmd === 'reconnect') return { ok: true, ...(await daemon.reconnectNow(RECONNECT_REPLY_WAIT_MS)) };
             if (request.cmd === 'connect' && typeof request.target === 'string') {
               serveConnect(daemon, request.target, socket);
               return 'taken';

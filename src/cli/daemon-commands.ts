@@ -10,6 +10,7 @@ import type { LogLevel } from '../log/logger.js';
 import { compileRules } from '../policy/access-rules.js';
 import { clientCommand } from './client-command.js';
 import { connectCommand } from './connect-command.js';
+import { reconnectCommand } from './reconnect-command.js';
 import { demoCommand } from './demo-command.js';
 import { EXIT } from './exit-codes.js';
 import { CliError } from './fail.js';
@@ -61,6 +62,16 @@ export function registerDaemonCommands(program: Command): void {
     .addHelpText('after', "\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect %h:%p\n")
     .action(async (target: string, opts: { config?: string; socket?: string }, cmd: Command) => {
       process.exitCode = await connectCommand(target, { ...opts, logLevel: logLevel(cmd) });
+    });
+
+  program
+    .command('reconnect')
+    .description('ask the running client daemon to reconnect now instead of waiting out its backoff')
+    .option('-c, --config <file>', "the client's config file (to find its control socket; default as for connect)")
+    .option('-s, --socket <path>', 'the control socket itself')
+    .addHelpText('after', '\nExamples:\n  twoway reconnect\n  twoway reconnect --socket /run/twoway/client-work.sock\n')
+    .action(async (opts: { config?: string; socket?: string }) => {
+      await reconnectCommand(controlSocketOf(opts), process.stdout);
     });
 
   program

@@ -82,6 +82,21 @@ const boundFields = (a: BoundAddress | null): object => (a === null ? {} : 'path
 
 /** A session that lasted this long resets the backoff. */
 const STABLE_SESSION_MS = 30_000;
+/**
+ * A local connection that arrives while the client waits out its backoff makes it try at once
+ * (a laptop back from sleep), at most once in this interval (issue 12 item 9).
+ */
+export const ON_DEMAND_MIN_INTERVAL_MS = 5_000;
+/** After the server refused this client's key, only `twoway reconnect` cuts the backoff short for this long. */
+export const AUTH_REFUSED_HOLD_MS = 60_000;
+/** Failures that mean the server (or our pin) refuses us: retrying on demand would only hammer it. */
+const AUTH_REFUSED_CODES: ReadonlySet<string> = new Set(['ERR_SESSION_AUTH', 'ERR_SESSION_SERVER_KEY_MISMATCH', 'ERR_SESSION_PROTOCOL_VERSION', 'ERR_SESSION_DECRYPT']);
+
+/** What `twoway reconnect` reports: the client's state once the attempt it asked for ended. */
+export interface ReconnectResult {
+  readonly state: 'connected' | 'connecting' | 'failed';
+  readonly lastError: string | null;
+}
 
 export class ClientDaemon {
   readonly #o: ClientDaemonOptions;
@@ -96,6 +111,12 @@ export class ClientDaemon {
   #stopping = false;
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Ends the backoff wait early; set only while the loop waits out a backoff delay. */
+  #wake: (() => void) | undefined;
+  #lastOnDemandAt = -Infinity;
+  #authRefusedAt = -Infinity;
+  /** Called when the connection attempt under way (or the next one) has ended. */
+  #attemptWaiters: Array<() => void> = [];
   #lastError: string | undefined;
   #connectedSince: Date | undefined;
   #sessionsOpened = 0;
@@ -284,6 +305,7 @@ export class ClientDaemon {
 
   #waitForMux(): Promise<MuxSession> {
     if (this.#stopping) return Promise.reject(this.#downError('the client is shutting down'));
+    this.#reconnectOnDemand();
     return new Promise((resolve, reject) => {
       const waiter = {
         resolve,
@@ -295,6 +317,45 @@ export class ClientDaemon {
       };
       this.#waiters.add(waiter);
     });
+  }
+
+  /** A local connection is waiting: end the backoff wait, unless that would hammer the server. */
+  #reconnectOnDemand(): void {
+    if (this.#wake === undefined) return; // connected, or an attempt is under way
+    const now = Date.now();
+    if (now - this.#lastOnDemandAt < ON_DEMAND_MIN_INTERVAL_MS || now - this.#authRefusedAt < AUTH_REFUSED_HOLD_MS) return;
+    this.#lastOnDemandAt = now;
+    this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: 0, trigger: 'on-demand', attempt: this.#attempt }, 'a local connection is waiting: reconnecting now');
+    this.#wakeUp();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    wake?.();
+  }
+
+  /**
+   * `twoway reconnect`: tries now, even within the hold after an authentication refusal (the
+   * user asked), and resolves once that attempt ended or after `timeoutMs`.
+   */
+  async reconnectNow(timeoutMs: number): Promise<ReconnectResult> {
+    if (this.connected) return { state: 'connected', lastError: null };
+    const ended = new Promise<void>((resolve) => this.#attemptWaiters.push(resolve));
+    if (this.#wake !== undefined) {
+      this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: 0, trigger: 'requested', attempt: this.#attempt }, 'reconnect requested: reconnecting now');
+      this.#wakeUp();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
+    if (this.connected) return { state: 'connected', lastError: null };
+    return { state: this.#wake !== undefined && this.#lastError !== undefined ? 'failed' : 'connecting', lastError: this.#lastError ?? null };
+  }
+
+  #attemptEnded(): void {
+    for (const done of this.#attemptWaiters.splice(0)) done();
   }
 
   #downError(message: string): Error {
@@ -309,7 +370,9 @@ export class ClientDaemon {
         return;
       }
       if (session) {
-        const closed = await this.#runSession(session);
+        const running = this.#runSession(session);
+        this.#attemptEnded();
+        const closed = await running;
         if (Date.now() - closed.startedAt >= STABLE_SESSION_MS) this.#attempt = 0;
         if (this.#stopping) return;
       } else if (this.#o.once) {
@@ -318,8 +381,12 @@ export class ClientDaemon {
       const delay = backoffDelayMs(this.#attempt++, { minMs: this.#o.reconnectMinMs, maxMs: this.#o.reconnectMaxMs });
       this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: delay, attempt: this.#attempt }, `reconnecting in ${delay} ms`);
       await new Promise<void>((resolve) => {
+        this.#wake = resolve;
         this.#retryTimer = setTimeout(resolve, delay);
+        if (!session) this.#attemptEnded();
       });
+      this.#wake = undefined;
+      if (this.#retryTimer) clearTimeout(this.#retryTimer);
       this.#retryTimer = undefined;
     }
   }
@@ -343,11 +410,13 @@ export class ClientDaemon {
         });
         this.#serverUrl = url;
         this.#lastError = undefined;
+        this.#authRefusedAt = -Infinity;
         return session;
       } catch (err) {
         const e = err as Error;
         firstError ??= e;
         this.#lastError = e.message;
+        if (err instanceof TwowayError && AUTH_REFUSED_CODES.has(err.code)) this.#authRefusedAt = Date.now();
         this.#log.warn(
           { event: EVENTS.connectFailed, url, code: err instanceof TwowayError ? err.code : (err as NodeJS.ErrnoException).code, err: e.message },
           `connecting to ${url} failed: ${e.message}`,
@@ -426,7 +495,8 @@ export class ClientDaemon {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#wakeUp();
+    this.#attemptEnded();
     for (const waiter of this.#waiters) {
       clearTimeout(waiter.timer);
       waiter.reject(this.#downError('the client is shutting down'));

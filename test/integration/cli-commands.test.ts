@@ -10,7 +10,7 @@ import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { REPO_ROOT, runTwoway } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 
-const COMMANDS = ['keygen', 'pubkey', 'genpsk', 'init', 'server', 'client', 'connect', 'status', 'check-config', 'peers', 'demo'];
+const COMMANDS = ['keygen', 'pubkey', 'genpsk', 'init', 'server', 'client', 'connect', 'reconnect', 'status', 'check-config', 'peers', 'demo'];
 
 describe('twoway --help, --version and usage errors', () => {
   it('prints the version of package.json', async () => {
