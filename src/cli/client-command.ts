@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import type net from 'node:net';
-import { ClientDaemon } from '../daemon/client.js';
+import type { ControlSocketAccess } from '../config/control-socket-access.js';
 import { ConfigError } from '../errors.js';
-import { startControlServer, type ControlRequest, type ControlServer } from '../daemon/control-server.js';
+import { ClientDaemon } from '../daemon/client.js';
+import { startControlServer, type ControlRequest, type ControlServer, type ControlSocketPermissions } from '../daemon/control-server.js';
 import { ControlStream } from '../daemon/control-stream.js';
 import { relayStreams } from '../daemon/stream-relay.js';
 import { EVENTS } from '../log/events.js';
@@ -42,6 +44,7 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
             return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
           },
           logger,
+          controlPermissions(config.controlSocketAccess, config.file),
         ),
       (c) => c.close(),
     );
@@ -112,4 +115,23 @@ function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket):
   socket.once('close', () => {
     if (!answered) stream.destroy();
   });
+}
+
+/** `control_socket_mode` and `control_socket_group` with the group resolved to its gid (NSS, then /etc/group). */
+function controlPermissions(access: ControlSocketAccess, file: string): ControlSocketPermissions {
+  if (access.group === undefined) return { mode: access.mode };
+  if (/^[0-9]+$/.test(access.group)) return { mode: access.mode, gid: Number(access.group) };
+  let entry: string | undefined;
+  try {
+    entry = execFileSync('getent', ['group', access.group], { encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    try {
+      entry = fs.readFileSync('/etc/group', 'utf8').split('\n').find((line) => line.startsWith(`${access.group}:`));
+    } catch {
+      entry = undefined;
+    }
+  }
+  const gid = entry === undefined ? NaN : Number(entry.split(':')[2]);
+  if (!Number.isInteger(gid)) throw new ConfigError('ERR_CONFIG', `${file}: [client].control_socket_group: no group named ${JSON.stringify(access.group)} on this host`);
+  return { mode: access.mode, gid };
 }

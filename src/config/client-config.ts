@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { TableReader, type TomlTable } from './fields.js';
+import { readControlSocketAccess, type ControlSocketAccess } from './control-socket-access.js';
 import { formatHostPort, parseHostPort } from './listen.js';
 import { readLocalListener } from './local-listen.js';
 import { formatLocalListen, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
@@ -93,6 +94,8 @@ export interface ClientConfig {
   readonly controlSocket?: string;
   /** Set when controlSocket is the `$XDG_RUNTIME_DIR` default: the daemon creates this folder (0700). */
   readonly controlSocketDir?: string;
+  /** Mode and group of the control socket (`control_socket_mode`, `control_socket_group`). */
+  readonly controlSocketAccess: ControlSocketAccess;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
   readonly connectWaitMs: number;
@@ -241,6 +244,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   const proxyText = c.optionalString('proxy', { secret: true });
   const ca = c.optionalString('ca_file');
   const control = c.optionalString('control_socket');
+  const controlSocketAccess = readControlSocketAccess(c);
   const reconnectMinMs = c.int('reconnect_min_ms', RECONNECT_MIN_MS, { min: 1, max: MAX_TIMER_MS });
   const reconnectMaxMs = c.int('reconnect_max_ms', RECONNECT_MAX_MS, { min: 1, max: MAX_TIMER_MS });
   if (reconnectMaxMs < reconnectMinMs) throw c.fail('reconnect_max_ms', `must be at least reconnect_min_ms (${reconnectMinMs}), got ${reconnectMaxMs}`);
@@ -258,7 +262,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   socks.forEach((s, i) => claim(s.listen, `[socks.${i + 1}]`));
 
   const config: { -readonly [K in keyof ClientConfig]: ClientConfig[K] } = {
-    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, devices, services, limits,
+    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, controlSocketAccess, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, devices, services, limits,
   };
   if (psk !== undefined) config.pskFile = resolveAgainst(file, psk);
   if (ca !== undefined) config.caFile = resolveAgainst(file, ca);

@@ -22,10 +22,17 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
+/** Who may use the socket besides its owner: `mode` 0o600 or 0o660, and the group for 0o660. */
+export interface ControlSocketPermissions {
+  readonly mode: number;
+  readonly gid?: number;
+}
+
 export async function startControlServer(
   path: string,
   handler: ControlHandler,
   logger: Logger,
+  permissions: ControlSocketPermissions = { mode: 0o600 },
 ): Promise<ControlServer> {
   // A stale socket from a crashed run is removed; anything else at that path is left alone.
   try {
@@ -50,19 +57,28 @@ export async function startControlServer(
   } finally {
     process.umask(oldUmask);
   }
-  fs.chmodSync(path, 0o600);
-  return {
-    path,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        try {
-          fs.unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      }),
-  };
+  const close = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      try {
+        fs.unlinkSync(path);
+      } catch {
+        // already gone
+      }
+    });
+  // Bound under umask 0177 (mode 0600), so until here only this user could connect; the group
+  // gets access only once the socket carries the right group.
+  try {
+    // Under the unit's Group= the socket has that group already: no chown (the unit's system
+    // call filter leaves out @privileged, which holds the chown calls).
+    if (permissions.gid !== undefined && fs.statSync(path).gid !== permissions.gid) fs.chownSync(path, -1, permissions.gid);
+    fs.chmodSync(path, permissions.mode);
+  } catch (err) {
+    await close();
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`${permissions.gid !== undefined ? `setting group ${permissions.gid} and ` : ''}mode ${permissions.mode.toString(8).padStart(4, '0')}: ${e.code === 'EPERM' ? 'operation not permitted (the daemon must be a member of that group)' : e.message}`, { cause: err });
+  }
+  return { path, close };
 }
 
 function isListening(path: string): Promise<boolean> {
