@@ -98,6 +98,20 @@ describe('OpenSSH through twoway', () => {
     expect(stdout.split(' ')[0]).toBe(sha256File(path.join(dir, 'big.bin')));
   });
 
+  it("ssh's end of a session (stdin closed, then SIGHUP to the ProxyCommand) is a clean close through the daemon", async () => {
+    const server = tunnel.server!;
+    const closes = server.logLines().filter((l) => l.event === 'stream.close').length;
+    const sessions = server.logLines().filter((l) => l.event === 'auth.accepted').length;
+    const { stdout, stderr } = await run('ssh', [...sshArgs(['-o', proxyCommand(tunnel.path('client-alice.toml'))]), '-p', String(sshPort), `${user}@127.0.0.1`, 'echo ended-cleanly'], { timeout: 30_000 });
+    expect(stdout).toBe('ended-cleanly\n');
+    // Nothing from twoway connect (ssh passes its stderr through).
+    expect(stderr).not.toMatch(/twoway/);
+    await waitUntil(() => server.logLines().filter((l) => l.event === 'stream.close').length > closes, 'the stream.close line');
+    expect(server.logLines().filter((l) => l.event === 'stream.close').slice(closes)).toMatchObject([{ target: `127.0.0.1:${sshPort}`, how: 'closed' }]);
+    expect(server.logLines().filter((l) => l.event === 'stream.reset')).toEqual([]);
+    expect(server.logLines().filter((l) => l.event === 'auth.accepted').length).toBe(sessions);
+  });
+
   it('copies a file up and back down with scp through a local forward', async () => {
     const scp = (args: string[]): Promise<unknown> => run('scp', [...sshArgs(['-P', String(forwardPort)]), ...args], { timeout: 60_000 });
     const remote = path.join(dir, 'uploaded.bin');
