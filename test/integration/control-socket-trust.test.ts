@@ -66,7 +66,7 @@ async function fakeDaemon(socketPath: string): Promise<Proc> {
 
 /** Runs `twoway connect` with a clean environment: HOME as given, no TWOWAY_CONFIG. */
 function connect(args: string[], home: string, input = 'ping\n'): ReturnType<typeof runTwoway> {
-  const env = { ...process.env, HOME: home };
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
   delete env.TWOWAY_CONFIG;
   return runTwoway(['connect', ...args], { input, env });
 }
