@@ -87,11 +87,14 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     metrics = new ServerMetrics(() => daemon.status());
     const registry = metrics.registry;
     metricsServer = await resources.acquire(`metrics_listen ${listen.host}:${listen.port}`, () => startMetricsServer(listen, registry), (m) => m.close());
+  }
+  const address = await resources.acquire(`listen ${config.listen.host}:${config.listen.port}`, () => daemon.start(), () => daemon.shutdown());
+  // Logged after the WebSocket listener's line, as before the start-up order changed.
+  if (metricsServer !== undefined) {
     const a = metricsServer.address();
     logger.info({ event: EVENTS.listen, kind: 'metrics', host: a.host, port: a.port }, `metrics on http://${a.host}:${a.port}/metrics`);
     if (!logger.isLevelEnabled('info')) logger.warn({ event: EVENTS.listen }, 'metrics count audit events: with a log level above info the counters stay at zero');
   }
-  const address = await resources.acquire(`listen ${config.listen.host}:${config.listen.port}`, () => daemon.start(), () => daemon.shutdown());
   const run = runUntilStopped({
     logger,
     stop: async () => {
