@@ -78,6 +78,7 @@ beforeAll(async () => {
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sinkPort},${resetterPort},${holderPort}`] }] });
   await tunnel.startServer();
   await tunnel.startClient('alice');
+  await tunnel.server!.waitForEvent('auth.accepted');
 }, 30_000);
 
 afterAll(async () => {

@@ -65,6 +65,7 @@ beforeAll(async () => {
   });
   await daemon.waitForEvent('daemon.ready');
   await daemon.waitForEvent('session.open');
+  await tunnel.server!.waitForEvent('auth.accepted');
 }, 30_000);
 
 afterAll(async () => {

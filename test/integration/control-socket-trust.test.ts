@@ -23,6 +23,8 @@ beforeAll(async () => {
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
   await tunnel.startServer();
   await tunnel.startClient('alice');
+  // The daemon's own session, counted before the tests count new ones.
+  await tunnel.server!.waitForEvent('auth.accepted');
 }, 30_000);
 
 afterEach(async () => {
