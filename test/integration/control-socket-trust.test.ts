@@ -66,10 +66,11 @@ async function fakeDaemon(socketPath: string): Promise<Proc> {
   return fake;
 }
 
-/** Runs `twoway connect` with a clean environment: HOME as given, no TWOWAY_CONFIG. */
+/** Runs `twoway connect` with a clean environment: HOME as given, no TWOWAY_CONFIG or XDG_CONFIG_HOME. */
 function connect(args: string[], home: string, input = 'ping\n'): ReturnType<typeof runTwoway> {
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
   delete env.TWOWAY_CONFIG;
+  delete env.XDG_CONFIG_HOME;
   return runTwoway(['connect', ...args], { input, env });
 }
 
