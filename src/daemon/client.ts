@@ -184,8 +184,11 @@ export class ClientDaemon {
     const open = (target: string): Duplex => this.openStream(target);
     const key = (kind: string, listen: string, target?: string, access?: LocalAccess): string => `${kind} ${listen} ${target ?? ''} ${JSON.stringify(access ?? {})}`;
     const wanted = new Map<string, () => Promise<Listener>>();
+    /** What a failure names: "forward 127.0.0.1:2222 db.corp.example:22", "socks 127.0.0.1:1080". */
+    const labels = new Map<string, string>();
     for (const f of forwards) {
       const listen = formatLocalListen(f.listen);
+      labels.set(key('forward', listen, f.target, f.access), `forward ${listen} ${f.target}`);
       wanted.set(key('forward', listen, f.target, f.access), async () => {
         const server = await startLocalForward({ listen: f.listen, ...(f.access ? { access: f.access } : {}), target: f.target, open, logger: this.#log });
         const a = server.bound();
@@ -195,6 +198,7 @@ export class ClientDaemon {
     }
     for (const s of socks) {
       const listen = formatLocalListen(s.listen);
+      labels.set(key('socks', listen, undefined, s.access), `socks ${listen}`);
       wanted.set(key('socks', listen, undefined, s.access), async () => {
         const server = await startSocksServer({ listen: s.listen, ...(s.access ? { access: s.access } : {}), open, logger: this.#log });
         const a = server.bound();
@@ -221,10 +225,10 @@ export class ClientDaemon {
       try {
         this.#listeners.push(await start());
       } catch (err) {
-        // "forward 127.0.0.1:2222 db:22: address already in use", the cause kept for its code.
+        // "socks 127.0.0.1:1080: address already in use", the cause kept for its code.
         const e = err as NodeJS.ErrnoException;
         const why = e.code === 'EADDRINUSE' ? 'address already in use' : e.code === 'EACCES' ? 'permission denied' : e.message;
-        failure ??= new Error(`${k.trim()}: ${why}`, { cause: err });
+        failure ??= new Error(`${labels.get(k) ?? k}: ${why}`, { cause: err });
       }
     }
     if (failure) throw failure;
