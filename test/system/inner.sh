@@ -1,0 +1,249 @@
+#!/bin/bash
+# Runs inside the booted container (as the oneshot unit twoway-system-test.service, started by
+# run.sh): installs the packed twoway as a user would, runs the README's Quick start blocks, copies
+# the units as the README's systemd section says, and drives systemctl start, reload and stop for
+# twoway-server, twoway-client@work and the employee's user unit, reading journalctl.
+# Writes TAP-like lines ("ok - ..." / "not ok - ...") to /twoway-results/result and the details to
+# /twoway-results/log. Every wait is bounded; the container is powered off by the unit when done.
+set -uo pipefail
+T=/twoway-test
+R=/twoway-results
+exec >>"$R/log" 2>&1
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+export npm_config_offline=true npm_config_cache=$T/npm-cache npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+suite=$(. /etc/os-release; echo "$VERSION_CODENAME")
+passed=0 failed=0
+
+ok() { echo "ok - $*" >>"$R/result"; echo "=== ok - $*"; passed=$((passed + 1)); }
+notok() { echo "not ok - $*" >>"$R/result"; echo "=== NOT OK - $*"; failed=$((failed + 1)); }
+check() { # check DESCRIPTION COMMAND...: one result line from a command's exit status
+  local desc=$1; shift
+  if "$@"; then ok "$desc"; else notok "$desc"; fi
+}
+note() { echo "# $*" >>"$R/result"; echo "=== # $*"; }
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds or SECONDS have passed.
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.2
+  done
+}
+journal() { journalctl --no-pager -o cat "$@" 2>/dev/null; }
+# count_events UNIT EVENT: how many JSON log lines of UNIT carry "event":"EVENT".
+count_events() { journal -u "$1" | grep -c "\"event\":\"$2\"" || true; }
+more_events() { [ "$(count_events "$1" "$2")" -gt "$3" ]; }
+# reloaded_with UNIT N PEERS: the Nth config.reload line of UNIT reports PEERS peers.
+reloaded_with() { journal -u "$1" | grep '"event":"config.reload"' | sed -n "$2p" | grep -q "\"peers\":$3[,}]"; }
+active() { [ "$(systemctl is-active "$1" 2>/dev/null)" = active ]; }
+prop() { systemctl show -p "$2" --value "$1"; }
+# README blocks, extracted by heading from the README of the installed package.
+block() { node "$T/readme-block.mjs" "$pkg/README.md" "$@"; }
+
+# run_block USER DIR NAME SCRIPT: runs one README block as written, with bash -e, as USER (root or
+# a plain user, through runuser with a clean login environment) in DIR. A foreground daemon line
+# ('twoway client ...' or 'twoway server ...') runs until it reports daemon.ready and is then
+# stopped with SIGTERM (it would otherwise run for ever); that is the only change to the text.
+run_block() {
+  local user=$1 dir=$2 name=$3 script=$4 prelude rc
+  prelude=$(cat <<'EOF'
+set -eo pipefail
+foreground() {
+  local out; out=$(mktemp)
+  "$@" >"$out" 2>&1 & local pid=$!
+  local deadline=$((SECONDS + 20))
+  until grep -q '"event":"daemon.ready"\|daemon.ready' "$out" || ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+  if ! kill -0 "$pid" 2>/dev/null; then wait "$pid"; local rc=$?; cat "$out" >&2; return "$rc"; fi
+  grep -q 'daemon.ready' "$out" || { kill "$pid"; cat "$out" >&2; echo "foreground: no daemon.ready within 20 s: $*" >&2; return 1; }
+  kill -TERM "$pid"; wait "$pid"; local rc=$?; cat "$out" >&2; return "$rc"
+}
+trap 'echo "README line failed (exit $?): $BASH_COMMAND" >&2' ERR
+EOF
+)
+  script=$(printf '%s\n' "$script" | sed -E 's/^(twoway (client|server) )/foreground \1/')
+  echo "--- README block '$name' as $user in $dir:"; printf '%s\n' "$script"; echo "---"
+  if [ "$user" = root ]; then
+    (cd "$dir" && timeout 120 bash -c "$prelude"$'\n'"$script") </dev/null
+  else
+    local uid; uid=$(id -u "$user")
+    timeout 120 runuser -u "$user" -- env -i HOME="/home/$user" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
+      PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="/run/user/$uid" \
+      bash -c "cd \"$dir\" && $prelude"$'\n'"$script" </dev/null
+  fi
+  rc=$?
+  echo "--- exit $rc"
+  return $rc
+}
+
+echo "=== system test on Debian $suite, systemd $(systemctl --version | head -1)"
+note "Debian $suite, $(systemctl --version | head -1), node $(node --version), npm $(npm --version)"
+
+# 1. Install, as the README's Install section says: the packed tarball, globally.
+tgz=$(ls "$T"/twoway-*.tgz)
+check "npm install -g $(basename "$tgz") (as the README's Install section)" timeout 180 npm install -g "$tgz"
+pkg=$(npm root -g)/twoway
+check "twoway is on the PATH ($(command -v twoway || echo missing))" command -v twoway
+check "twoway --version" twoway --version
+install_block=$(block Install 0) || true
+# Every path under the package folder that the README names exists after the install.
+missing=$(grep -o '\$(npm root -g)/twoway/[A-Za-z0-9_./@-]*' "$pkg/README.md" | sed "s#\$(npm root -g)/twoway#$pkg#" | sort -u |
+  while read -r p; do [ -e "$p" ] || echo "$p"; done)
+check "every \$(npm root -g)/twoway/... path the README names exists${missing:+ (missing: $missing)}" test -z "$missing"
+
+# 2. The administrator's Quick start block, as root, in the package folder (configs/ is there).
+admin_readme_ok=0
+if admin=$(block 'The administrator: a server' 0) && run_block root "$pkg" 'The administrator: a server' "$admin"; then
+  admin_readme_ok=1; ok "README Quick start, administrator block 1 (as root)"
+else
+  notok "README Quick start, administrator block 1 (as root) failed: see the log (set-up goes on without it)"
+fi
+# What the README's block set up (or, if it failed, the same by hand, so the units are still tested).
+id twoway >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin twoway
+[ -d /etc/twoway ] || install -d -m 0750 -o root -g twoway /etc/twoway
+[ -s /etc/twoway/server.key ] || { (umask 077; twoway keygen > /etc/twoway/server.key) && chown twoway: /etc/twoway/server.key; }
+[ -f /etc/twoway/server.toml ] || cp "$pkg/configs/server.toml" /etc/twoway/
+[ -f /etc/twoway/peers.toml ] || cp "$pkg/configs/peers.toml" /etc/twoway/
+server_pub=$(twoway pubkey < /etc/twoway/server.key)
+
+# The edits the README leaves to the administrator ("then edit"): the client profile 'work' and its
+# key, and peers.toml with that client. Files keep the owner and mode the README's steps gave them.
+(umask 077; twoway keygen > /etc/twoway/client-work.key) && chown twoway: /etc/twoway/client-work.key
+work_pub=$(twoway pubkey < /etc/twoway/client-work.key)
+cat > /etc/twoway/client-work.toml <<EOF
+[client]
+server_url = "ws://127.0.0.1:8443/twoway"
+server_public_key = "$server_pub"
+private_key_file = "/etc/twoway/client-work.key"
+control_socket = "/run/twoway/client-work.sock"
+EOF
+peers_with() { # the peers file: the client 'work', plus the names and keys given
+  printf '[[peer]]\nname = "work"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$work_pub"
+  while [ $# -ge 2 ]; do printf '\n[[peer]]\nname = "%s"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$1" "$2"; shift 2; done
+}
+peers_with > /etc/twoway/peers.toml
+check "check-config accepts the server config (as the service user)" runuser -u twoway -- twoway check-config /etc/twoway/server.toml
+
+# 3. The units, copied as the README's systemd section says (its first block), from the package folder.
+if units=$(block systemd 0) && run_block root "$pkg" 'systemd (install the units)' "$units"; then
+  ok "README systemd block 1: units copied, daemon-reload"
+else
+  notok "README systemd block 1 failed; copying the units by hand"
+  cp "$pkg/systemd/twoway-server.service" "$pkg/systemd/twoway-client@.service" /etc/systemd/system/ && systemctl daemon-reload
+fi
+verify_out=$(cd /etc/systemd/system && systemd-analyze verify twoway-server.service twoway-client@work.service 2>&1)
+check "systemd-analyze verify on the installed units${verify_out:+: $verify_out}" test -z "$verify_out"
+for u in twoway-server.service twoway-client@work.service; do
+  score=$(systemd-analyze security "$u" --offline=true 2>/dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  note "systemd-analyze security --offline=true $u: ${score:-?}"
+  check "$u exposure ${score:-?} is 1.4 or better" awk -v s="${score:-99}" 'BEGIN { exit !(s <= 1.4) }'
+done
+
+# 4. The server: start, reload (a peer added, then removed), a client session, stop.
+check "systemctl start twoway-server" timeout 60 systemctl start twoway-server
+check "twoway-server is active" wait_for 10 active twoway-server
+check "the server logged daemon.ready" wait_for 10 more_events twoway-server daemon.ready 0
+probe_pub=$(twoway keygen | twoway pubkey)
+reloads=$(count_events twoway-server config.reload)
+peers_with probe "$probe_pub" > /etc/twoway/peers.toml
+check "systemctl reload twoway-server (peer added)" timeout 30 systemctl reload twoway-server
+check "config.reload logged with 2 peers" wait_for 15 reloaded_with twoway-server $((reloads + 1)) 2
+peers_with > /etc/twoway/peers.toml
+check "systemctl reload twoway-server (peer removed)" timeout 30 systemctl reload twoway-server
+check "config.reload logged with 1 peer" wait_for 15 reloaded_with twoway-server $((reloads + 2)) 1
+
+check "systemctl start twoway-client@work" timeout 60 systemctl start twoway-client@work
+check "twoway-client@work is active" wait_for 10 active twoway-client@work
+check "the server logged auth.accepted for the client" wait_for 30 more_events twoway-server auth.accepted 0
+check "the server logged session.open for the client" wait_for 10 more_events twoway-server session.open 0
+check "twoway status on the client's control socket says connected" \
+  wait_for 15 sh -c 'twoway status --json -s /run/twoway/client-work.sock | grep -q "\"state\": \"connected\""'
+twoway status -s /run/twoway/client-work.sock || true
+creloads=$(count_events twoway-client@work config.reload)
+check "systemctl reload twoway-client@work" timeout 30 systemctl reload twoway-client@work
+check "the client logged config.reload" wait_for 15 more_events twoway-client@work config.reload "$creloads"
+
+# The administrator's second Quick start block (peers add/remove, status) needs the running server.
+if admin2=$(block 'The administrator: a server' 1) && run_block root "$pkg" 'The administrator: a server (peers)' "$admin2"; then
+  ok "README Quick start, administrator block 2 (as root, server running)"
+else
+  notok "README Quick start, administrator block 2 (as root, server running) failed: see the log"
+fi
+peers_with > /etc/twoway/peers.toml && systemctl reload twoway-server
+
+# 5. The employee: a plain user, her user manager, the README's
+# employee block, then the user unit as the README's systemd section says.
+useradd -m -s /bin/bash employee
+emp_uid=$(id -u employee)
+# Her user manager, as a login would start it; linger (the README's advice) keeps it running here.
+check "loginctl enable-linger employee" timeout 30 loginctl enable-linger employee
+check "the employee's user manager (user@$emp_uid.service) is running" wait_for 30 active "user@$emp_uid.service"
+active "user@$emp_uid.service" || { systemctl status --no-pager "user@$emp_uid.service"; journal -u "user@$emp_uid.service" -u "user-runtime-dir@$emp_uid.service" | tail -n 40; }
+if emp=$(block 'The employee: a client') && run_block employee /home/employee 'The employee: a client' "$emp"; then
+  ok "README Quick start, employee block (as a plain user)"
+else
+  notok "README Quick start, employee block (as a plain user) failed: see the log"
+fi
+# Point her config at this server and put her key on the allowlist (what the admin does with it).
+cfg=/home/employee/.config/twoway/client.toml
+emp_cfg_ok=0
+emp_sock=/run/user/$emp_uid/twoway/client.sock   # the control_socket default under $XDG_RUNTIME_DIR
+if [ -s /home/employee/.config/twoway/client.key ] && [ -f "$cfg" ]; then
+  sed -i -E "s#^server_url *=.*#server_url = \"ws://127.0.0.1:8443/twoway\"#; s#^server_public_key *=.*#server_public_key = \"$server_pub\"#" "$cfg"
+  if runuser -u employee -- env XDG_RUNTIME_DIR="/run/user/$emp_uid" twoway check-config "$cfg"; then emp_cfg_ok=1; fi
+fi
+check "the employee's client.toml from the README's steps passes check-config as the employee" test "$emp_cfg_ok" = 1
+if [ "$emp_cfg_ok" != 1 ]; then
+  note "writing the employee's ~/.config/twoway/client.toml and client.key by hand, to test the user unit"
+  rm -rf /home/employee/.config/twoway
+  emp_sock=/run/user/$emp_uid/twoway-client.sock
+  runuser -u employee -- bash -c "mkdir -p ~/.config/twoway && cd ~/.config/twoway && (umask 077; twoway keygen > client.key) &&
+    printf '[client]\nserver_url = \"ws://127.0.0.1:8443/twoway\"\nserver_public_key = \"$server_pub\"\nprivate_key_file = \"client.key\"\ncontrol_socket = \"$emp_sock\"\n' > client.toml"
+fi
+emp_pub=$(twoway pubkey < /home/employee/.config/twoway/client.key)
+peers_with employee "$emp_pub" > /etc/twoway/peers.toml
+systemctl reload twoway-server
+accepted=$(count_events twoway-server auth.accepted)
+if user_unit=$(block 'The employee: a user unit' 0) && run_block employee /home/employee 'The employee: a user unit' "$user_unit"; then
+  ok "README systemd user unit block (as the employee)"
+else
+  notok "README systemd user unit block (as the employee) failed"
+fi
+uverify=$(runuser -u employee -- env XDG_RUNTIME_DIR="/run/user/$emp_uid" systemd-analyze --user verify /home/employee/.config/systemd/user/twoway-client.service 2>&1)
+check "systemd-analyze --user verify on the installed user unit${uverify:+: $uverify}" test -z "$uverify"
+uctl() { timeout 60 runuser -u employee -- env XDG_RUNTIME_DIR="/run/user/$emp_uid" systemctl --user "$@"; }
+uactive() { [ "$(uctl is-active twoway-client 2>/dev/null)" = active ]; }
+check "the user unit twoway-client is active" wait_for 15 uactive
+check "the server accepted the employee's session" wait_for 30 more_events twoway-server auth.accepted "$accepted"
+check "twoway status as the employee (socket under \$XDG_RUNTIME_DIR) says connected" \
+  wait_for 15 runuser -u employee -- sh -c "twoway status --json -s $emp_sock | grep -q '\"state\": \"connected\"'"
+ureloads=$(journal _SYSTEMD_USER_UNIT=twoway-client.service | grep -c '"event":"config.reload"' || true)
+check "systemctl --user reload twoway-client" uctl reload twoway-client
+user_reloads() { [ "$(journal _SYSTEMD_USER_UNIT=twoway-client.service | grep -c '"event":"config.reload"')" -gt "$1" ]; }
+check "the user unit logged config.reload" wait_for 15 user_reloads "$ureloads"
+check "systemctl --user stop twoway-client" uctl stop twoway-client
+check "user unit Result=success after stop ($(uctl show -p Result --value twoway-client))" test "$(uctl show -p Result --value twoway-client)" = success
+
+# 6. Stop both system units: a clean stop, no restarts, no SIGSYS.
+check "systemctl stop twoway-client@work" timeout 60 systemctl stop twoway-client@work
+check "systemctl stop twoway-server" timeout 60 systemctl stop twoway-server
+for u in twoway-client@work twoway-server; do
+  check "$u Result=success after stop ($(prop "$u" Result))" test "$(prop "$u" Result)" = success
+  check "$u was not restarted (NRestarts=$(prop "$u" NRestarts))" test "$(prop "$u" NRestarts)" = 0
+done
+sys=$( (journalctl --no-pager -o cat; journalctl --no-pager -o cat _SYSTEMD_USER_UNIT=twoway-client.service) | grep -E 'status=31/SYS|status=203/EXEC|code=killed' || true)
+check "no unit was killed by the system call filter or failed to exec${sys:+: $sys}" test -z "$sys"
+
+# 7. The README's systemd block 2 as written (enable --now, reload, journalctl), then stop again.
+if usage=$(block systemd 1) && run_block root "$pkg" 'systemd (enable, reload, journal)' "$usage"; then
+  ok "README systemd block 2 (enable --now, reload, journalctl) as root"
+else
+  notok "README systemd block 2 (enable --now, reload, journalctl) failed"
+fi
+systemctl stop twoway-client@work twoway-server || true
+
+echo "=== full journal of the twoway units:"
+journalctl --no-pager -o short-monotonic -u twoway-server -u 'twoway-client@*' | tail -n 150
+journalctl --no-pager -o short-monotonic _SYSTEMD_USER_UNIT=twoway-client.service | tail -n 50
+echo "$passed passed, $failed failed" >>"$R/result"
+echo "done" >"$R/done"
