@@ -93,23 +93,37 @@ missing=$(grep -o '\$(npm root -g)/twoway/[A-Za-z0-9_./@-]*' "$pkg/README.md" | 
   while read -r p; do [ -e "$p" ] || echo "$p"; done)
 check "every \$(npm root -g)/twoway/... path the README names exists${missing:+ (missing: $missing)}" test -z "$missing"
 
-# 2. The administrator's Quick start block, as root, in the package folder (configs/ is there).
-admin_readme_ok=0
-if admin=$(block 'The administrator: a server' 0) && run_block root "$pkg" 'The administrator: a server' "$admin"; then
-  admin_readme_ok=1; ok "README Quick start, administrator block 1 (as root)"
-else
-  notok "README Quick start, administrator block 1 (as root) failed: see the log (set-up goes on without it)"
-fi
-# What the README's block set up (or, if it failed, the same by hand, so the units are still tested).
+# 2. The employee's account: a plain user and her user manager, as a login would start it (linger,
+# the README's advice, keeps it running here), so that her README steps have $XDG_RUNTIME_DIR.
+useradd -m -s /bin/bash employee
+emp_uid=$(id -u employee)
+check "loginctl enable-linger employee" timeout 30 loginctl enable-linger employee
+check "the employee's user manager (user@$emp_uid.service) is running" wait_for 30 active "user@$emp_uid.service"
+active "user@$emp_uid.service" || { systemctl status --no-pager "user@$emp_uid.service"; journal -u "user@$emp_uid.service" -u "user-runtime-dir@$emp_uid.service" | tail -n 40; }
+
+# The peers file the server config names (peers_file, relative to /etc/twoway).
+peers_path() {
+  local p; p=$(sed -n 's/^peers_file *= *"\(.*\)".*/\1/p' /etc/twoway/server.toml | head -n 1)
+  case "$p" in /*) echo "$p" ;; "") echo /etc/twoway/peers.toml ;; *) echo "/etc/twoway/$p" ;; esac
+}
+# write_peers [NAME KEY]...: the client 'work' plus the peers given; an existing file keeps its
+# owner and mode (cat > rewrites it in place).
+write_peers() { local f; f=$(peers_path); mkdir -p "$(dirname "$f")"; peers_with "$@" > "$f"; }
+peers_with() {
+  printf '[[peer]]\nname = "work"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$work_pub"
+  while [ $# -ge 2 ]; do printf '\n[[peer]]\nname = "%s"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$1" "$2"; shift 2; done
+}
+
+# set_up_units: after the administrator's first Quick start section. What the README's steps set up
+# (or, if they failed, the same by hand, so the units are still tested); the edits the README leaves
+# to the administrator (the client profile 'work' and its key, the allowlist); the units copied as
+# the README's systemd section says; then start, reload and a session for both system units.
+set_up_units() {
 id twoway >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin twoway
 [ -d /etc/twoway ] || install -d -m 0750 -o root -g twoway /etc/twoway
 [ -s /etc/twoway/server.key ] || { (umask 077; twoway keygen > /etc/twoway/server.key) && chown twoway: /etc/twoway/server.key; }
 [ -f /etc/twoway/server.toml ] || cp "$pkg/configs/server.toml" /etc/twoway/
-[ -f /etc/twoway/peers.toml ] || cp "$pkg/configs/peers.toml" /etc/twoway/
 server_pub=$(twoway pubkey < /etc/twoway/server.key)
-
-# The edits the README leaves to the administrator ("then edit"): the client profile 'work' and its
-# key, and peers.toml with that client. Files keep the owner and mode the README's steps gave them.
 (umask 077; twoway keygen > /etc/twoway/client-work.key) && chown twoway: /etc/twoway/client-work.key
 work_pub=$(twoway pubkey < /etc/twoway/client-work.key)
 cat > /etc/twoway/client-work.toml <<EOF
@@ -119,14 +133,10 @@ server_public_key = "$server_pub"
 private_key_file = "/etc/twoway/client-work.key"
 control_socket = "/run/twoway/client-work.sock"
 EOF
-peers_with() { # the peers file: the client 'work', plus the names and keys given
-  printf '[[peer]]\nname = "work"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$work_pub"
-  while [ $# -ge 2 ]; do printf '\n[[peer]]\nname = "%s"\npublic_key = "%s"\nallow = ["127.0.0.1:9"]\n' "$1" "$2"; shift 2; done
-}
-peers_with > /etc/twoway/peers.toml
+write_peers
 check "check-config accepts the server config (as the service user)" runuser -u twoway -- twoway check-config /etc/twoway/server.toml
 
-# 3. The units, copied as the README's systemd section says (its first block), from the package folder.
+# The units, copied as the README's systemd section says (its first block), from the package folder.
 if units=$(block systemd 0) && run_block root "$pkg" 'systemd (install the units)' "$units"; then
   ok "README systemd block 1: units copied, daemon-reload"
 else
@@ -141,16 +151,16 @@ for u in twoway-server.service twoway-client@work.service; do
   check "$u exposure ${score:-?} is 1.4 or better" awk -v s="${score:-99}" 'BEGIN { exit !(s <= 1.4) }'
 done
 
-# 4. The server: start, reload (a peer added, then removed), a client session, stop.
+# The server: start, reload (a peer added, then removed), a client session, stop.
 check "systemctl start twoway-server" timeout 60 systemctl start twoway-server
 check "twoway-server is active" wait_for 10 active twoway-server
 check "the server logged daemon.ready" wait_for 10 more_events twoway-server daemon.ready 0
 probe_pub=$(twoway keygen | twoway pubkey)
 reloads=$(count_events twoway-server config.reload)
-peers_with probe "$probe_pub" > /etc/twoway/peers.toml
+write_peers probe "$probe_pub"
 check "systemctl reload twoway-server (peer added)" timeout 30 systemctl reload twoway-server
 check "config.reload logged with 2 peers" wait_for 15 reloaded_with twoway-server $((reloads + 1)) 2
-peers_with > /etc/twoway/peers.toml
+write_peers
 check "systemctl reload twoway-server (peer removed)" timeout 30 systemctl reload twoway-server
 check "config.reload logged with 1 peer" wait_for 15 reloaded_with twoway-server $((reloads + 2)) 1
 
@@ -165,27 +175,40 @@ creloads=$(count_events twoway-client@work config.reload)
 check "systemctl reload twoway-client@work" timeout 30 systemctl reload twoway-client@work
 check "the client logged config.reload" wait_for 15 more_events twoway-client@work config.reload "$creloads"
 
-# The administrator's second Quick start block (peers add/remove, status) needs the running server.
-if admin2=$(block 'The administrator: a server' 1) && run_block root "$pkg" 'The administrator: a server (peers)' "$admin2"; then
-  ok "README Quick start, administrator block 2 (as root, server running)"
-else
-  notok "README Quick start, administrator block 2 (as root, server running) failed: see the log"
-fi
-peers_with > /etc/twoway/peers.toml && systemctl reload twoway-server
+}
 
-# 5. The employee: a plain user, her user manager, the README's
-# employee block, then the user unit as the README's systemd section says.
-useradd -m -s /bin/bash employee
-emp_uid=$(id -u employee)
-# Her user manager, as a login would start it; linger (the README's advice) keeps it running here.
-check "loginctl enable-linger employee" timeout 30 loginctl enable-linger employee
-check "the employee's user manager (user@$emp_uid.service) is running" wait_for 30 active "user@$emp_uid.service"
-active "user@$emp_uid.service" || { systemctl status --no-pager "user@$emp_uid.service"; journal -u "user@$emp_uid.service" -u "user-runtime-dir@$emp_uid.service" | tail -n 40; }
-if emp=$(block 'The employee: a client') && run_block employee /home/employee 'The employee: a client' "$emp"; then
-  ok "README Quick start, employee block (as a plain user)"
-else
-  notok "README Quick start, employee block (as a plain user) failed: see the log"
-fi
+# 3. The README's Quick start, section by section in its order, as written: the administrator's
+# sections as root in the package folder (configs/ is there), the employee's as the plain user in
+# her home. The files they hand each other (server.pub, the employee's public key: "*.pub") are
+# carried between the two folders after each section, as the README's "give"/"send" says. After
+# the administrator's first section the harness starts the units (set_up_units), since the later
+# sections expect a running server.
+units_up=0
+admin_dir=$pkg emp_dir=/home/employee
+exchange() {
+  local f
+  for f in "$admin_dir"/*.pub; do [ -f "$f" ] && [ ! -e "$emp_dir/$(basename "$f")" ] && install -m 0644 -o employee -g employee "$f" "$emp_dir/"; done
+  for f in "$emp_dir"/*.pub; do [ -f "$f" ] && [ ! -e "$admin_dir/$(basename "$f")" ] && install -m 0644 "$f" "$admin_dir/"; done
+  return 0
+}
+while IFS= read -r section; do
+  case "$section" in
+    'The administrator'*) who=root dir=$admin_dir ;;
+    'The employee'*) who=employee dir=$emp_dir ;;
+    *) note "README Quick start section '$section' is not run here"; continue ;;
+  esac
+  if script=$(block "$section") && run_block "$who" "$dir" "$section" "$script"; then
+    ok "README Quick start '$section' as written (as $who)"
+  else
+    notok "README Quick start '$section' as written (as $who) failed: see the log"
+  fi
+  exchange
+  if [ "$units_up" = 0 ] && [ "$who" = root ]; then set_up_units </dev/null; units_up=1; fi
+done < <(node "$T/readme-block.mjs" "$pkg/README.md" --sections 'Quick start')
+[ "$units_up" = 1 ] || { notok "the README's Quick start has no administrator section"; set_up_units; }
+write_peers && systemctl reload twoway-server
+
+# 4. The employee's user unit, with her config from the Quick start.
 # Point her config at this server and put her key on the allowlist (what the admin does with it).
 cfg=/home/employee/.config/twoway/client.toml
 emp_cfg_ok=0
@@ -203,7 +226,7 @@ if [ "$emp_cfg_ok" != 1 ]; then
     printf '[client]\nserver_url = \"ws://127.0.0.1:8443/twoway\"\nserver_public_key = \"$server_pub\"\nprivate_key_file = \"client.key\"\ncontrol_socket = \"$emp_sock\"\n' > client.toml"
 fi
 emp_pub=$(twoway pubkey < /home/employee/.config/twoway/client.key)
-peers_with employee "$emp_pub" > /etc/twoway/peers.toml
+write_peers employee "$emp_pub"
 systemctl reload twoway-server
 if user_unit=$(block 'The employee: a user unit' 0) && run_block employee /home/employee 'The employee: a user unit' "$user_unit"; then
   ok "README systemd user unit block (as the employee)"
@@ -225,7 +248,7 @@ check "the user unit logged config.reload" wait_for 15 user_reloads "$ureloads"
 check "systemctl --user stop twoway-client" uctl stop twoway-client
 check "user unit Result=success after stop ($(uctl show -p Result --value twoway-client))" test "$(uctl show -p Result --value twoway-client)" = success
 
-# 6. Stop both system units: a clean stop, no restarts, no SIGSYS.
+# 5. Stop both system units: a clean stop, no restarts, no SIGSYS.
 check "systemctl stop twoway-client@work" timeout 60 systemctl stop twoway-client@work
 check "systemctl stop twoway-server" timeout 60 systemctl stop twoway-server
 for u in twoway-client@work twoway-server; do
@@ -235,7 +258,7 @@ done
 sys=$( (journalctl --no-pager -o cat; journalctl --no-pager -o cat _SYSTEMD_USER_UNIT=twoway-client.service) | grep -E 'status=31/SYS|status=203/EXEC|code=killed' || true)
 check "no unit was killed by the system call filter or failed to exec${sys:+: $sys}" test -z "$sys"
 
-# 7. The README's systemd block 2 as written (enable --now, reload, journalctl), then stop again.
+# 6. The README's systemd block 2 as written (enable --now, reload, journalctl), then stop again.
 if usage=$(block systemd 1) && run_block root "$pkg" 'systemd (enable, reload, journal)' "$usage"; then
   ok "README systemd block 2 (enable --now, reload, journalctl) as root"
 else

@@ -6,7 +6,12 @@
 // Exits 1 with a message when the heading or the block is missing.
 import * as fs from 'node:fs';
 
-const [file, heading, index] = process.argv.slice(2);
+// With --sections: prints the headings directly under HEADING that hold a sh block, one a line, in
+// the README's order: node readme-block.mjs README.md --sections 'Quick start'
+const args = process.argv.slice(2);
+const sections = args[1] === '--sections';
+if (sections) args.splice(1, 1);
+const [file, heading, index] = args;
 if (!file || !heading) {
   process.stderr.write('usage: readme-block.mjs README.md HEADING [INDEX]\n');
   process.exit(2);
@@ -18,6 +23,23 @@ if (start < 0) {
   process.exit(1);
 }
 const level = /^#+/.exec(lines[start])[0].length;
+if (sections) {
+  const found = [];
+  let name;
+  let fenced = false;
+  for (const line of lines.slice(start + 1)) {
+    if (/^```/.test(line)) {
+      if (!fenced && name && /^```(sh|bash)\s*$/.test(line) && !found.includes(name)) found.push(name);
+      fenced = !fenced;
+      continue;
+    }
+    const h = fenced ? null : /^(#{1,6}) (.*)$/.exec(line);
+    if (h && h[1].length <= level) break;
+    if (h && h[1].length === level + 1) name = h[2].trim();
+  }
+  process.stdout.write(found.map((n) => `${n}\n`).join(''));
+  process.exit(0);
+}
 const blocks = [];
 let current;
 for (const line of lines.slice(start + 1)) {
