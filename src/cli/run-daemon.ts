@@ -20,13 +20,19 @@ export function runUntilStopped(options: {
   let watchdog: NodeJS.Timeout | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  // Notifications go out one after the other: each is its own systemd-notify process, and a READY=1
+  // that overtook RELOADING=1 would leave systemd "reloading" for good (the next reload hangs).
+  let sent: Promise<unknown> = Promise.resolve();
+  const notify = (state: string): void => {
+    sent = sent.then(() => sdNotify(notifySocket, state)).catch(() => false);
+  };
 
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     if (watchdog) clearInterval(watchdog);
     logger.info({ event: EVENTS.daemonStop, signal }, `received ${signal}, stopping`);
-    void sdNotify(notifySocket, 'STOPPING=1');
+    notify('STOPPING=1');
     try {
       await options.stop();
     } finally {
@@ -37,8 +43,8 @@ export function runUntilStopped(options: {
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => {
     if (!options.reload) return;
-    void sdNotify(notifySocket, 'RELOADING=1');
-    void Promise.resolve(options.reload()).finally(() => void sdNotify(notifySocket, 'READY=1'));
+    notify('RELOADING=1');
+    void Promise.resolve(options.reload()).finally(() => notify('READY=1'));
   });
   // An unexpected error is logged and ends the process non-zero, so systemd restarts it.
   process.on('uncaughtException', (err) => {
@@ -54,9 +60,9 @@ export function runUntilStopped(options: {
   return {
     ready(status: string) {
       logger.info({ event: EVENTS.daemonReady }, status);
-      void sdNotify(notifySocket, `READY=1\nSTATUS=${status}`);
+      notify(`READY=1\nSTATUS=${status}`);
       const every = watchdogIntervalMs(process.env.WATCHDOG_USEC, process.env.WATCHDOG_PID);
-      if (every !== undefined) watchdog = setInterval(() => void sdNotify(notifySocket, 'WATCHDOG=1'), every).unref();
+      if (every !== undefined) watchdog = setInterval(() => notify('WATCHDOG=1'), every).unref();
     },
     stopped,
   };
