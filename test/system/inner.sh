@@ -15,8 +15,8 @@ export npm_config_offline=true npm_config_cache=$T/npm-cache npm_config_update_n
 suite=$(. /etc/os-release; echo "$VERSION_CODENAME")
 passed=0 failed=0
 
-ok() { echo "ok - $*" >>"$R/result"; echo "=== ok - $*"; passed=$((passed + 1)); }
-notok() { echo "not ok - $*" >>"$R/result"; echo "=== NOT OK - $*"; failed=$((failed + 1)); }
+ok() { echo "ok - $*" >>"$R/result"; echo "=== [${SECONDS}s] ok - $*"; passed=$((passed + 1)); }
+notok() { echo "not ok - $*" >>"$R/result"; echo "=== [${SECONDS}s] NOT OK - $*"; failed=$((failed + 1)); }
 check() { # check DESCRIPTION COMMAND...: one result line from a command's exit status
   local desc=$1; shift
   if "$@"; then ok "$desc"; else notok "$desc"; fi
@@ -206,7 +206,7 @@ while IFS= read -r section; do
   if [ "$units_up" = 0 ] && [ "$who" = root ]; then set_up_units </dev/null; units_up=1; fi
 done < <(node "$T/readme-block.mjs" "$pkg/README.md" --sections 'Quick start')
 [ "$units_up" = 1 ] || { notok "the README's Quick start has no administrator section"; set_up_units; }
-write_peers && systemctl reload twoway-server
+write_peers; check "systemctl reload twoway-server (the allowlist after the Quick start)" timeout 30 systemctl reload twoway-server
 
 # 4. The employee's user unit, with her config from the Quick start.
 # Point her config at this server and put her key on the allowlist (what the admin does with it).
@@ -222,12 +222,12 @@ if [ "$emp_cfg_ok" != 1 ]; then
   note "writing the employee's ~/.config/twoway/client.toml and client.key by hand, to test the user unit"
   rm -rf /home/employee/.config/twoway
   emp_sock=/run/user/$emp_uid/twoway-client.sock
-  runuser -u employee -- bash -c "mkdir -p ~/.config/twoway && cd ~/.config/twoway && (umask 077; twoway keygen > client.key) &&
+  timeout 60 runuser -u employee -- bash -c "mkdir -p ~/.config/twoway && cd ~/.config/twoway && (umask 077; twoway keygen > client.key) &&
     printf '[client]\nserver_url = \"ws://127.0.0.1:8443/twoway\"\nserver_public_key = \"$server_pub\"\nprivate_key_file = \"client.key\"\ncontrol_socket = \"$emp_sock\"\n' > client.toml"
 fi
 emp_pub=$(twoway pubkey < /home/employee/.config/twoway/client.key)
 write_peers employee "$emp_pub"
-systemctl reload twoway-server
+check "systemctl reload twoway-server (the employee added)" timeout 30 systemctl reload twoway-server
 if user_unit=$(block 'The employee: a user unit' 0) && run_block employee /home/employee 'The employee: a user unit' "$user_unit"; then
   ok "README systemd user unit block (as the employee)"
 else
