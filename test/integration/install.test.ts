@@ -63,7 +63,7 @@ describe('npm install -g of the packed tarball (README: Install)', () => {
 
   it('the configs/ and systemd/ files the README copies are in the installed package', () => {
     const named = [...new Set([...readmeCode().matchAll(/(?<![\w/.])((?:configs|systemd)\/[\w.@/-]+\.(?:toml|service))/g)].map((m) => m[1]))];
-    expect(named).toEqual(expect.arrayContaining(['configs/server.toml', 'configs/peers.toml', 'systemd/twoway-server.service']));
+    expect(named).toEqual(expect.arrayContaining(['configs/server.toml', 'systemd/twoway-server.service']));
     for (const p of named) expect(fs.existsSync(path.join(installed, p)), p).toBe(true);
   });
 
