@@ -132,6 +132,10 @@ server_url = "ws://127.0.0.1:8443/twoway"
 server_public_key = "$server_pub"
 private_key_file = "/etc/twoway/client-work.key"
 control_socket = "/run/twoway/client-work.sock"
+
+[[forward]]
+listen = "127.0.0.1:2222"
+target = "127.0.0.1:9"
 EOF
 write_peers
 check "check-config accepts the server config (as the service user)" runuser -u twoway -- twoway check-config /etc/twoway/server.toml
@@ -164,6 +168,9 @@ write_peers
 check "systemctl reload twoway-server (peer removed)" timeout 30 systemctl reload twoway-server
 check "config.reload logged with 1 peer" wait_for 15 reloaded_with twoway-server $((reloads + 2)) 1
 
+# An echo service as the target of the client's forward (127.0.0.1:9, which the peer may reach).
+node -e "require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(9, '127.0.0.1')" &
+echo_pid=$!
 check "systemctl start twoway-client@work" timeout 60 systemctl start twoway-client@work
 check "twoway-client@work is active" wait_for 10 active twoway-client@work
 check "the server logged auth.accepted for the client (peer work)" wait_for 30 peer_event auth.accepted work
@@ -171,6 +178,17 @@ check "the server logged session.open for the client (peer work)" wait_for 10 pe
 check "twoway status on the client's control socket says connected" \
   wait_for 15 sh -c 'twoway status --json -s /run/twoway/client-work.sock | grep -q "\"state\": \"connected\""'
 twoway status -s /run/twoway/client-work.sock || true
+# Bytes through the sandboxed units: the forward 127.0.0.1:2222 -> 127.0.0.1:9, from the service
+# user (the local-listener owner check admits the daemon's own user).
+echo_through() {
+  timeout 20 setpriv --reuid=twoway --regid=twoway --init-groups node -e "
+    const s = require('net').connect(2222, '127.0.0.1'); let got = '';
+    s.on('connect', () => s.write('twoway-echo\\n'));
+    s.on('data', (d) => { got += d; if (got.includes('twoway-echo')) { s.destroy(); process.exit(0); } });
+    s.on('error', (e) => { console.error(e.message); process.exit(1); });
+    s.on('close', () => process.exit(got.includes('twoway-echo') ? 0 : 1));"
+}
+check "bytes echo through the client unit's forward and the server unit" wait_for 15 echo_through
 creloads=$(count_events twoway-client@work config.reload)
 check "systemctl reload twoway-client@work" timeout 30 systemctl reload twoway-client@work
 check "the client logged config.reload" wait_for 15 more_events twoway-client@work config.reload "$creloads"
@@ -265,6 +283,7 @@ else
   notok "README systemd block 2 (enable --now, reload, journalctl) failed"
 fi
 systemctl stop twoway-client@work twoway-server || true
+kill "$echo_pid" 2>/dev/null || true
 
 echo "=== full journal of the twoway units:"
 journalctl --no-pager -o short-monotonic -u twoway-server -u 'twoway-client@*' | tail -n 150
