@@ -1,9 +1,10 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { stopAll, twoway, waitUntil } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
+import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
 
 // The notifications a reload sends must reach the service manager in order: RELOADING=1, then
 // READY=1. Each goes through its own systemd-notify process; sent concurrently, a READY=1 that
@@ -12,29 +13,14 @@ import { TestTunnel } from '../helpers/tunnel.js';
 // to a datagram socket (python3: Node has no unix datagram sockets) standing in for systemd; a
 // wrapper in front of it holds RELOADING=1 back a little, as a busy machine may, so that a daemon
 // that does not wait for it sends READY=1 first.
-const MANAGER = `
-import json, socket, sys, os, array
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(30)
-print("listening", flush=True)
-for _ in range(50):
-    data, anc, _f, _a = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
-    print(json.dumps(data.decode()), flush=True)
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds = array.array("i"); fds.frombytes(payload[: len(payload) - len(payload) % 4])
-            for fd in fds: os.close(fd)
-`;
-
 const REAL_NOTIFY = spawnSync('sh', ['-c', 'command -v systemd-notify'], { encoding: 'utf8' }).stdout.trim();
 
 describe('systemd notifications of a reload', () => {
   const tunnels: TestTunnel[] = [];
-  const children: ChildProcess[] = [];
+  const managers: FakeServiceManager[] = [];
   afterEach(async () => {
     await stopAll();
-    for (const c of children.splice(0)) if (c.exitCode === null) c.kill();
+    for (const m of managers.splice(0)) m.stop();
     for (const t of tunnels.splice(0)) await t.stop();
   });
 
@@ -50,12 +36,9 @@ describe('systemd notifications of a reload', () => {
       { mode: 0o755 },
     );
     const socket = tunnel.path('notify.sock');
-    const manager = spawn('python3', ['-c', MANAGER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(manager);
-    let received = '';
-    manager.stdout!.on('data', (c: Buffer) => (received += c.toString('utf8')));
-    await waitUntil(() => received.includes('listening'), 'the datagram socket is bound', 10_000);
-    const messages = (): string[] => received.split('\n').filter((l) => l.startsWith('"')).map((l) => JSON.parse(l) as string);
+    const manager = await startFakeServiceManager(socket, 30);
+    managers.push(manager);
+    const messages = (): string[] => manager.messages();
 
     fs.writeFileSync(
       tunnel.path('server.toml'),

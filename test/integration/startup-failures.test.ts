@@ -4,7 +4,6 @@
  * leaves nothing behind (no control socket, no listener). The service manager is a datagram
  * socket of our own named by NOTIFY_SOCKET (systemd-notify delivers to it, as under systemd).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -12,29 +11,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';
 import { twoway, waitUntil, type Proc } from '../helpers/processes.js';
 import { TestTunnel, closedPort } from '../helpers/tunnel.js';
-
-/** A fake service manager: prints every datagram as a JSON line, closes passed fds (BARRIER=1). */
-const FAKE_MANAGER = `
-import json, socket, sys, os, array
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-os.chmod(sys.argv[1], 0o666)
-s.settimeout(60)
-print(json.dumps("listening"), flush=True)
-while True:
-    data, anc, _f, _a = s.recvmsg(4096, socket.CMSG_SPACE(16 * 4))
-    print(json.dumps(data.decode()), flush=True)
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds = array.array("i"); fds.frombytes(payload[: len(payload) - len(payload) % 4])
-            for fd in fds: os.close(fd)
-`;
+import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
 
 let tunnel: TestTunnel;
-let manager: ChildProcess;
+let manager: FakeServiceManager | undefined;
 let notifySocket: string;
 let notifyDir: string;
-const notified: string[] = [];
+let notified: string[] = [];
 const started: Proc[] = [];
 
 beforeAll(async () => {
@@ -45,19 +28,18 @@ beforeAll(async () => {
   notifyDir = fs.mkdtempSync(path.join('/tmp', 'twoway-notify-'));
   fs.chmodSync(notifyDir, 0o755);
   notifySocket = path.join(notifyDir, 'notify.sock');
-  manager = spawn('python3', ['-c', FAKE_MANAGER, notifySocket], { stdio: ['ignore', 'pipe', 'inherit'] });
-  manager.stdout!.setEncoding('utf8').on('data', (d: string) => notified.push(...d.split('\n').filter(Boolean).map((l) => JSON.parse(l) as string)));
-  await waitUntil(() => notified.includes('listening'), 'the fake service manager');
+  manager = await startFakeServiceManager(notifySocket);
+  notified = manager.notified;
 }, 30_000);
 
 afterEach(async () => {
   // Only what the tests started (the tunnel's server stays up for the next test).
   await Promise.all(started.splice(0).map((p) => p.stop()));
-  notified.splice(0, notified.length, 'listening');
+  manager?.clear();
 });
 
 afterAll(async () => {
-  manager?.kill();
+  manager?.stop();
   await tunnel?.stop();
   if (notifyDir) fs.rmSync(notifyDir, { recursive: true, force: true });
 });
