@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseLogLine } from './strict-json.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TWOWAY_BIN = path.join(REPO_ROOT, 'bin', 'twoway');
@@ -30,18 +31,14 @@ export class Proc {
     return this.stdout + this.stderr;
   }
 
-  /** JSON log lines (pino) printed on stdout so far. */
+  /**
+   * JSON log lines (pino) printed on stdout so far, parsed strictly: a line with a duplicate key
+   * or that is not JSON throws (log pipelines reject such lines). The last, unfinished line is
+   * left for later.
+   */
   logLines(): Array<Record<string, unknown>> {
-    const out: Array<Record<string, unknown>> = [];
-    for (const line of this.stdout.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        out.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // a partial line
-      }
-    }
-    return out;
+    const complete = this.stdout.slice(0, this.stdout.lastIndexOf('\n') + 1);
+    return complete.split('\n').filter((line) => line.startsWith('{')).map(parseLogLine);
   }
 
   /** Waits until `predicate(output)` holds, failing with the output after `timeoutMs`. */
