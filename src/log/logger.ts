@@ -5,6 +5,7 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import type { Writable } from 'node:stream';
 import { EVENTS } from './events.js';
+import { escapeDeep, escapeText } from './escape.js';
 import { formatPrettyLine } from './pretty.js';
 import { safeDestination, type LineSink } from './safe-destination.js';
 
@@ -61,23 +62,40 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: options.base ?? null,
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
-      serializers: { err: pino.stdSerializers.err },
-      ...(options.onEvent ? { hooks: { logMethod: tapEvents(options.onEvent) } } : {}),
+      serializers: { err: serializeError },
+      hooks: { logMethod: logMethodHook(options.onEvent) },
     },
     sink,
   );
 }
 
-function tapEvents(onEvent: (fields: Readonly<Record<string, unknown>>) => void) {
-  return function logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
-    const first = args[0] as unknown;
+/** pino's error serializer, with peer-chosen text in the message and stack escaped. */
+function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error) as unknown;
+  if (out === null || typeof out !== 'object') return typeof out === 'string' ? escapeText(out) : out;
+  const record = out as Record<string, unknown>;
+  for (const key of Object.keys(record)) record[key] = escapeDeep(record[key]);
+  return record;
+}
+
+/**
+ * Every line: strings escaped (src/log/escape.ts: a peer chose many of them), metrics see every
+ * audit line.
+ */
+function logMethodHook(onEvent: LoggerOptions['onEvent']) {
+  return function logMethod(this: Logger, input: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
+    const args = (input as unknown[]).map((a) => escapeDeep(a));
+    const first = args[0];
     if (first !== null && typeof first === 'object' && 'event' in first) {
-      try {
-        onEvent({ ...this.bindings(), ...(first as Record<string, unknown>) });
-      } catch {
-        // a metrics failure never stops logging
+      const fields = first as Record<string, unknown>;
+      if (onEvent) {
+        try {
+          onEvent({ ...this.bindings(), ...fields });
+        } catch {
+          // a metrics failure never stops logging
+        }
       }
     }
-    method.apply(this, args as unknown[]);
+    method.apply(this, args);
   };
 }
