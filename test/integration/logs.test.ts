@@ -37,11 +37,18 @@ describe('daemon log lines', () => {
   let tunnel: TestTunnel;
   let echo: Awaited<ReturnType<typeof startEchoServer>>;
   let client: Proc;
+  let bob: Proc;
 
   beforeAll(async () => {
     echo = await startEchoServer();
     const refusedPort = await closedPort();
-    tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${refusedPort}`] }], logLevel: 'debug' });
+    tunnel = new TestTunnel({
+      peers: [
+        { name: 'alice', allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${refusedPort}`] },
+        { name: 'bob', allow: [] },
+      ],
+      logLevel: 'debug',
+    });
     await tunnel.startServer();
     client = await tunnel.startClient(
       'alice',
@@ -72,6 +79,11 @@ describe('daemon log lines', () => {
     expect(removed.code).toBe(0);
     await client.waitForEvent('session.closed');
     await tunnel.server!.waitForEvent('session.closed');
+
+    // A server that stops: bob's session ends with the server's reason.
+    bob = await tunnel.startClient('bob', '');
+    await tunnel.server!.stop();
+    await bob.waitForEvent('session.closed');
     await tunnel.stop();
   }, 60_000);
 
@@ -80,21 +92,21 @@ describe('daemon log lines', () => {
     echo.server.close();
   });
 
-  it('has no duplicate keys in any line of either daemon', () => {
-    for (const proc of [tunnel.server!, client]) {
+  it('has no duplicate keys in any line of any daemon', () => {
+    for (const proc of [tunnel.server!, client, bob]) {
       const lines = proc.stdout.split('\n').filter((l) => l.startsWith('{'));
-      expect(lines.length).toBeGreaterThan(10);
+      expect(lines.length).toBeGreaterThan(5);
       for (const line of lines) expect(() => parseLogLine(line), line).not.toThrow();
     }
   });
 
   it('logs only events of the stable list', () => {
-    const seen = new Set([...eventsOf(tunnel.server!), ...eventsOf(client)]);
+    const seen = new Set([...eventsOf(tunnel.server!), ...eventsOf(client), ...eventsOf(bob)]);
     for (const e of ['auth.accepted', 'auth.refused', 'session.open', 'session.closed', 'stream.open', 'stream.close', 'stream.refused', 'daemon.stop']) {
       expect(seen, e).toContain(e);
     }
     // Debug lines of the stream layer may carry no event; every other line names a stable one.
-    const odd = [tunnel.server!, client]
+    const odd = [tunnel.server!, client, bob]
       .flatMap((p) => p.logLines())
       .filter((l) => (l.event === undefined ? Number(l.level) >= 30 : !STABLE.has(String(l.event))));
     expect(odd).toEqual([]);
@@ -106,5 +118,10 @@ describe('daemon log lines', () => {
     const serverClosed = tunnel.server!.logLines().filter((l) => l.event === 'session.closed' && l.peer === 'alice');
     expect(serverClosed).toHaveLength(1);
     expect(serverClosed[0]).toMatchObject({ reason: 'revoked', remoteClose: false });
+  });
+
+  it('says why a client lost its session to a server that stopped', () => {
+    expect(bob.logLines().find((l) => l.event === 'session.closed')).toMatchObject({ reason: 'shutdown', remoteClose: true });
+    expect(tunnel.server!.logLines().find((l) => l.event === 'session.closed' && l.peer === 'bob')).toMatchObject({ reason: 'shutdown', remoteClose: false });
   });
 });
