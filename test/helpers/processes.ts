@@ -37,9 +37,22 @@ export class Proc {
    * left for later.
    */
   logLines(): Array<Record<string, unknown>> {
-    const complete = this.stdout.slice(0, this.stdout.lastIndexOf('\n') + 1);
-    return complete.split('\n').filter((line) => line.startsWith('{')).map(parseLogLine);
+    // Each line is parsed once: stdout only grows, and tests poll this many times.
+    if (this.stdout.length < this.#parsedUpTo) {
+      this.#parsedUpTo = 0;
+      this.#parsed = [];
+    }
+    const end = this.stdout.lastIndexOf('\n') + 1;
+    if (end > this.#parsedUpTo) {
+      const fresh = this.stdout.slice(this.#parsedUpTo, end).split('\n').filter((line) => line.startsWith('{'));
+      this.#parsed.push(...fresh.map(parseLogLine));
+      this.#parsedUpTo = end;
+    }
+    return [...this.#parsed];
   }
+
+  #parsedUpTo = 0;
+  #parsed: Array<Record<string, unknown>> = [];
 
   /** Waits until `predicate(output)` holds, failing with the output after `timeoutMs`. */
   async waitFor(predicate: (proc: Proc) => boolean, what: string, timeoutMs = 10_000): Promise<void> {

@@ -8,6 +8,7 @@
 export class StrictJsonError extends Error {}
 
 const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const LITERAL = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
 
 /** Parses one JSON text; throws StrictJsonError on a duplicate key or a syntax error. */
 export function parseStrictJson(text: string): unknown {
@@ -20,15 +21,18 @@ export function parseStrictJson(text: string): unknown {
   };
   const stringToken = (): string => {
     const start = i;
+    let escaped = false;
     i++; // opening quote
     for (;;) {
       if (i >= text.length) fail('unterminated string');
       const c = text.charCodeAt(i);
       if (c === 0x22) break;
       if (c < 0x20) fail('raw control character in a string');
+      if (c === 0x5c) escaped = true;
       i += c === 0x5c ? 2 : 1;
     }
     i++;
+    if (!escaped) return text.slice(start + 1, i - 1);
     try {
       return JSON.parse(text.slice(start, i)) as string;
     } catch {
@@ -57,7 +61,9 @@ export function parseStrictJson(text: string): unknown {
         skip();
         if (text[i] !== ':') fail('expected ":"');
         i++;
-        Object.defineProperty(out, key, { value: value(depth + 1), enumerable: true, writable: true, configurable: true });
+        const v = value(depth + 1);
+        if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+        else out[key] = v;
         skip();
         if (text[i] === ',') {
           i++;
@@ -93,10 +99,11 @@ export function parseStrictJson(text: string): unknown {
       }
     }
     if (c === '"') return stringToken();
-    const m = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)/.exec(text.slice(i, i + 400));
+    LITERAL.lastIndex = i;
+    const m = LITERAL.exec(text);
     if (m === null) return fail('unexpected token');
     i += m[0].length;
-    return JSON.parse(m[0]) as unknown;
+    return m[0] === 'true' ? true : m[0] === 'false' ? false : m[0] === 'null' ? null : Number(m[0]);
   };
   const out = value(0);
   skip();
