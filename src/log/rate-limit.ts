@@ -34,7 +34,7 @@ interface BucketId {
  * The rate-limiting policy, in one place: which lines are limited, and which share a budget.
  * - `auth.refused`: unauthenticated peers, one budget for the listener;
  * - `stream.refused`, `stream.reset`, `device.stream.refused`: per peer (the key a session
- *   belongs to) or per device;
+ *   belongs to), per device and per user (a device's lines name the user the server relayed);
  * - every `device.stream.*` line of a reverse-listener connection (`user: "reverse"`), which
  *   anyone who reaches the listener causes: per device.
  * Undefined for a line that is always written.
@@ -54,10 +54,12 @@ export function refusalBucket(fields: Fields, bindings: Fields): BucketId | unde
     case EVENTS.deviceStreamClose: {
       if (fields.user === 'reverse') return { key: `reverse\0${device ?? ''}`, of: 'reverse connection', identity: device ? { device } : {} };
       if (event === EVENTS.deviceStreamOpen || event === EVENTS.deviceStreamClose) return undefined;
+      const user = text(fields.user);
       const identity: Record<string, string> = {};
       if (peer !== undefined) identity.peer = peer;
       if (device !== undefined) identity.device = device;
-      return { key: `${event}\0${peer ?? ''}\0${device ?? ''}`, of: event, identity };
+      if (user !== undefined) identity.user = user;
+      return { key: `${event}\0${peer ?? ''}\0${device ?? ''}\0${user ?? ''}`, of: event, identity };
     }
     default:
       return undefined;

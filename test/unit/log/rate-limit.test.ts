@@ -39,7 +39,10 @@ describe('RefusalLimiter', () => {
     const a = refusalBucket({ event: EVENTS.streamRefused }, { peer: 'alice' })!;
     const b = refusalBucket({ event: EVENTS.streamRefused, peer: 'bob' }, {})!;
     const r = refusalBucket({ event: EVENTS.deviceStreamClose, device: 'build1', user: 'reverse' }, {})!;
-    expect(new Set([a.key, b.key, r.key]).size).toBe(3);
+    const onDevice = refusalBucket({ event: EVENTS.deviceStreamRefused, user: 'alice' }, {})!;
+    const onDeviceOther = refusalBucket({ event: EVENTS.deviceStreamRefused, user: 'mallory' }, {})!;
+    expect(new Set([a.key, b.key, r.key, onDevice.key, onDeviceOther.key]).size).toBe(5);
+    expect(onDevice).toMatchObject({ identity: { user: 'alice' } });
     expect(r).toMatchObject({ of: 'reverse connection', identity: { device: 'build1' } });
     expect(refusalBucket({ event: EVENTS.deviceStreamClose, device: 'build1', user: 'alice' }, {})).toBeUndefined();
     expect(refusalBucket({ event: EVENTS.streamOpen }, { peer: 'alice' })).toBeUndefined();
