@@ -116,8 +116,9 @@ export class DeviceRouter {
     if (older !== undefined && older.handle !== handle) {
       this.#log.info({ event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' }, `device ${peer.name}: a newer session replaces the older one`);
       this.#drop(older, 'replaced by a newer session');
-      older.handle.mux.close('normal', 'replaced by a newer session of the same device');
+      // The close record first, so the device learns `replaced` (a GOAWAY has no such code).
       older.handle.session.close({ code: 'replaced', message: 'replaced by a newer session' });
+      older.handle.mux.close('normal', 'replaced by a newer session of the same device');
     }
     // Shaped to the server's own view of the device session's limits (its mux limits).
     const opens = new DeviceOpenQueue(deviceOpenLimits(handle.mux.limits), () => handle.mux.streamCount);

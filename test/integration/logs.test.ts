@@ -9,7 +9,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENTS } from '../../src/log/events.js';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { runTwoway, type Proc } from '../helpers/processes.js';
+import { runTwoway, twoway, type Proc } from '../helpers/processes.js';
 import { parseLogLine } from '../helpers/strict-json.js';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
 
@@ -38,6 +38,8 @@ describe('daemon log lines', () => {
   let echo: Awaited<ReturnType<typeof startEchoServer>>;
   let client: Proc;
   let bob: Proc;
+  let olderDevice: Proc;
+  let newerDevice: Proc;
 
   beforeAll(async () => {
     echo = await startEchoServer();
@@ -46,6 +48,7 @@ describe('daemon log lines', () => {
       peers: [
         { name: 'alice', allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${refusedPort}`] },
         { name: 'bob', allow: [] },
+        { name: 'build1', allow: [], kind: 'device' },
       ],
       logLevel: 'debug',
     });
@@ -80,6 +83,19 @@ describe('daemon log lines', () => {
     await client.waitForEvent('session.closed');
     await tunnel.server!.waitForEvent('session.closed');
 
+    // A device whose key connects again elsewhere: the older session is replaced.
+    const service = `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = []\n`;
+    olderDevice = await tunnel.startClient('build1', service);
+    const olderLines = olderDevice.stdout.length;
+    // The same key from a second agent (its own control socket: the first one holds build1's).
+    const newerConfig = tunnel.path('client-build1-newer.toml');
+    fs.writeFileSync(newerConfig, fs.readFileSync(tunnel.clientConfig('build1', service), 'utf8').replace(/^control_socket = .*$/m, 'control_socket = "client-build1-newer.sock"'));
+    newerDevice = twoway(['client', '--config', newerConfig]);
+    await newerDevice.waitForEvent('session.open');
+    await olderDevice.waitFor((p) => p.stdout.slice(olderLines).includes('"session.closed"'), 'the older device session to close');
+    await olderDevice.stop();
+    await newerDevice.stop();
+
     // A server that stops: bob's session ends with the server's reason.
     bob = await tunnel.startClient('bob', '');
     await tunnel.server!.stop();
@@ -93,9 +109,9 @@ describe('daemon log lines', () => {
   });
 
   it('has no duplicate keys in any line of any daemon', () => {
-    for (const proc of [tunnel.server!, client, bob]) {
+    for (const proc of [tunnel.server!, client, bob, olderDevice, newerDevice]) {
       const lines = proc.stdout.split('\n').filter((l) => l.startsWith('{'));
-      expect(lines.length).toBeGreaterThan(5);
+      expect(lines.length).toBeGreaterThan(2);
       for (const line of lines) expect(() => parseLogLine(line), line).not.toThrow();
     }
   });
@@ -118,6 +134,10 @@ describe('daemon log lines', () => {
     const serverClosed = tunnel.server!.logLines().filter((l) => l.event === 'session.closed' && l.peer === 'alice');
     expect(serverClosed).toHaveLength(1);
     expect(serverClosed[0]).toMatchObject({ reason: 'revoked', remoteClose: false });
+  });
+
+  it('says why a device lost its session to a newer one of the same key', () => {
+    expect(olderDevice.logLines().find((l) => l.event === 'session.closed')).toMatchObject({ reason: 'replaced', remoteClose: true });
   });
 
   it('says why a client lost its session to a server that stopped', () => {
