@@ -9,7 +9,7 @@ import { ConfigError } from '../errors.js';
 import type { LogLevel } from '../log/logger.js';
 import { compileRules } from '../policy/access-rules.js';
 import { clientCommand } from './client-command.js';
-import { connectCommand } from './connect-command.js';
+import { connectCommand, findClientConfig } from './connect-command.js';
 import { reconnectCommand } from './reconnect-command.js';
 import { demoCommand } from './demo-command.js';
 import { EXIT } from './exit-codes.js';
@@ -17,6 +17,7 @@ import { CliError } from './fail.js';
 import { addPeer, formatPeersResult, listPeers, removePeer, setPeer } from './peers-command.js';
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
+import { checkDevicePinned, checkTarget } from './targets.js';
 
 const DEFAULT_SERVER_CONFIG = '/etc/twoway/server.toml';
 /** `$TWOWAY_CONFIG`, else `$XDG_CONFIG_HOME/twoway/client.toml` (`~/.config/twoway/client.toml`). */
@@ -61,6 +62,12 @@ export function registerDaemonCommands(program: Command): void {
     .option('-s, --socket <path>', "the client daemon's control socket (default: the config's control_socket)")
     .addHelpText('after', "\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect %h:%p\n")
     .action(async (target: string, opts: { config?: string; socket?: string }, cmd: Command) => {
+      // Usage errors (exit 2) before any handshake: the target's form, and a device's pin.
+      checkTarget(target, 'connect: target');
+      if (opts.socket === undefined) {
+        const file = findClientConfig(opts.config, process.env);
+        checkDevicePinned(target, new Set(loadClientConfig(file, { env: process.env }).devices.map((d) => d.name)), 'connect: target', file);
+      }
       process.exitCode = await connectCommand(target, { ...opts, logLevel: logLevel(cmd) });
     });
 

@@ -1,4 +1,5 @@
 import { TwowayError } from '../errors.js';
+import { escapeText } from '../log/escape.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
 /** An error the CLI prints as one sentence and exits with, never with a stack trace. */
@@ -40,9 +41,13 @@ export function exitCodeFor(err: unknown): ExitCode {
   }
 }
 
-/** Prints `twoway: <message>` to stderr. Stacks only with TWOWAY_DEBUG=1 (read by main). */
+/**
+ * Prints `twoway: <message>` to stderr, as one line with every control and format character
+ * escaped (a peer chose part of many messages: OPEN_FAIL and GOAWAY texts, close records).
+ * Stacks only with TWOWAY_DEBUG=1 (read by main).
+ */
 export function printError(err: unknown, debug: boolean, stderr: NodeJS.WritableStream = process.stderr): void {
   const message = err instanceof Error ? err.message : String(err);
-  stderr.write(`twoway: ${message}\n`);
-  if (debug && err instanceof Error && err.stack) stderr.write(`${err.stack}\n`);
+  stderr.write(`twoway: ${escapeText(message)}\n`);
+  if (debug && err instanceof Error && err.stack) stderr.write(`${err.stack.split('\n').map(escapeText).join('\n')}\n`);
 }

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import { loadClientConfig, type ClientConfig } from '../config/client-config.js';
 import { readPskFile } from '../config/key-file.js';
-import { parseLocalListen } from '../config/local-listen.js';
 import { decodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import type { ClientDaemonOptions, ClientForward } from '../daemon/client.js';
 import type { Logger } from '../log/logger.js';
 import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
 import { loadKeyPair } from './load-server.js';
+import { checkDevicePinned, checkListen, parseForwardFlag } from './targets.js';
 
 export interface ClientOverrides {
   /** `LISTEN=TARGET` one-off forwards from the command line. */
@@ -18,14 +18,9 @@ export interface ClientOverrides {
   readonly noConfigForwards?: boolean;
 }
 
-/** Parses `--forward 127.0.0.1:2222=db.corp:22`. */
+/** Parses `--forward 127.0.0.1:2222=db.corp:22`; a mistake is a usage error (exit 2). */
 export function parseForwardSpec(spec: string): ClientForward {
-  const eq = spec.indexOf('=');
-  if (eq <= 0 || eq === spec.length - 1) {
-    throw new ConfigError('ERR_CONFIG', `--forward ${JSON.stringify(spec)}: expected LISTEN=TARGET, e.g. 127.0.0.1:2222=db.corp.example:22 or unix:/run/user/1000/db.sock=db.corp.example:22`);
-  }
-  const listen = parseLocalListen(spec.slice(0, eq));
-  return { listen, target: spec.slice(eq + 1) };
+  return parseForwardFlag(spec);
 }
 
 /** `[[device]]` pins as name -> public key. */
@@ -40,6 +35,9 @@ export function loadClientOptions(
   logger: Logger,
   overrides: ClientOverrides = {},
 ): { config: ClientConfig; options: ClientDaemonOptions } {
+  // Command-line mistakes first: a usage error (exit 2) whatever the files hold.
+  const cliForwards = (overrides.forward ?? []).map(parseForwardSpec);
+  const cliSocks = (overrides.socks ?? []).map((s) => ({ listen: checkListen(s, `-D ${JSON.stringify(s.slice(0, 80))}`) }));
   const config = loadClientConfig(file, { env });
   const staticKeyPair = loadKeyPair(config.privateKeyFile);
   const psk = config.pskFile !== undefined ? readPskFile(config.pskFile) : undefined;
@@ -54,12 +52,14 @@ export function loadClientOptions(
   }
   const forwards = [
     ...(overrides.noConfigForwards ? [] : config.forwards.map((f) => ({ listen: f.listen, access: f.access, target: f.target }))),
-    ...(overrides.forward ?? []).map(parseForwardSpec),
+    ...cliForwards,
   ];
   const socks = [
     ...(overrides.noConfigForwards ? [] : config.socks.map((s) => ({ listen: s.listen, access: s.access }))),
-    ...(overrides.socks ?? []).map((s) => ({ listen: parseLocalListen(s) })),
+    ...cliSocks,
   ];
+  const pins = devicePins(config);
+  for (const f of cliForwards) checkDevicePinned(f.target, pins, '-L TARGET', file);
   return {
     config,
     options: {
@@ -76,7 +76,7 @@ export function loadClientOptions(
       connectWaitMs: config.connectWaitMs,
       dialTimeoutMs: config.limits.dialTimeoutMs,
       openQueueWaitMs: config.limits.openQueueWaitMs,
-      devicePins: devicePins(config),
+      devicePins: pins,
       services: config.services,
       sessionLimits: sessionLimitsFrom(config.limits),
       muxLimits: muxLimitsFrom(config.limits),

@@ -69,6 +69,21 @@ function buildProgram(): Command {
   return program;
 }
 
+/**
+ * True once stdout or stderr failed (EPIPE: `twoway help status | head -1` closed the pipe).
+ * Without a listener that 'error' event would crash the process with a stack trace.
+ */
+let outputLost = false;
+
+/** A reader that goes away ends our output quietly; the exit status says the output was cut. */
+function endQuietlyOnClosedOutput(stream: NodeJS.WriteStream): void {
+  stream.on('error', () => {
+    outputLost = true;
+    if (finished && (process.exitCode === undefined || process.exitCode === EXIT.ok)) process.exitCode = EXIT.failure;
+  });
+}
+let finished = false;
+
 async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -85,11 +100,16 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+endQuietlyOnClosedOutput(process.stdout);
+endQuietlyOnClosedOutput(process.stderr);
+
 main(process.argv).then(
   (code) => {
-    process.exitCode = code;
+    finished = true;
+    process.exitCode = code === EXIT.ok && outputLost ? EXIT.failure : code;
   },
   (err: unknown) => {
+    finished = true;
     printError(err, true);
     process.exitCode = EXIT.failure;
   },

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { sdNotify, watchdogIntervalMs } from '../daemon/sd-notify.js';
 import { TwowayError } from '../errors.js';
 import { EVENTS } from '../log/events.js';
+import { flushLogSummaries } from '../log/logger.js';
 import { EXIT } from './exit-codes.js';
 import { CliError, exitCodeFor } from './fail.js';
 
@@ -36,6 +37,7 @@ export function runUntilStopped(options: {
     try {
       await options.stop();
     } finally {
+      flushLogSummaries(logger);
       resolveStopped();
     }
   };

@@ -2,13 +2,15 @@ import { controlRequest } from '../daemon/control-client.js';
 import type { ClientStatus } from '../daemon/client.js';
 import type { ServerStatus } from '../daemon/server.js';
 import { ConfigError } from '../errors.js';
+import { escapeJsonText, escapeText } from '../log/escape.js';
 
 /** `twoway status`: asks the running daemon over its control socket. */
 export async function statusCommand(socketPath: string, json: boolean, stdout: NodeJS.WritableStream): Promise<void> {
   const reply = await controlRequest(socketPath, { cmd: 'status' });
   if (!reply.ok) throw new ConfigError('ERR_CONTROL', `control socket ${socketPath}: ${String(reply.error)}`);
   const status = reply.status as ServerStatus | ClientStatus;
-  stdout.write(json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+  // Peer-chosen text (close reasons, last errors) is escaped before it reaches the terminal.
+  stdout.write(json ? `${escapeJsonText(JSON.stringify(status, null, 2))}\n` : formatStatus(status));
 }
 
 function ago(iso: string | null): string {
@@ -73,5 +75,5 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  ${l.up ? 'listening' : 'down'}`);
     }
   }
-  return `${lines.join('\n')}\n`;
+  return `${lines.map(escapeText).join('\n')}\n`;
 }

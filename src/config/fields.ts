@@ -29,6 +29,32 @@ export function echo(value: unknown): string {
   return String(value);
 }
 
+/** The message of a missing required key (see TableReader.fail: a typo is reported first). */
+export const MISSING_KEY = 'required key is missing';
+
+/** Edit distance with adjacent transpositions (optimal string alignment), for typo hints. */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** True when `typed` is probably a misspelling of `known`. */
+function looksLike(typed: string, known: string): boolean {
+  const norm = (k: string): string => k.toLowerCase().replace(/-/g, '_');
+  if (norm(typed) === norm(known)) return true;
+  const limit = known.length <= 4 ? 1 : 2;
+  return Math.abs(typed.length - known.length) <= limit && editDistance(norm(typed), norm(known)) <= limit;
+}
+
 export interface IntOptions {
   readonly min: number;
   readonly max: number;
@@ -48,8 +74,16 @@ export class TableReader {
     this.#table = table;
   }
 
-  /** `file: [table].key: message` as a ConfigError. */
+  /**
+   * `file: [table].key: message` as a ConfigError. A required key that is missing while the table
+   * holds a key nobody asked for that looks like it (`sever_url` for `server_url`) is reported as
+   * that unknown key, with a hint: the typo is the mistake, not the missing key.
+   */
   fail(key: string | undefined, message: string, cause?: unknown): ConfigError {
+    if (message === MISSING_KEY && key !== undefined) {
+      const typo = Object.keys(this.#table).find((k) => !this.#seen.has(k) && k !== key && looksLike(k, key));
+      if (typo !== undefined) return this.fail(typo, `unknown key (did you mean ${key}?)`);
+    }
     const name = key === undefined ? this.where : this.where === '' ? key : `${this.where}.${key}`;
     const text = name === '' ? `${this.file}: ${message}` : `${this.file}: ${name}: ${message}`;
     return new ConfigError('ERR_CONFIG', text, cause === undefined ? undefined : { cause });
@@ -76,7 +110,7 @@ export class TableReader {
 
   string(key: string, options: { secret?: boolean } = {}): string {
     const value = this.optionalString(key, options);
-    if (value === undefined) throw this.fail(key, 'required key is missing');
+    if (value === undefined) throw this.fail(key, MISSING_KEY);
     return value;
   }
 
@@ -141,10 +175,12 @@ export class TableReader {
     });
   }
 
-  /** Refuses every key that no reader method asked for. */
+  /** Refuses every key that no reader method asked for, with a hint when it looks like a known one. */
   done(): void {
     for (const key of Object.keys(this.#table)) {
-      if (!this.#seen.has(key)) throw this.fail(key, 'unknown key');
+      if (this.#seen.has(key)) continue;
+      const known = [...this.#seen].find((k) => looksLike(key, k));
+      throw this.fail(key, known === undefined ? 'unknown key' : `unknown key (did you mean ${known}?)`);
     }
   }
 }

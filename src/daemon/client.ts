@@ -460,8 +460,9 @@ export class ClientDaemon {
         this.#mux = undefined;
         this.#session = undefined;
         this.#connectedSince = undefined;
-        this.#log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams ended (${info.code})`);
-        if (!session.closed) session.close({ code: 'normal' });
+        this.#log.debug({ event: EVENTS.muxClosed, reason: info.code, remoteClose: info.remote, detail: info.message }, `streams ended (${info.code})`);
+        // After the server's GOAWAY the mux closes the session with the server's code itself.
+        if (!session.closed && !info.remote) session.close({ code: 'normal' });
         resolve({ startedAt });
       });
     });

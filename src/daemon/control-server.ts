@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { EVENTS } from '../log/events.js';
 
 /**
  * The local control socket: a unix socket of mode 0600 that speaks one JSON request per line and
@@ -44,7 +45,7 @@ export async function startControlServer(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const server = net.createServer((socket) => serve(socket, handler, logger));
-  server.on('error', (err) => logger.error({ event: 'control.error', err: err.message }, 'control socket error'));
+  server.on('error', (err) => logger.error({ event: EVENTS.controlError, err: err.message }, 'control socket error'));
   const oldUmask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -122,7 +123,7 @@ function serve(socket: net.Socket, handler: ControlHandler, logger: Logger): voi
         if (reply !== 'taken') socket.end(`${JSON.stringify(reply)}\n`);
       },
       (err: unknown) => {
-        logger.warn({ event: 'control.failed', cmd: request.cmd, err: (err as Error).message }, 'control request failed');
+        logger.warn({ event: EVENTS.controlFailed, cmd: request.cmd, err: (err as Error).message }, 'control request failed');
         socket.end(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`);
       },
     );

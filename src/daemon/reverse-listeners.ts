@@ -7,8 +7,8 @@
  *
  * Anyone who can reach the port can connect, so connections are admitted per source address and
  * per device (concurrent and per second) before they cost the device anything, then wait their
- * turn in the device's open queue (device-open-queue.ts) like users' opens; refusals are logged
- * through a throttle (issue 13 items 1 and 11).
+ * turn in the device's open queue (device-open-queue.ts) like users' opens; the logger rate-limits
+ * the lines of reverse connections per device (src/log/rate-limit.ts; issue 13 items 1 and 11).
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -18,7 +18,6 @@ import { EVENTS } from '../log/events.js';
 import type { MuxSession } from '../mux/session.js';
 import { TokenBucket } from '../mux/token-bucket.js';
 import type { DeviceOpenQueue, OpenSlot } from './device-open-queue.js';
-import { LogThrottle } from './log-throttle.js';
 import type { ReverseListen } from './server-peers.js';
 
 /** Connections one reverse listener holds open at most. */
@@ -70,7 +69,6 @@ export class ReverseListeners {
   readonly #sources = new Map<string, Source>();
   readonly #bucket = new TokenBucket(REVERSE_ACCEPT_RATE_PER_S, REVERSE_ACCEPT_BURST);
   #connections = 0;
-  readonly #refusals: LogThrottle;
   #closed = false;
 
   constructor(device: string, mux: MuxSession, logger: Logger, tap: ((chunk: Buffer) => void) | undefined, opens: DeviceOpenQueue) {
@@ -79,7 +77,6 @@ export class ReverseListeners {
     this.#log = logger;
     this.#tap = tap;
     this.#opens = opens;
-    this.#refusals = new LogThrottle(logger, { event: EVENTS.deviceStreamRefused, device, user: 'reverse' }, `reverse-listener connections to ${device} refused`);
   }
 
   /**
@@ -117,7 +114,6 @@ export class ReverseListeners {
   closeAll(why: string): void {
     this.#closed = true;
     for (const [key, l] of this.#open) this.#close(key, l, why);
-    this.#refusals.close();
   }
 
   #listen(key: string, spec: ReverseListen): void {
@@ -165,9 +161,7 @@ export class ReverseListeners {
     const address = socket.remoteAddress ?? '';
     const from = `${address}:${socket.remotePort}`;
     const refused = (reason: string, detail: string): void => {
-      this.#refusals.line(() =>
-        this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason, detail }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${detail}`),
-      );
+      this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason, detail }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${detail}`);
     };
     const why = this.#admit(address);
     if (why !== undefined) {

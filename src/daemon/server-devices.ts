@@ -25,7 +25,6 @@ import { ReverseListeners, type ReverseStatus } from './reverse-listeners.js';
 import type { ServerPeer, ServerPeers } from './server-peers.js';
 import { relayStreams, type Relay, type RelaySide } from './stream-relay.js';
 import { DeviceOpenQueue, deviceOpenLimits, type OpenSlot } from './device-open-queue.js';
-import { LogThrottle } from './log-throttle.js';
 
 /** What the router needs of a session (the server's ServerSessionHandle is one). */
 export interface DeviceSessionHandle {
@@ -44,8 +43,6 @@ interface DeviceEntry {
   readonly reverse: ReverseListeners;
   /** Every open into the device waits its turn here (issue 13 item 1). */
   readonly opens: DeviceOpenQueue;
-  /** Opens the queue refuses (full, waited too long) are logged through this. */
-  readonly refusals: LogThrottle;
 }
 
 /** A user stream relayed into a device. */
@@ -119,8 +116,9 @@ export class DeviceRouter {
     if (older !== undefined && older.handle !== handle) {
       this.#log.info({ event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' }, `device ${peer.name}: a newer session replaces the older one`);
       this.#drop(older, 'replaced by a newer session');
-      older.handle.mux.close('normal', 'replaced by a newer session of the same device');
+      // The close record first, so the device learns `replaced` (a GOAWAY has no such code).
       older.handle.session.close({ code: 'replaced', message: 'replaced by a newer session' });
+      older.handle.mux.close('normal', 'replaced by a newer session of the same device');
     }
     // Shaped to the server's own view of the device session's limits (its mux limits).
     const opens = new DeviceOpenQueue(deviceOpenLimits(handle.mux.limits), () => handle.mux.streamCount);
@@ -131,7 +129,6 @@ export class DeviceRouter {
       since: new Date(),
       reverse: new ReverseListeners(peer.name, handle.mux, this.#log, this.#tap, opens),
       opens,
-      refusals: new LogThrottle(this.#log, { event: EVENTS.streamRefused, device: peer.name }, `opens into device ${peer.name} refused by its queue`),
     };
     this.#devices.set(peer.name, entry);
     this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.publicKey }, `device ${peer.name} connected`);
@@ -145,7 +142,6 @@ export class DeviceRouter {
   #drop(entry: DeviceEntry, why: string): void {
     if (this.#devices.get(entry.name) === entry) this.#devices.delete(entry.name);
     entry.opens.close(`device ${entry.name} is not connected`);
-    entry.refusals.close();
     entry.reverse.closeAll(why);
     for (const r of [...this.#relays]) if (r.device === entry.name) r.relay.reset('device-offline');
   }
@@ -219,7 +215,8 @@ export class DeviceRouter {
       signal: request.signal,
       refuse: (reason, detail) => {
         const message = reason === 'device-offline' ? `device ${device} is not connected` : `device ${device}: ${detail}`;
-        entry.refusals.line(() => log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`));
+        // Rate-limited per user and device by the logger (src/log/rate-limit.ts).
+        log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
         request.reject(reason, message);
       },
       start: (slot) => this.#relayInto(entry, user, target, request, log, refuse, slot),

@@ -108,8 +108,8 @@ export class ServerDaemon {
     const publicKey = fingerprint(session.peerPublicKey);
     const peer = this.#peers.lookup(session.peerPublicKey);
     if (peer === undefined || this.#draining) {
-      // Revoked between the handshake and key confirmation.
-      session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
+      // Revoked between the handshake and key confirmation, or the server is stopping.
+      session.close(peer === undefined ? { code: 'revoked', message: REVOKE_CLOSE_MESSAGE } : { code: 'shutdown', message: 'server shutting down' });
       return;
     }
     const log = this.#log.child({ peer: peer.name });
@@ -143,7 +143,7 @@ export class ServerDaemon {
       this.#handles.delete(handle);
       ofKey.delete(handle);
       if (ofKey.size === 0 && this.#handlesByKey.get(publicKey) === ofKey) this.#handlesByKey.delete(publicKey);
-      handle.log.debug({ event: 'mux.closed', reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
+      handle.log.debug({ event: EVENTS.muxClosed, reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
     });
   }
 
@@ -211,8 +211,9 @@ export class ServerDaemon {
       if (peer === undefined) {
         removed++;
         this.#log.warn({ event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.publicKey }, `closing the session of ${handle.peerName}: key removed from the allowlist`);
-        handle.mux.close('shutdown', REVOKE_CLOSE_MESSAGE);
+        // The close record first, so the client learns `revoked` (a GOAWAY has no such code).
         handle.session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
+        handle.mux.close('shutdown', REVOKE_CLOSE_MESSAGE);
         continue;
       }
       if (handle.peerName !== peer.name) {

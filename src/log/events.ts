@@ -1,6 +1,7 @@
 /**
- * Stable event names for the audit log. Operators alert and grep on these; renaming one is a
- * breaking change. Log calls look like
+ * Stable event names for the audit log: the one list. The README's "Logs" section lists exactly
+ * these (a test compares them). Operators alert and grep on these; renaming one is a breaking
+ * change. Log calls look like
  * `log.info({ event: EVENTS.streamOpen, peer, target }, 'stream opened')`.
  */
 export const EVENTS = Object.freeze({
@@ -9,13 +10,14 @@ export const EVENTS = Object.freeze({
   daemonStop: 'daemon.stop',
   listen: 'listen',
   localRefused: 'local.refused',
+  transportListening: 'transport.listening',
   authAccepted: 'auth.accepted',
   authRefused: 'auth.refused',
-  handshakeFailed: 'handshake.failed',
-  rateLimited: 'rate.limited',
   sessionOpen: 'session.open',
   sessionClosed: 'session.closed',
   sessionRekey: 'session.rekey',
+  muxClosed: 'mux.closed',
+  muxFailed: 'mux.failed',
   connectAttempt: 'connect.attempt',
   connectFailed: 'connect.failed',
   reconnectScheduled: 'reconnect.scheduled',
@@ -31,10 +33,13 @@ export const EVENTS = Object.freeze({
   deviceStreamClose: 'device.stream.close',
   reverseListen: 'reverse.listen',
   reverseRelease: 'reverse.release',
+  refusalsSuppressed: 'refusals.suppressed',
   reload: 'config.reload',
   reloadFailed: 'config.reload_failed',
   peersChanged: 'peers.changed',
   controlRequest: 'control.request',
+  controlError: 'control.error',
+  controlFailed: 'control.failed',
   logDropped: 'log.dropped',
   internalError: 'internal.error',
 } as const);

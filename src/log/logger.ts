@@ -5,7 +5,9 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import type { Writable } from 'node:stream';
 import { EVENTS } from './events.js';
+import { escapeDeep, escapeText } from './escape.js';
 import { formatPrettyLine } from './pretty.js';
+import { LIMITED_EVENTS, RefusalLimiter, refusalBucket } from './rate-limit.js';
 import { safeDestination, type LineSink } from './safe-destination.js';
 
 export type { Logger } from 'pino';
@@ -48,6 +50,8 @@ export interface LoggerOptions {
   readonly onEvent?: (fields: Readonly<Record<string, unknown>>) => void;
 }
 
+const limiters = new WeakMap<Logger, RefusalLimiter>();
+
 /** Creates the daemon's root logger. Children: `log.child({ peer })`. */
 export function createLogger(options: LoggerOptions): Logger {
   const stream = options.destination ?? process.stdout;
@@ -56,28 +60,58 @@ export function createLogger(options: LoggerOptions): Logger {
     `${JSON.stringify({ level: 40, time: Date.now(), event: EVENTS.logDropped, dropped: count, msg: 'log lines were dropped' })}\n`,
   );
   const sink: LineSink = pretty ? { write: (line) => safe.write(formatPrettyLine(line)) } : safe;
-  return pino(
+  let root: Logger | undefined;
+  const limiter = new RefusalLimiter((fields, message) => root?.warn(fields, message));
+  root = pino(
     {
       level: options.level,
       base: options.base ?? null,
       redact: { paths: [...REDACT_PATHS], censor: REDACTED },
-      serializers: { err: pino.stdSerializers.err },
-      ...(options.onEvent ? { hooks: { logMethod: tapEvents(options.onEvent) } } : {}),
+      serializers: { err: serializeError },
+      hooks: { logMethod: logMethodHook(limiter, options.onEvent) },
     },
     sink,
   );
+  limiters.set(root, limiter);
+  return root;
 }
 
-function tapEvents(onEvent: (fields: Readonly<Record<string, unknown>>) => void) {
-  return function logMethod(this: Logger, args: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
-    const first = args[0] as unknown;
+/** Writes the pending `refusals.suppressed` summaries of a root logger (call when stopping). */
+export function flushLogSummaries(logger: Logger): void {
+  limiters.get(logger)?.flush();
+}
+
+/** pino's error serializer, with peer-chosen text in the message and stack escaped. */
+function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error) as unknown;
+  if (out === null || typeof out !== 'object') return typeof out === 'string' ? escapeText(out) : out;
+  const record = out as Record<string, unknown>;
+  for (const key of Object.keys(record)) record[key] = escapeDeep(record[key]);
+  return record;
+}
+
+/**
+ * Every line: strings escaped (src/log/escape.ts: a peer chose many of them), metrics see every
+ * audit line, then refusal lines pass the rate limiter (src/log/rate-limit.ts).
+ */
+function logMethodHook(limiter: RefusalLimiter, onEvent: LoggerOptions['onEvent']) {
+  return function logMethod(this: Logger, input: Parameters<Logger['info']>, method: (...a: unknown[]) => void): void {
+    const args = (input as unknown[]).map((a) => escapeDeep(a));
+    const first = args[0];
     if (first !== null && typeof first === 'object' && 'event' in first) {
-      try {
-        onEvent({ ...this.bindings(), ...(first as Record<string, unknown>) });
-      } catch {
-        // a metrics failure never stops logging
+      const fields = first as Record<string, unknown>;
+      const limited = LIMITED_EVENTS.has(fields.event);
+      const bindings = onEvent || limited ? this.bindings() : {};
+      if (onEvent) {
+        try {
+          onEvent({ ...bindings, ...fields });
+        } catch {
+          // a metrics failure never stops logging
+        }
       }
+      const bucket = limited ? refusalBucket(fields, bindings) : undefined;
+      if (bucket !== undefined && !limiter.admit(bucket, fields.reason ?? fields.how)) return;
     }
-    method.apply(this, args as unknown[]);
+    method.apply(this, args);
   };
 }

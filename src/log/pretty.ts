@@ -3,6 +3,7 @@
  * `12:00:01.234 INFO  stream opened event=stream.open peer=alice target=db:22`.
  * Used only when stdout is a TTY; journald and files get the JSON lines unchanged.
  */
+import { escapeText } from './escape.js';
 
 const LEVELS: Readonly<Record<number, string>> = {
   10: 'TRACE',
@@ -16,25 +17,36 @@ const LEVELS: Readonly<Record<number, string>> = {
 /** Fields shown in the line's fixed part or not at all. */
 const HIDDEN = new Set(['level', 'time', 'msg', 'pid', 'hostname']);
 
+/**
+ * A value as the terminal shows it: escaped (src/log/escape.ts), and quoted unless it is one
+ * plain word, so a value can never pose as another `key=value` or as a second line.
+ */
 function render(value: unknown): string {
-  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
-  return JSON.stringify(value) ?? String(value);
+  if (typeof value === 'string') {
+    const text = escapeText(value);
+    return /^[^\s"=]+$/.test(text) ? text : `"${text.replace(/"/g, '\\"')}"`;
+  }
+  return escapeText(JSON.stringify(value) ?? String(value));
 }
 
-/** Formats one JSON log line; a line that is not JSON is returned unchanged. */
+function asIs(line: string): string {
+  return line.endsWith('\n') ? `${escapeText(line.slice(0, -1))}\n` : escapeText(line);
+}
+
+/** Formats one JSON log line; a line that is not JSON is returned escaped, otherwise unchanged. */
 export function formatPrettyLine(line: string): string {
   let record: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(line);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return line;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return asIs(line);
     record = parsed as Record<string, unknown>;
   } catch {
-    return line;
+    return asIs(line);
   }
   const time = typeof record.time === 'number' ? new Date(record.time).toISOString().slice(11, 23) : '';
   const level = typeof record.level === 'number' ? (LEVELS[record.level] ?? String(record.level)) : '';
   const parts = [time, level];
-  if (typeof record.msg === 'string') parts.push(record.msg);
+  if (typeof record.msg === 'string') parts.push(escapeText(record.msg));
   for (const [key, value] of Object.entries(record)) {
     if (HIDDEN.has(key) || value === undefined) continue;
     if (key === 'err' && typeof value === 'object' && value !== null) {
@@ -42,7 +54,7 @@ export function formatPrettyLine(line: string): string {
       parts.push(`err=${render(`${String(err.type ?? 'Error')}${err.code ? ` ${String(err.code)}` : ''}: ${String(err.message ?? '')}`)}`);
       continue;
     }
-    parts.push(`${key}=${render(value)}`);
+    parts.push(`${escapeText(key)}=${render(value)}`);
   }
   return `${parts.filter((p) => p !== '').join(' ')}\n`;
 }

@@ -9,6 +9,7 @@
  */
 import type { CloseCode, CloseReason, MessageChannel } from '../channel.js';
 import { InputError, MuxError, assertNever, type MuxErrorCode } from '../errors.js';
+import { EVENTS } from '../log/events.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
 import {
@@ -303,7 +304,8 @@ export class MuxSession {
     if (frame.type === 'goaway') {
       this.#logger?.debug({ code: frame.code, message: frame.message }, 'mux: peer sent GOAWAY');
       this.#terminate({ code: frame.code, remote: true, ...(frame.message ? { message: frame.message } : {}) });
-      this.#closeChannel({ code: GOAWAY_CLOSE[frame.code] });
+      // The peer ended the session: its code and message, not ours, are what the session logs.
+      this.#closeChannel({ code: GOAWAY_CLOSE[frame.code], remote: true, ...(frame.message ? { message: frame.message } : {}) });
       return;
     }
     if (frame.type === 'open') {
@@ -376,7 +378,7 @@ export class MuxSession {
     try {
       this.#onStreamRequest(request);
     } catch (err) {
-      this.#logger?.warn({ err, stream: id }, 'mux: onStreamRequest threw; refusing the stream');
+      this.#logger?.warn({ event: EVENTS.internalError, err, stream: id }, 'mux: onStreamRequest threw; refusing the stream');
       request.reject('error');
     }
   }
@@ -403,7 +405,7 @@ export class MuxSession {
     const error = err instanceof MuxError ? err : new MuxError('ERR_MUX_BAD_FRAME', 'internal error handling a frame', { cause: err });
     const flood = error.code === 'ERR_MUX_FLOOD' || error.code === 'ERR_MUX_OPEN_RATE';
     const code: GoAwayCode = flood ? 'flood' : err instanceof MuxError ? 'protocol-error' : 'error';
-    this.#logger?.warn({ code: error.code, err: error.message }, 'mux: ending session');
+    this.#logger?.warn({ event: EVENTS.muxFailed, code: error.code, err: error.message }, 'mux: ending session');
     this.#sendControl(encodeGoAway(code));
     this.#writer.flush();
     this.#terminate({ code, remote: false, message: error.message, error });
@@ -443,7 +445,7 @@ export class MuxSession {
       try {
         handler(info);
       } catch (err) {
-        this.#logger?.warn({ err }, 'mux: onClose handler threw');
+        this.#logger?.warn({ event: EVENTS.internalError, err }, 'mux: onClose handler threw');
       }
     }
   }

@@ -121,7 +121,7 @@ function interpretRefusal(err: UpgradeRefusedError, wire: WireProtocol): TwowayE
     case 503:
       return new SessionError('ERR_SESSION_TOO_MANY_UNAUTHENTICATED', 'server refused: too many pending connections');
     case 404:
-      return new SessionError('ERR_TRANSPORT', 'no twoway endpoint at this URL (HTTP 404): check the path');
+      return new SessionError('ERR_TRANSPORT', `no twoway endpoint at ${err.url ?? 'this URL'} (HTTP 404): check the path (the server's [server].path, default /twoway)`);
     default:
       return err;
   }

@@ -1,12 +1,10 @@
 /**
- * Rate-limited logging of refusals. Unauthenticated peers choose how often they fail, so their
- * failures must not choose how much we write: at most REFUSAL_LOG_LINES_PER_SECOND lines a second;
- * the next line written reports how many were suppressed.
+ * Logging of refused handshakes, in the operator's vocabulary. The lines are rate-limited by the
+ * logger itself (src/log/rate-limit.ts: a few lines per interval, then one summary with counts by
+ * reason), as every refusal line is, so unauthenticated peers cannot choose how much we write.
  */
 import type { Logger } from 'pino';
 import { EVENTS } from '../log/events.js';
-
-export const REFUSAL_LOG_LINES_PER_SECOND = 20;
 
 /** Why a handshake or connection was refused (the operator's vocabulary). */
 export type RefusalReason =
@@ -29,30 +27,12 @@ export interface RefusalDetails {
 
 export class RefusalLog {
   readonly #logger: Logger;
-  #windowStart = 0;
-  #lines = 0;
-  #suppressed = 0;
 
   constructor(logger: Logger) {
     this.#logger = logger;
   }
 
   refused(reason: RefusalReason, details: RefusalDetails): void {
-    const now = performance.now();
-    if (now - this.#windowStart >= 1000) {
-      this.#windowStart = now;
-      this.#lines = 0;
-    }
-    if (this.#lines >= REFUSAL_LOG_LINES_PER_SECOND) {
-      this.#suppressed++;
-      return;
-    }
-    this.#lines++;
-    const suppressed = this.#suppressed;
-    this.#suppressed = 0;
-    this.#logger.warn(
-      { event: EVENTS.authRefused, reason, ...details, ...(suppressed > 0 ? { suppressed } : {}) },
-      'handshake refused',
-    );
+    this.#logger.warn({ event: EVENTS.authRefused, reason, ...details }, 'handshake refused');
   }
 }

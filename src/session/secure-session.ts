@@ -52,6 +52,7 @@ export interface SecureSessionOptions {
   readonly peerName: string;
   readonly remoteAddress: string;
   readonly limits: SessionLimits;
+  /** Bound with the peer's `peer`, `fingerprint` and `remote` (lines here do not repeat them). */
   readonly logger: Logger;
   /** The psk for the next rekey (initiator: its own; responder: the peer's current one, or undefined when revoked). */
   rekeyPsk(): Uint8Array | undefined;
@@ -172,7 +173,10 @@ export class RecordSession implements SecureSession {
     if (this.#closeReason !== undefined) this.#fireClose();
   }
 
-  /** Sends an encrypted close record (best effort), then closes the transport. */
+  /**
+   * Sends an encrypted close record (best effort), then closes the transport. `reason.remote`
+   * says the peer asked for the close at another layer (a GOAWAY), and is logged as such.
+   */
   close(reason: CloseReason = { code: 'normal' }): void {
     if (this.#state === 'closed') return;
     try {
@@ -180,7 +184,7 @@ export class RecordSession implements SecureSession {
     } catch {
       // The keys may be exhausted; the transport close below still ends the session.
     }
-    this.#finish({ ...reason, remote: false });
+    this.#finish({ ...reason, remote: reason.remote === true });
     this.#transport.close(reason);
   }
 
@@ -311,7 +315,7 @@ export class RecordSession implements SecureSession {
     this.#keys.discard();
     this.#timers.stop();
     if (wasConfirmed) {
-      this.#log.info({ event: EVENTS.sessionClosed, reason: reason.code, remoteClose: reason.remote === true, detail: reason.message, remote: this.remoteAddress, bytesIn: this.#stats.bytesIn, bytesOut: this.#stats.bytesOut, durationMs: Date.now() - this.establishedAt.getTime() }, `session closed (${reason.code}${reason.message ? `: ${reason.message}` : ''})`);
+      this.#log.info({ event: EVENTS.sessionClosed, reason: reason.code, remoteClose: reason.remote === true, detail: reason.message, bytesIn: this.#stats.bytesIn, bytesOut: this.#stats.bytesOut, durationMs: Date.now() - this.establishedAt.getTime() }, `session closed (${reason.code}${reason.message ? `: ${reason.message}` : ''})`);
     }
     this.#opts.onClosed?.(this, reason, wasConfirmed);
     this.#fireClose();

@@ -207,7 +207,8 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             }
             sessionsPerKey.set(fp, held + 1);
             sessions.add(confirmed);
-            peerLog.info({ event: EVENTS.authAccepted, fingerprint: fp, remote: connection.remoteAddress, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
+            // peerLog already carries peer, fingerprint and remote: repeating them makes duplicate JSON keys.
+            peerLog.info({ event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
               opts.onSession(confirmed, info);
             } catch (err) {
@@ -254,7 +255,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       refuse(unauthenticated.get(connection), connection.remoteAddress, 'bad-message', `subprotocol ${JSON.stringify(offered.slice(0, 64))}, expected ${wire.subprotocol}`);
     },
   });
-  log.debug({ event: 'transport.listening', ...transport.address(), path: opts.path ?? DEFAULT_PATH, tls: opts.tls !== undefined }, 'listening');
+  log.debug({ event: EVENTS.transportListening, ...transport.address(), path: opts.path ?? DEFAULT_PATH, tls: opts.tls !== undefined }, 'listening');
 
   return {
     address: () => transport.address(),

@@ -18,10 +18,18 @@ import { commonWsOptions, generateZeroMask } from './ws-options.js';
 export class UpgradeRefusedError extends SessionError {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
-  constructor(status: number, headers: IncomingHttpHeaders) {
-    super('ERR_TRANSPORT', `server refused the upgrade: HTTP ${status}`);
+  /** The URL dialed, as shown in messages. */
+  readonly url: string | undefined;
+  constructor(status: number, headers: IncomingHttpHeaders, url?: string) {
+    super(
+      'ERR_TRANSPORT',
+      url === undefined
+        ? `server refused the upgrade: HTTP ${status}`
+        : `the server at ${url} answered HTTP ${status} instead of a WebSocket upgrade: not a twoway server, or the wrong port or path`,
+    );
     this.status = status;
     this.headers = headers;
+    this.url = url;
   }
 }
 
@@ -52,6 +60,41 @@ function parseUrl(raw: string): URL {
     throw new SessionError('ERR_TRANSPORT', `unsupported URL scheme ${url.protocol} (ws: or wss:)`);
   }
   return url;
+}
+
+/** A URL for messages: scheme, host, port and path (config URLs carry no credentials). */
+function shownUrl(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/**
+ * One line that says what a failed dial means, for the mix-ups people make: wss:// to a plain
+ * port (OpenSSL's "wrong version number"), ws:// to a TLS port (a hang-up, or TLS bytes where HTTP
+ * was expected), something that does not speak HTTP at all, an untrusted certificate. Other
+ * errors keep their own text.
+ */
+export function describeDialError(err: Error & { code?: string; reason?: string }, url: URL): string {
+  const where = shownUrl(url);
+  const secure = url.protocol === 'wss:';
+  const text = `${err.reason ?? ''} ${err.message}`;
+  if (secure && /wrong version number|packet length too long|record layer failure|http request/i.test(text)) {
+    return `the server at ${where} does not speak TLS: use ws:// or check the port`;
+  }
+  if (secure && (err.code === 'EPROTO' || err.code?.startsWith('ERR_SSL_') === true)) {
+    return `TLS with the server at ${where} failed: ${(err.reason ?? err.message.split('\n')[0] ?? '').slice(0, 120)}`;
+  }
+  if (secure && /CERT|SELF_SIGNED|UNABLE_TO_|ALTNAME/.test(err.code ?? '')) {
+    return `the server at ${where} has a TLS certificate this client does not trust (${err.message.split('\n')[0]!.slice(0, 120)}): set [client].ca_file or check the host name`;
+  }
+  if (!secure && err.code === 'ECONNRESET' && /socket hang up/.test(err.message)) {
+    return `the server at ${where} closed the connection without an HTTP answer: if it serves TLS, use wss://`;
+  }
+  if (err.code?.startsWith('HPE_') === true) {
+    return secure
+      ? `the server at ${where} does not speak HTTP: check the host and port`
+      : `the server at ${where} does not speak HTTP (a TLS port? use wss://), or it is not a twoway server: check the host and port`;
+  }
+  return `connect to ${url.host}: ${err.message.split('\n')[0]}`;
 }
 
 /** Dials and resolves with an open channel, or rejects with a SessionError. */
@@ -106,11 +149,11 @@ export async function dialTransport(options: TransportDialOptions): Promise<WebS
       ws = socket;
       let failure: Error | undefined;
       socket.on('error', (err) => {
-        reject(failure ?? new SessionError('ERR_TRANSPORT', `connect to ${url.host}: ${err.message}`, { cause: err }));
+        reject(failure ?? new SessionError('ERR_TRANSPORT', describeDialError(err, url), { cause: err }));
       });
       socket.on('close', () => reject(failure ?? new SessionError('ERR_TRANSPORT', `connect to ${url.host}: closed`)));
       socket.on('unexpected-response', (req, res) => {
-        failure = new UpgradeRefusedError(res.statusCode ?? 0, res.headers);
+        failure = new UpgradeRefusedError(res.statusCode ?? 0, res.headers, shownUrl(url));
         res.resume();
         req.destroy();
         res.socket?.destroy();

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseLogLine } from './strict-json.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TWOWAY_BIN = path.join(REPO_ROOT, 'bin', 'twoway');
@@ -30,19 +31,28 @@ export class Proc {
     return this.stdout + this.stderr;
   }
 
-  /** JSON log lines (pino) printed on stdout so far. */
+  /**
+   * JSON log lines (pino) printed on stdout so far, parsed strictly: a line with a duplicate key
+   * or that is not JSON throws (log pipelines reject such lines). The last, unfinished line is
+   * left for later.
+   */
   logLines(): Array<Record<string, unknown>> {
-    const out: Array<Record<string, unknown>> = [];
-    for (const line of this.stdout.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        out.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // a partial line
-      }
+    // Each line is parsed once: stdout only grows, and tests poll this many times.
+    if (this.stdout.length < this.#parsedUpTo) {
+      this.#parsedUpTo = 0;
+      this.#parsed = [];
     }
-    return out;
+    const end = this.stdout.lastIndexOf('\n') + 1;
+    if (end > this.#parsedUpTo) {
+      const fresh = this.stdout.slice(this.#parsedUpTo, end).split('\n').filter((line) => line.startsWith('{'));
+      this.#parsed.push(...fresh.map(parseLogLine));
+      this.#parsedUpTo = end;
+    }
+    return [...this.#parsed];
   }
+
+  #parsedUpTo = 0;
+  #parsed: Array<Record<string, unknown>> = [];
 
   /** Waits until `predicate(output)` holds, failing with the output after `timeoutMs`. */
   async waitFor(predicate: (proc: Proc) => boolean, what: string, timeoutMs = 10_000): Promise<void> {

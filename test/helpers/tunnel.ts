@@ -33,6 +33,8 @@ export interface TunnelOptions {
   readonly clientExtra?: string;
   /** Client [[forward]] and [[socks]] tables, as TOML text. */
   readonly clientListeners?: string;
+  /** The daemons' global `--log-level` (default: info). */
+  readonly logLevel?: string;
 }
 
 export class TestTunnel {
@@ -84,7 +86,7 @@ export class TestTunnel {
         `control_socket = "server.sock"\nshutdown_grace_ms = 3000\n${this.options.serverExtra ?? ''}\n` +
         `[limits]\n${this.options.serverLimits ?? ''}\n`,
     );
-    const server = twoway(['server', '--config', this.path('server.toml')]);
+    const server = twoway([...this.#logArgs(), 'server', '--config', this.path('server.toml')]);
     this.server = server;
     const listening = await server.waitForEvent('listen');
     this.serverPort = Number(listening.port);
@@ -111,11 +113,15 @@ export class TestTunnel {
 
   /** Starts a client daemon for `peer` and waits for its session (unless `waitSession` is false). */
   async startClient(peer = this.peers[0]!.name, listeners?: string, waitSession = true, extraArgs: string[] = []): Promise<Proc> {
-    const client = twoway(['client', '--config', this.clientConfig(peer, listeners), ...extraArgs]);
+    const client = twoway([...this.#logArgs(), 'client', '--config', this.clientConfig(peer, listeners), ...extraArgs]);
     this.clients.push(client);
     await client.waitForEvent('daemon.ready');
     if (waitSession) await client.waitForEvent('session.open');
     return client;
+  }
+
+  #logArgs(): string[] {
+    return this.options.logLevel ? ['--log-level', this.options.logLevel] : [];
   }
 
   /** Ports the client's listeners bound, in order, from its log. */

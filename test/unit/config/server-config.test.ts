@@ -60,8 +60,8 @@ describe('loadServerConfig', () => {
   });
 
   const cases: [string, string, string | RegExp][] = [
-    ['an unknown key', MINIMAL.replace('listen', 'lisen = "x"\nlisten'), 's.toml: [server].lisen: unknown key'],
-    ['an unknown table', `${MINIMAL}[limit]\nx = 1\n`, 's.toml: limit: unknown key'],
+    ['an unknown key', MINIMAL.replace('listen', 'lisen = "x"\nlisten'), 's.toml: [server].lisen: unknown key (did you mean listen?)'],
+    ['an unknown table', `${MINIMAL}[limit]\nx = 1\n`, 's.toml: limit: unknown key (did you mean limits?)'],
     ['an unknown limit', `${MINIMAL}[limits]\nrekey_ms = 1\n`, 's.toml: [limits].rekey_ms: unknown key'],
     ['a bad listen', MINIMAL.replace('"[::]:8443"', '"abc"'), 's.toml: [server].listen: expected "host:port" (IPv6 as "[::1]:port"), got "abc"'],
     ['an unbracketed IPv6 listen', MINIMAL.replace('"[::]:8443"', '":::8443"'), /\[server\]\.listen: expected "host:port"/],
