@@ -89,13 +89,68 @@ export interface AcceptedEnds {
   readonly localPort?: number | undefined;
 }
 
-/** The uid that owns the connecting socket of `ends` in `rows`, or undefined when none is live. */
-export function findOwner(rows: readonly SocketRow[], ends: AcceptedEnds): number | undefined {
+/** %08X of a 32-bit word holding `bytes` in memory order, as the kernel prints it (host order). */
+function hexWord(bytes: readonly number[]): string {
+  const ordered = LITTLE_ENDIAN ? [...bytes].reverse() : bytes;
+  return ordered.map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+}
+
+function ipv6Bytes(ip: string): number[] | undefined {
+  const groups = expandIPv6(ip.toLowerCase()).split(':');
+  if (groups.length !== 8) return undefined;
+  const bytes: number[] = [];
+  for (const g of groups) {
+    const v = parseInt(g, 16);
+    if (!/^[0-9a-f]{1,4}$/.test(g)) return undefined;
+    bytes.push(v >> 8, v & 0xff);
+  }
+  return bytes;
+}
+
+/**
+ * How the tables may print the endpoint `ip:port`: an IPv4 endpoint as 8 hex digits in tcp and as
+ * a v4-mapped address in tcp6 (a dual-stack socket), an IPv6 endpoint as 32 hex digits; each form
+ * is paired by index with the same form of the other end.
+ */
+export function procEndpointForms(ip: string, port: number): [v4: string | undefined, v6: string | undefined] {
+  let host = ip.split('%', 1)[0]!.toLowerCase();
+  if (host.startsWith('::ffff:') && isIPv4(host.slice(7))) host = host.slice(7);
+  const p = port.toString(16).toUpperCase().padStart(4, '0');
+  if (isIPv4(host)) {
+    const v4 = host.split('.').map(Number);
+    return [`${hexWord(v4)}:${p}`, `${hexWord([0, 0, 0, 0])}${hexWord([0, 0, 0, 0])}${hexWord([0, 0, 0xff, 0xff])}${hexWord(v4)}:${p}`];
+  }
+  const b = ipv6Bytes(host);
+  if (b === undefined) return [undefined, undefined];
+  return [undefined, `${[0, 4, 8, 12].map((i) => hexWord(b.slice(i, i + 4))).join('')}:${p}`];
+}
+
+/**
+ * The uid owning the connecting socket of `ends`, found in the raw tables without parsing every
+ * row: a table holds a line per socket of the namespace, time-wait entries included (thousands
+ * after a burst of short connections), and decoding them all for each accept cost ~10x the opens
+ * per second of a forward. The line wanted is the one whose local and remote fields are exactly
+ * the peer's and our endpoints, in the kernel's spelling; only such lines are parsed.
+ */
+export function findOwnerInTables(tables: readonly string[], ends: AcceptedEnds): number | undefined {
   if (ends.remoteAddress === undefined || ends.remotePort === undefined || ends.localAddress === undefined || ends.localPort === undefined) return undefined;
-  const peer = endpointKey(ends.remoteAddress, ends.remotePort);
-  const us = endpointKey(ends.localAddress, ends.localPort);
-  const row = rows.find((r) => r.local === peer && r.remote === us && r.inode !== 0);
-  return row?.uid;
+  const peer = procEndpointForms(ends.remoteAddress, ends.remotePort);
+  const us = procEndpointForms(ends.localAddress, ends.localPort);
+  for (const text of tables) {
+    for (let form = 0; form < 2; form++) {
+      const a = peer[form];
+      const b = us[form];
+      if (a === undefined || b === undefined) continue;
+      const needle = ` ${a} ${b} `;
+      for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length)) {
+        const start = text.lastIndexOf('\n', at) + 1;
+        const end = text.indexOf('\n', at);
+        const [row] = parseProcNetTcp(`header\n${text.slice(start, end < 0 ? undefined : end)}`);
+        if (row !== undefined && row.inode !== 0) return row.uid;
+      }
+    }
+  }
+  return undefined;
 }
 
 export type ReadTables = () => Promise<string[]>;
@@ -139,8 +194,8 @@ export class PeerOwnerLookup {
     if (batch.length === 0) return;
     this.#reading = true;
     try {
-      const rows = (await this.#read()).flatMap((text) => parseProcNetTcp(text));
-      for (const w of batch) w.resolve(findOwner(rows, w.ends));
+      const tables = await this.#read();
+      for (const w of batch) w.resolve(findOwnerInTables(tables, w.ends));
     } catch (err) {
       for (const w of batch) w.reject(err as Error);
     } finally {

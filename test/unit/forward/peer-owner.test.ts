@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeProcEndpoint, endpointKey, findOwner, parseProcNetTcp, PeerOwnerLookup } from '../../../src/forward/peer-owner.js';
+import { decodeProcEndpoint, endpointKey, findOwnerInTables, parseProcNetTcp, PeerOwnerLookup, procEndpointForms } from '../../../src/forward/peer-owner.js';
 
 const run = promisify(execFile);
 const cleanups: Array<() => void> = [];
@@ -24,7 +24,7 @@ const TCP6 = [
   '   1: 0000000000000000FFFF00000100007F:D434 0000000000000000FFFF00000100007F:0438 01 00000000:00000000 00:00000000 00000000  1001        0 4545 1 0000000000000000 20 4 30 10 -1',
 ].join('\n');
 
-describe('parseProcNetTcp and findOwner', () => {
+describe('parseProcNetTcp and findOwnerInTables', () => {
   it('decodes IPv4, IPv6 and IPv4-mapped endpoints in host byte order', () => {
     expect(decodeProcEndpoint('0100007F:0438')).toBe('127.0.0.1:1080');
     expect(decodeProcEndpoint('00000000000000000000000001000000:0016')).toBe('[0:0:0:0:0:0:0:1]:22');
@@ -35,18 +35,32 @@ describe('parseProcNetTcp and findOwner', () => {
   });
 
   it('finds the uid of the connecting socket, by its address and ours, and only for live sockets', () => {
-    const rows = [...parseProcNetTcp(TCP), ...parseProcNetTcp(TCP6)];
-    expect(rows).toHaveLength(5);
+    expect([...parseProcNetTcp(TCP), ...parseProcNetTcp(TCP6)]).toHaveLength(5);
+    const owner = (e: Parameters<typeof findOwnerInTables>[1]) => findOwnerInTables([TCP, TCP6], e);
     const ends = (port: number, ip = '127.0.0.1', local = '127.0.0.1') => ({ remoteAddress: ip, remotePort: port, localAddress: local, localPort: 1080 });
-    expect(findOwner(rows, ends(0xd431))).toBe(65534);
+    expect(owner(ends(0xd431))).toBe(65534);
     // A time-wait entry (inode 0, printed as uid 0) is nobody: never taken for root.
-    expect(findOwner(rows, ends(0xd432))).toBeUndefined();
-    expect(findOwner(rows, ends(0xd433, '::1', '::1'))).toBe(1000);
+    expect(owner(ends(0xd432))).toBeUndefined();
+    expect(owner(ends(0xd433, '::1', '::1'))).toBe(1000);
     // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d.
-    expect(findOwner(rows, ends(0xd434, '::ffff:127.0.0.1', '::ffff:127.0.0.1'))).toBe(1001);
-    expect(findOwner(rows, ends(0xd499))).toBeUndefined();
+    expect(owner(ends(0xd434, '::ffff:127.0.0.1', '::ffff:127.0.0.1'))).toBe(1001);
+    // ... and an IPv4-only client's socket is in tcp, in its IPv4 spelling.
+    expect(owner(ends(0xd431, '::ffff:127.0.0.1', '::ffff:127.0.0.1'))).toBe(65534);
+    expect(owner(ends(0xd499))).toBeUndefined();
     // The other direction of the same pair (our accepted socket's own row) is not the peer.
-    expect(findOwner(rows, { remoteAddress: '127.0.0.1', remotePort: 1080, localAddress: '127.0.0.1', localPort: 0xd431 })).toBeUndefined();
+    expect(owner({ remoteAddress: '127.0.0.1', remotePort: 1080, localAddress: '127.0.0.1', localPort: 0xd431 })).toBeUndefined();
+  });
+});
+
+describe('procEndpointForms', () => {
+  it('spells an endpoint as the kernel prints it, for every form decodeProcEndpoint reads', () => {
+    expect(procEndpointForms('127.0.0.1', 1080)).toEqual(['0100007F:0438', '0000000000000000FFFF00000100007F:0438']);
+    expect(procEndpointForms('::ffff:127.0.0.1', 22)).toEqual(['0100007F:0016', '0000000000000000FFFF00000100007F:0016']);
+    expect(procEndpointForms('::1', 22)).toEqual([undefined, '00000000000000000000000001000000:0016']);
+    expect(procEndpointForms('fe80::1%lo', 22)).toEqual([undefined, '000080FE000000000000000001000000:0016']);
+    for (const [ip, port] of [['10.1.2.3', 65535], ['2001:db8::42', 443], ['::ffff:192.0.2.7', 8080]] as const) {
+      for (const form of procEndpointForms(ip, port)) if (form !== undefined) expect(decodeProcEndpoint(form)).toBe(endpointKey(ip, port));
+    }
   });
 });
 
