@@ -84,7 +84,7 @@ export function describeDialError(err: Error & { code?: string; reason?: string 
     return `TLS with the server at ${where} failed: ${(err.reason ?? err.message.split('\n')[0] ?? '').slice(0, 120)}`;
   }
   if (secure && /CERT|SELF_SIGNED|UNABLE_TO_|ALTNAME/.test(err.code ?? '')) {
-    return `the server at ${where} has a TLS certificate this client does not trust (${err.message.split('\n')[0]!.slice(0, 120)}): set [client].ca_file or check the host name`;
+    return `the server at ${where} has a TLS certificate this client does not trust (${err.message.split('\n')[0]!.split('; ')[0]!.slice(0, 120)}): set [client].ca_file or check the host name`;
   }
   if (!secure && err.code === 'ECONNRESET' && /socket hang up/.test(err.message)) {
     return `the server at ${where} closed the connection without an HTTP answer: if it serves TLS, use wss://`;
