@@ -20,7 +20,7 @@ const IDLE_STREAMS = Number(process.env.IDLE_STREAMS ?? 10_000);
 const IDLE_SESSIONS = Number(process.env.IDLE_SESSIONS ?? 100);
 const DEADLINE_MS = 120_000;
 
-const { connectSecure } = await import(path.join(ROOT, 'dist/session/client.js'));
+const { connectSecure } = await import(path.join(ROOT, 'dist/session/connect-secure.js'));
 const { generateKeyPair, encodeKey } = await import(path.join(ROOT, 'dist/crypto/keys.js'));
 const pino = (await import('pino')).default;
 
@@ -110,7 +110,7 @@ try {
     'a first stream',
   );
   const pids = [server.pid, client.pid];
-  const { controlRequest } = await import(path.join(ROOT, 'dist/daemon/control-client.js'));
+  const { controlRequest } = await import(path.join(ROOT, 'dist/control/control-client.js'));
   const openStreams = async () => {
     const reply = await controlRequest(path.join(work, 'server.sock'), { cmd: 'status' });
     return reply.status.sessions.reduce((n, s) => n + s.streams, 0);

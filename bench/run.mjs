@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in one run, side by side with the anchors.
 //   1. crypto: Noise handshakes/s and transport MB/s per backend (bench/crypto.mjs)
 //   2. tunnel: ../shared/bench/anchors.sh with twoway as the tunnel under test, next to direct
-//      loopback, ssh -L (chacha20, aes128-gcm) and stunnel with mutual TLS; two chained plain
+//      loopback, ssh -L (chacha20, aes128-gcm), stunnel with mutual TLS and the npm ssh2 package's
+//      tunnel (aes128-gcm, chacha20; new sessions/s too, bench/twoway-handshakes.mjs); two chained plain
 //      Node.js relays (the platform's floor) and twoway through a device agent (user client ->
 //      server -> device agent, end to end), bench/anchor-hooks.sh
 //   3. memory: RSS per idle stream and per idle session (bench/memory.mjs)
@@ -44,7 +45,9 @@ if (parts.includes('tunnel')) {
       run('tunnel (side by side with the anchors)', 'bash', [path.join(SHARED, 'anchors.sh')], {
         // node_relay and twoway_device (bench/anchor-hooks.sh): two plain Node.js relays (the platform's
         // floor), and the same load through a device agent, end to end.
-        ANCHORS: process.env.ANCHORS ?? 'direct node_relay ssh-chacha20 ssh-aes128gcm stunnel tut twoway_device',
+        // node-ssh2, node-ssh2-chacha20: the npm ssh2 package's tunnel (installed on demand into
+        // BENCH_DEPS_DIR by the harness, not a dependency of twoway), the fastest peer in our runtime.
+        ANCHORS: process.env.ANCHORS ?? 'direct node_relay ssh-chacha20 ssh-aes128gcm stunnel node-ssh2 node-ssh2-chacha20 tut twoway_device',
         TUT_HOOK_FILE: path.join(HERE, 'anchor-hooks.sh'),
         TWOWAY_BIN: bin,
         NODE_BIN: process.execPath,
@@ -54,6 +57,8 @@ if (parts.includes('tunnel')) {
         TUT_NOTE: 'client + server daemons, ws://, Noise IKpsk2 ChaChaPoly',
         TUT_SETUP_CMD: `bash ${path.join(HERE, 'tut-setup.sh')} {WORK} {SINK_PORT} {SERVER_PORT} {CLIENT_PORT}`,
         TUT_SERVER_CMD: `${process.execPath} ${NODE_FLAGS} ${bin} server --config {WORK}/server.toml --log-level warn`,
+        // New authenticated sessions per second (the harness's handshake table).
+        TUT_HS_CMD: process.env.TUT_HS_CMD ?? `${process.execPath} ${path.join(HERE, 'twoway-handshakes.mjs')} --work {WORK}`,
         TUT_CLIENT_CMD: `${process.execPath} ${NODE_FLAGS} ${bin} client --config {WORK}/client.toml --log-level warn`,
         RESULTS_DIR: results,
       }) && ok;

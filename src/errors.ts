@@ -50,7 +50,7 @@ export type MuxErrorCode =
   | 'ERR_MUX_STREAM_RESET'
   | 'ERR_MUX_STREAM_REFUSED';
 
-/** End-to-end sessions between a user and a device (src/e2e/, src/device/). */
+/** End-to-end sessions between a user and a device (src/device/, src/device/e2e/). */
 export type E2EErrorCode =
   | 'ERR_E2E_HANDSHAKE'
   | 'ERR_E2E_RECORD'
@@ -72,7 +72,7 @@ export type ForwardErrorCode =
   | 'ERR_DIAL_LIMIT'
   | 'ERR_FORWARD_ABORTED';
 
-/** Configuration, key files and the CLI (src/config/, src/cli/, src/daemon/). */
+/** Configuration, key files and the CLI (src/config/, src/cli/, src/client/, src/server/, src/control/). */
 export type ConfigErrorCode =
   | 'ERR_CONFIG'
   | 'ERR_CONFIG_FILE'

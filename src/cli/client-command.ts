@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import type { ControlSocketAccess } from '../config/control-socket-access.js';
 import { ConfigError } from '../errors.js';
-import { ClientDaemon } from '../daemon/client.js';
-import { startControlServer, type ControlRequest, type ControlServer, type ControlSocketPermissions } from '../daemon/control-server.js';
-import { ControlStream } from '../daemon/control-stream.js';
-import { relayStreams } from '../daemon/stream-relay.js';
+import { ClientDaemon } from '../client/client-daemon.js';
+import { startControlServer, type ControlRequest, type ControlServer, type ControlSocketPermissions } from '../control/control-server.js';
+import { ControlStream } from '../control/control-stream.js';
+import { relayStreams } from '../forward/relay.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { loadClientOptions, type ClientOverrides } from './load-client.js';
@@ -102,7 +102,7 @@ function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket):
   stream.once('open', () => {
     answered = true;
     socket.write(`${JSON.stringify({ ok: true })}\n`);
-    // Framed from here on (src/daemon/control-stream.ts): a half-close and a reset each reach
+    // Framed from here on (src/control/control-stream.ts): a half-close and a reset each reach
     // the `twoway connect` process as such, with the reason, never as a plain end of the socket.
     relayStreams(stream, new ControlStream(socket));
   });

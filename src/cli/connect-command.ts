@@ -1,9 +1,9 @@
 import net from 'node:net';
 import os from 'node:os';
 import { Writable, type Duplex } from 'node:stream';
-import { ControlStream } from '../daemon/control-stream.js';
-import { controlSocketTrust } from '../daemon/control-trust.js';
-import { ClientDaemon } from '../daemon/client.js';
+import { ControlStream } from '../control/control-stream.js';
+import { controlSocketTrust } from '../control/control-trust.js';
+import { ClientDaemon } from '../client/client-daemon.js';
 import { ConfigError } from '../errors.js';
 import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
 import { connectStdio } from '../forward/stdio.js';

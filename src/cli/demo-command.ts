@@ -10,9 +10,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSecretFile } from '../config/key-file.js';
-import { controlRequest } from '../daemon/control-client.js';
+import { controlRequest } from '../control/control-client.js';
 import { encodeKey, fingerprint, generateKeyPair } from '../crypto/keys.js';
-import type { ServerStatus } from '../daemon/server.js';
+import type { ServerStatus } from '../server/server-daemon.js';
 import { CliError } from './fail.js';
 import { TWOWAY_BIN, daemonNodeFlags } from './daemon-node-flags.js';
 

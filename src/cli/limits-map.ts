@@ -1,6 +1,6 @@
 import type { ClientLimits, ServerLimits } from '../config/limits.js';
-import type { MuxLimits } from '../mux/limits.js';
-import type { SessionLimits } from '../session/limits.js';
+import type { MuxLimits } from '../mux/mux-limits.js';
+import type { SessionLimits } from '../session/session-limits.js';
 
 /** Keys older than this are refused; it must stay above the rekey interval (SECURITY.md: 180 s). */
 const REJECT_AFTER_FLOOR_MS = 180_000;

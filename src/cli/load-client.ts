@@ -3,7 +3,7 @@ import { loadClientConfig, type ClientConfig } from '../config/client-config.js'
 import { readPskFile } from '../config/key-file.js';
 import { decodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
-import type { ClientDaemonOptions, ClientForward } from '../daemon/client.js';
+import type { ClientDaemonOptions, ClientForward } from '../client/client-daemon.js';
 import type { Logger } from '../log/logger.js';
 import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
 import { loadKeyPair } from './load-server.js';

@@ -6,7 +6,7 @@ import type { ServerConfig } from '../config/server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import { compileRules } from '../policy/access-rules.js';
-import { ServerPeers, type ServerPeer } from '../daemon/server-peers.js';
+import { ServerPeers, type ServerPeer } from '../policy/peer-table.js';
 
 /** Reads the server's private key file into a key pair. */
 export function loadKeyPair(privateKeyFile: string): KeyPair {

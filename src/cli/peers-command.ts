@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PEER_NAME, loadPeers, savePeers, type PeerConfig, type PeerKind } from '../config/peers.js';
 import { loadServerConfig } from '../config/server-config.js';
-import { controlRequest } from '../daemon/control-client.js';
+import { controlRequest } from '../control/control-client.js';
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import { compileRules } from '../policy/access-rules.js';

@@ -1,4 +1,4 @@
-import { controlRequest } from '../daemon/control-client.js';
+import { controlRequest } from '../control/control-client.js';
 import { ConfigError } from '../errors.js';
 import { EXIT } from './exit-codes.js';
 import { CliError } from './fail.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { sdNotify, watchdogIntervalMs } from '../daemon/sd-notify.js';
+import { sdNotify, watchdogIntervalMs } from './sd-notify.js';
 import { TwowayError } from '../errors.js';
 import { EVENTS } from '../log/events.js';
 import { flushLogSummaries } from '../log/logger.js';

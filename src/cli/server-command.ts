@@ -1,9 +1,9 @@
 import tls from 'node:tls';
 import { loadServerConfig } from '../config/server-config.js';
 import { ConfigError } from '../errors.js';
-import { startControlServer, type ControlReply, type ControlRequest } from '../daemon/control-server.js';
-import { ServerMetrics, startMetricsServer, type MetricsServer } from '../daemon/metrics.js';
-import { ServerDaemon } from '../daemon/server.js';
+import { startControlServer, type ControlReply, type ControlRequest } from '../control/control-server.js';
+import { ServerMetrics, startMetricsServer, type MetricsServer } from '../server/metrics.js';
+import { ServerDaemon } from '../server/server-daemon.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';

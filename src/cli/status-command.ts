@@ -1,6 +1,6 @@
-import { controlRequest } from '../daemon/control-client.js';
-import type { ClientStatus } from '../daemon/client.js';
-import type { ServerStatus } from '../daemon/server.js';
+import { controlRequest } from '../control/control-client.js';
+import type { ClientStatus } from '../client/client-daemon.js';
+import type { ServerStatus } from '../server/server-daemon.js';
 import { ConfigError } from '../errors.js';
 import { escapeJsonText, escapeText } from '../log/escape.js';
 

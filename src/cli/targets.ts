@@ -7,7 +7,7 @@ import { parseDeviceTarget } from '../device/target.js';
 import { parseLocalListen } from '../config/local-listen.js';
 import type { LocalListen } from '../forward/local-listener.js';
 import { parseTarget } from '../policy/address.js';
-import type { ClientForward } from '../daemon/client.js';
+import type { ClientForward } from '../client/client-daemon.js';
 import { EXIT } from './exit-codes.js';
 import { CliError } from './fail.js';
 

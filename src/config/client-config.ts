@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { TableReader, type TomlTable } from './fields.js';
 import { readControlSocketAccess, type ControlSocketAccess } from './control-socket-access.js';
-import { formatHostPort, parseHostPort } from './listen.js';
+import { formatHostPort, parseHostPort } from './listen-address.js';
 import { readLocalListener } from './local-listen.js';
 import { formatLocalListen, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
 import { readClientLimits, type ClientLimits } from './limits.js';

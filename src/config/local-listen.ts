@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { LocalAccess, LocalListen } from '../forward/local-listener.js';
 import { MAX_UNIX_PATH_BYTES } from '../forward/local-listener.js';
 import type { TableReader } from './fields.js';
-import { parseListen } from './listen.js';
+import { parseListen } from './listen-address.js';
 
 export const MAX_ALLOW_UIDS = 1_024;
 const MAX_UID = 2 ** 32 - 2;

@@ -11,7 +11,7 @@ import { ConfigError } from '../errors.js';
 import { DEVICE_NAME, SERVICE_NAME } from '../device/target.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
-import { formatHostPort, parseHostPort } from './listen.js';
+import { formatHostPort, parseHostPort } from './listen-address.js';
 import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
 
 /** Peer names: short, printable, safe in logs and file names. */

@@ -4,7 +4,7 @@
  * `checkConfig` validates them) so a reload re-reads them too.
  */
 import { TableReader } from './fields.js';
-import { readListen, type ListenAddress } from './listen.js';
+import { readListen, type ListenAddress } from './listen-address.js';
 import { readServerLimits, type ServerLimits } from './limits.js';
 import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
 import { TrustedProxies } from '../transport/trusted-proxies.js';

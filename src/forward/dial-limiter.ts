@@ -3,7 +3,7 @@
  * cannot make the server hold thousands of half-open connects or DNS lookups at once. Further
  * dials wait in a bounded FIFO queue; beyond it they are refused with reason 'limit'.
  */
-import { DialError } from './dial.js';
+import { DialError } from './dial-target.js';
 
 /** Dials in flight per session. */
 export const DEFAULT_DIALS_IN_FLIGHT = 16;

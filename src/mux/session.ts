@@ -22,11 +22,11 @@ import {
   type Frame,
   type MuxSettings,
 } from './frame.js';
-import { DEFAULT_MUX_LIMITS, resolveMuxLimits, type MuxLimits } from './limits.js';
+import { DEFAULT_MUX_LIMITS, resolveMuxLimits, type MuxLimits } from './mux-limits.js';
 import { MuxStreamError, type GoAwayCode } from './reason.js';
 import { PendingOpen, type PendingOpenHost, type StreamRequest } from './stream-request.js';
 import { MuxStream, type StreamHost } from './stream.js';
-import { TokenBucket, type Clock } from './token-bucket.js';
+import { TokenBucket, type Clock } from '../lib/token-bucket.js';
 
 /** The subset of a pino logger the mux uses. */
 export interface MuxLogger {

@@ -20,7 +20,7 @@
  */
 import { Duplex } from 'node:stream';
 import { MuxError } from '../errors.js';
-import { ByteQueue, ReceiveQueue, own } from './byte-queues.js';
+import { ByteQueue, ReceiveQueue, own } from '../lib/byte-queues.js';
 import { FRAME_HEADER_BYTES, encodeFin, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from './frame.js';
 import { MAX_CHANNEL_MESSAGE_BYTES } from './frame-writer.js';
 import { MuxStreamError, type ReasonCode } from './reason.js';

@@ -4,7 +4,7 @@
  * timestamp when it fires and re-arms for the remainder, so no timer is touched per record.
  * Every timer is unref'd and `stop()` clears them all.
  */
-import type { SessionLimits } from './limits.js';
+import type { SessionLimits } from './session-limits.js';
 
 export interface SessionTimerEvents {
   /** Nothing was sent for keepaliveIntervalMs: send an encrypted empty record. */

@@ -4,8 +4,8 @@
  * deadline from TCP accept to key confirmation. Pings, slow headers and partial handshakes do not
  * extend it.
  */
-import type { TransportConnection } from '../transport/listen.js';
-import type { SessionLimits } from './limits.js';
+import type { TransportConnection } from '../transport/ws-listen.js';
+import type { SessionLimits } from './session-limits.js';
 import { addressKey } from './rate-limit.js';
 
 /** What the server knows about one connection while it is unauthenticated. */

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair, type KeyPair } from '../../src/crypto/keys.js';
 import { MuxSession } from '../../src/mux/session.js';
 import type { MuxStream } from '../../src/mux/stream.js';
-import { connectSecure } from '../../src/session/client.js';
+import { connectSecure } from '../../src/session/connect-secure.js';
 import type { SecureSession } from '../../src/session/secure-session.js';
 import { runTwoway, waitUntil, type Proc } from '../helpers/processes.js';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { MuxSession } from '../../src/mux/session.js';
-import { listenSecure, type SecureServer } from '../../src/session/server.js';
+import { listenSecure, type SecureServer } from '../../src/session/listen-secure.js';
 import { runTwoway, stopAll, twoway, waitUntil } from '../helpers/processes.js';
 
 /** OSC 0 (set the title), BEL, CSI 2 K (erase the line), a forged line, a bidi override, C1 CSI. */

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxSession, type MuxCloseInfo } from '../../src/mux/session.js';
 import type { MuxStream } from '../../src/mux/stream.js';
-import { connectSecure } from '../../src/session/client.js';
+import { connectSecure } from '../../src/session/connect-secure.js';
 import { waitUntil } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 

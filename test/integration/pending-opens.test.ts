@@ -6,8 +6,8 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { controlRequest } from '../../src/daemon/control-client.js';
-import type { ServerStatus } from '../../src/daemon/server.js';
+import { controlRequest } from '../../src/control/control-client.js';
+import type { ServerStatus } from '../../src/server/server-daemon.js';
 import { waitUntil } from '../helpers/processes.js';
 import { startSlowTarget, type SlowTarget } from '../helpers/slow-target.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectSecureWith } from '../../src/session/client.js';
-import { listenSecureWith } from '../../src/session/server.js';
+import { connectSecureWith } from '../../src/session/connect-secure.js';
+import { listenSecureWith } from '../../src/session/listen-secure.js';
 import { wireProtocol, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { createInitiation } from '../../src/session/handshake.js';
 import { fingerprint } from '../../src/crypto/keys.js';
@@ -9,7 +9,7 @@ import { hasCode } from '../../src/errors.js';
 import {
   RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, waitFor,
   type TestServer,
-} from '../unit/session/helpers.js';
+} from '../helpers/capture-logger.js';
 
 const servers: TestServer[] = [];
 async function server(...args: Parameters<typeof startServer>): Promise<TestServer> {

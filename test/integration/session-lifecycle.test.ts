@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { generateKeyPair } from '../../src/crypto/keys.js';
-import { connectSecure } from '../../src/session/client.js';
+import { connectSecure } from '../../src/session/connect-secure.js';
 import { consumeInitiation, createResponse } from '../../src/session/handshake.js';
 import { decodeBase64Url, encodeBase64Url } from '../../src/session/base64url.js';
 import type { RecordSession } from '../../src/session/secure-session.js';
@@ -15,7 +15,7 @@ import { HANDSHAKE_HEADER, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { RecordType } from '../../src/session/record.js';
 import {
   RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, waitFor, type TestServer,
-} from '../unit/session/helpers.js';
+} from '../helpers/capture-logger.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

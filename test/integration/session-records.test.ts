@@ -6,7 +6,7 @@ import { MAX_DATA_BYTES, MAX_RECORD_BYTES, WIRE } from '../../src/session/wire.j
 import { RecordType } from '../../src/session/record.js';
 import {
   RawClient, connectPeer, expectAlive, makePeer, startServer, waitFor, type TestServer,
-} from '../unit/session/helpers.js';
+} from '../helpers/capture-logger.js';
 
 let srv: TestServer | undefined;
 afterEach(async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../../src/cli/status-command.js';
-import type { ClientStatus } from '../../../src/daemon/client.js';
+import type { ClientStatus } from '../../../src/client/client-daemon.js';
 import { escapeJsonText } from '../../../src/log/escape.js';
 
 const HOSTILE = 'server speaks \u001b]0;pwned\u0007\u001b[2K\u009b31m\u202eevil';

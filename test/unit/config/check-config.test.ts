@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkConfig } from '../../../src/config/check-config.js';
-import { randomKey, thrown, useTempDir, write, writeKey } from './fixture.js';
+import { randomKey, thrown, useTempDir, write, writeKey } from '../../helpers/config-fixture.js';
 
 function serverSetup(dir: string, serverExtra = '', peerExtra = ''): string {
   write(dir, 'peers.toml', `[[peer]]\nname = "alice"\npublic_key = "${randomKey()}"\nallow = ["10.0.0.1:22"]\n${peerExtra}\n`);

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultClientConfigFile, loadClientConfig } from '../../../src/config/client-config.js';
-import { randomKey, thrown, useTempDir, write } from './fixture.js';
+import { randomKey, thrown, useTempDir, write } from '../../helpers/config-fixture.js';
 
 const KEY = randomKey();
 const base = (extra = '', client = ''): string => `[client]

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadClientConfig } from '../../../src/config/client-config.js';
 import { loadPeers, savePeers } from '../../../src/config/peers.js';
-import { randomKey, thrown, useTempDir, write } from './fixture.js';
+import { randomKey, thrown, useTempDir, write } from '../../helpers/config-fixture.js';
 
 const A = randomKey();
 const B = randomKey();

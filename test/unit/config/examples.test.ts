@@ -5,7 +5,7 @@ import { checkConfig } from '../../../src/config/check-config.js';
 import { loadClientConfig } from '../../../src/config/client-config.js';
 import { loadPeers } from '../../../src/config/peers.js';
 import { loadServerConfig } from '../../../src/config/server-config.js';
-import { useTempDir, writeKey } from './fixture.js';
+import { useTempDir, writeKey } from '../../helpers/config-fixture.js';
 
 const CONFIGS = path.resolve(import.meta.dirname, '../../../configs');
 

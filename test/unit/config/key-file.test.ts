@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readPrivateKeyFile, readPskFile, writeSecretFile, assertSecretFileStat } from '../../../src/config/key-file.js';
-import { thrown, useTempDir, writeKey } from './fixture.js';
+import { thrown, useTempDir, writeKey } from '../../helpers/config-fixture.js';
 
 describe('key files', () => {
   const tempDir = useTempDir();

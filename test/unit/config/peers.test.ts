@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_DEVICE_RULES_PER_PEER, formatPeers, isDeviceRule, loadPeers, parseReverseEntry, savePeers, type PeerConfig } from '../../../src/config/peers.js';
-import { randomKey, thrown, useTempDir, write } from './fixture.js';
+import { randomKey, thrown, useTempDir, write } from '../../helpers/config-fixture.js';
 
 const A = randomKey();
 const B = randomKey();

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadServerConfig } from '../../../src/config/server-config.js';
-import { thrown, useTempDir, write } from './fixture.js';
+import { thrown, useTempDir, write } from '../../helpers/config-fixture.js';
 
 const MINIMAL = `[server]
 listen = "[::]:8443"

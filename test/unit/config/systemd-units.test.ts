@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { useTempDir } from './fixture.js';
+import { useTempDir } from '../../helpers/config-fixture.js';
 
 const SYSTEMD = path.resolve(import.meta.dirname, '../../../systemd');
 const UNITS = ['twoway-server.service', 'twoway-client@.service'];

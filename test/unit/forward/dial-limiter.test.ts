@@ -1,4 +1,4 @@
-/** The per-session dial limiter the server's stream opens go through (src/daemon/server-streams.ts). */
+/** The per-session dial limiter the server's stream opens go through (src/server/target-streams.ts). */
 import { describe, expect, it } from 'vitest';
 import { DialLimiter } from '../../../src/forward/dial-limiter.js';
 

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalForward, type ListenerHandle } from '../../../src/forward/local-forward.js';
 import type { PipeResult } from '../../../src/forward/pipe.js';
-import { closedPort, connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer, waitFor } from './fake-opener.js';
+import { closedPort, connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer, waitFor } from '../../helpers/fake-opener.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const cleanups: Array<() => Promise<void> | void> = [];

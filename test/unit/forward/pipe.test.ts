@@ -3,7 +3,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pipeSocketStream, type PipeResult } from '../../../src/forward/pipe.js';
-import { connectLoopback, readAll, streamError, streamPair, tcpServer, waitFor } from './fake-opener.js';
+import { connectLoopback, readAll, streamError, streamPair, tcpServer, waitFor } from '../../helpers/fake-opener.js';
 
 interface Rig {
   client: net.Socket;

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ReasonCode } from '../../../src/mux/reason.js';
 import type { StreamOpener } from '../../../src/forward/local-forward.js';
 import { startSocksServer } from '../../../src/forward/socks5.js';
-import { fakeOpener, readAll, streamError, streamPair, waitFor } from './fake-opener.js';
+import { fakeOpener, readAll, streamError, streamPair, waitFor } from '../../helpers/fake-opener.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -3,7 +3,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { StreamOpener } from '../../../src/forward/local-forward.js';
 import { connectStdio } from '../../../src/forward/stdio.js';
-import { readAll, streamError, streamPair, waitFor } from './fake-opener.js';
+import { readAll, streamError, streamPair, waitFor } from '../../helpers/fake-opener.js';
 
 /** An opener handing out in-memory pairs; the test plays the far end. */
 function pairOpener(): { open: StreamOpener; far: Duplex[]; targets: string[] } {

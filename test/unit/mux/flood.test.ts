@@ -10,11 +10,11 @@ import {
   encodeWindowUpdate,
   OPEN_EARLY_CREDIT_BYTES,
 } from '../../../src/mux/frame.js';
-import type { MuxLimits } from '../../../src/mux/limits.js';
+import type { MuxLimits } from '../../../src/mux/mux-limits.js';
 import { MuxSession, type MuxCloseInfo } from '../../../src/mux/session.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { ScriptedPeer, quiet, until } from './helpers.js';
+import { ScriptedPeer, quiet, until } from '../../helpers/streams.js';
 
 /** A server session facing a scripted client. */
 function victim(limits: Partial<MuxLimits> = {}, onStreamRequest?: (req: StreamRequest) => void) {

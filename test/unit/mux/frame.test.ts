@@ -15,7 +15,7 @@ import {
   encodeOpenFail,
   type Frame,
 } from '../../../src/mux/frame.js';
-import { sha256 } from './helpers.js';
+import { sha256 } from '../../helpers/streams.js';
 import { REASON_WIRE, type ReasonCode } from '../../../src/mux/reason.js';
 
 const SAMPLES: Frame[] = [

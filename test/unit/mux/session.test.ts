@@ -5,7 +5,7 @@ import type { MuxStreamError } from '../../../src/mux/reason.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
 import { encodeSettings } from '../../../src/mux/frame.js';
-import { ScriptedPeer, drain, pump, quiet, sessionPair, until } from './helpers.js';
+import { ScriptedPeer, drain, pump, quiet, sessionPair, until } from '../../helpers/streams.js';
 
 const MiB = 1024 * 1024;
 

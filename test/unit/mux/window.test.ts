@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
-import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/limits.js';
-import { TokenBucket } from '../../../src/mux/token-bucket.js';
+import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/mux-limits.js';
+import { TokenBucket } from '../../../src/lib/token-bucket.js';
 import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
-import { drain, pump, sessionPair, until } from './helpers.js';
+import { drain, pump, sessionPair, until } from '../../helpers/streams.js';
 
 describe('flow-control windows', () => {
   it('grants credit only once the reader has consumed half the window', () => {

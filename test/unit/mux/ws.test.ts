@@ -1,7 +1,7 @@
 /** The same mux behaviour over a real loopback WebSocket (ws), adapted to MessageChannel. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
-import { drain, pump, sessionPair, until, wsChannelPair } from './helpers.js';
+import { drain, pump, sessionPair, until, wsChannelPair } from '../../helpers/streams.js';
 
 const MiB = 1024 * 1024;
 let stop: (() => Promise<void>) | undefined;

@@ -4,7 +4,7 @@ import type { CipherName } from '../../../src/crypto/backend.js';
 import { getBackend } from '../../../src/crypto/get-backend.js';
 import { CipherState } from '../../../src/noise/cipher-state.js';
 import { MAX_NONCE, MAX_PLAINTEXT_BYTES } from '../../../src/noise/constants.js';
-import { expectCode, flipBit } from './helpers.js';
+import { expectCode, flipBit } from '../../helpers/noise-parties.js';
 
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
 const AD = Uint8Array.of(0xaa, 0xbb);

@@ -3,7 +3,7 @@ import { getBackend } from '../../../src/crypto/get-backend.js';
 import { InputError } from '../../../src/errors.js';
 import { MAX_MESSAGE_BYTES } from '../../../src/noise/constants.js';
 import { HandshakeState } from '../../../src/noise/handshake-state.js';
-import { IK, PROLOGUE, expectCode, flipBit, ikParties } from './helpers.js';
+import { IK, PROLOGUE, expectCode, flipBit, ikParties } from '../../helpers/noise-parties.js';
 
 const enc = new TextEncoder();
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getBackend } from '../../../src/crypto/get-backend.js';
-import { FIXTURE_VECTORS_DIR, SHARED_VECTORS_DIR, loadVectors, runVector, type NoiseVector } from './vector-runner.js';
+import { FIXTURE_VECTORS_DIR, SHARED_VECTORS_DIR, loadVectors, runVector, type NoiseVector } from '../../helpers/vector-runner.js';
 
 const SHARED_CACOPHONY = path.join(SHARED_VECTORS_DIR, 'cacophony.json');
 const FIXTURE_CACOPHONY = path.join(FIXTURE_VECTORS_DIR, 'cacophony.json');

@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CloseReason } from '../../../src/channel.js';
 import { RecordType } from '../../../src/session/record.js';
-import type { SessionInfo } from '../../../src/session/server.js';
-import { RawClient, connectPeer, makePeer, refusals, startServer, waitFor, type TestServer } from './helpers.js';
+import type { SessionInfo } from '../../../src/session/listen-secure.js';
+import { RawClient, connectPeer, makePeer, refusals, startServer, waitFor, type TestServer } from '../../helpers/capture-logger.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

@@ -8,11 +8,11 @@ import { TwowayError } from '../../../src/errors.js';
 import { decodeBase64Url } from '../../../src/session/base64url.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse } from '../../../src/session/handshake.js';
 import { decodeInitiationPayload, decodeResponsePayload } from '../../../src/session/handshake-payload.js';
-import { resolveSessionLimits } from '../../../src/session/limits.js';
+import { resolveSessionLimits } from '../../../src/session/session-limits.js';
 import { decodeCloseBody, parseRecordHeader, parseRecordType } from '../../../src/session/record.js';
 import { RecordSession } from '../../../src/session/secure-session.js';
 import { WIRE, ZERO_PSK } from '../../../src/session/wire.js';
-import { captureLogger, connectPeer, expectAlive, makePeer, startServer, waitFor } from './helpers.js';
+import { captureLogger, connectPeer, expectAlive, makePeer, startServer, waitFor } from '../../helpers/capture-logger.js';
 
 function onlyTyped(fn: () => unknown): void {
   try {

@@ -1,0 +1,105 @@
+/** OpenPacer against a real mux pair whose server advertises its open limits in SETTINGS. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createChannelPair } from '../../../src/channel.js';
+import { OpenPacer } from '../../../src/client/open-pacer.js';
+import type { MuxLimits } from '../../../src/mux/mux-limits.js';
+import { MuxSession } from '../../../src/mux/session.js';
+import type { StreamRequest } from '../../../src/mux/stream-request.js';
+import { quiet, until } from '../../helpers/streams.js';
+
+const sessions: MuxSession[] = [];
+afterEach(() => {
+  for (const s of sessions.splice(0)) s.close();
+});
+
+/** A client that has received the server's SETTINGS; the server records every open it sees. */
+async function pair(limits: Partial<MuxLimits>, accept = true, advertise = true): Promise<{ client: MuxSession; seen: StreamRequest[] }> {
+  const [a, b] = createChannelPair();
+  const seen: StreamRequest[] = [];
+  const server = new MuxSession(b, {
+    role: 'server',
+    limits,
+    ...(advertise ? { advertise: {} } : {}),
+    onStreamRequest: (r) => {
+      seen.push(r);
+      if (accept) quiet(r.accept());
+    },
+  });
+  const client = new MuxSession(a, { role: 'client' });
+  sessions.push(client, server);
+  if (advertise) await until(() => client.peerSentSettings);
+  return { client, seen };
+}
+
+describe('OpenPacer', () => {
+  it('sends what fits at once and the rest first in, first out at the advertised rate, none refused', async () => {
+    const { client, seen } = await pair({ openRatePerSecond: 10, openBurst: 4 });
+    const pacer = new OpenPacer(client, { waitMs: 5_000 });
+    // Half the advertised burst goes out at once.
+    expect(quiet(pacer.tryOpen('t:1')!)).toBeDefined();
+    expect(quiet(pacer.tryOpen('t:2')!)).toBeDefined();
+    expect(pacer.tryOpen('t:3')).toBeUndefined();
+    const queued = ['t:3', 't:4', 't:5', 't:6'].map((t) => pacer.open(t));
+    expect(pacer.queued).toBe(4);
+    const streams = await Promise.all(queued.map((q) => q.stream));
+    await until(() => seen.length === 6);
+    expect(seen.map((r) => r.target)).toEqual(['t:1', 't:2', 't:3', 't:4', 't:5', 't:6']);
+    await until(() => streams.every((s) => s.state === 'open'));
+    expect(client.stats.streamsRefused).toBe(0);
+  });
+
+  it('before SETTINGS or a first answer, sends one open at a time; a server without SETTINGS then gets the defaults', async () => {
+    const { client, seen } = await pair({}, false, false);
+    const pacer = new OpenPacer(client, { waitMs: 5_000 });
+    expect(quiet(pacer.tryOpen('s:1')!)).toBeDefined();
+    expect(pacer.tryOpen('s:2')).toBeUndefined();
+    const queued = ['s:2', 's:3', 's:4'].map((t) => pacer.open(t));
+    await until(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(seen).toHaveLength(1);
+    // The first answer (no SETTINGS before it): the defaults hold, the rest go out together.
+    quiet(seen[0]!.accept());
+    await Promise.all(queued.map((q) => q.stream));
+    await until(() => seen.length === 4);
+    expect(client.peerSentSettings).toBe(false);
+  });
+
+  it('waits for the pending-open cap: an unanswered open holds its slot until answered', async () => {
+    const { client, seen } = await pair({ openRatePerSecond: 1000, openBurst: 1000, maxPendingOpens: 1 }, false);
+    const pacer = new OpenPacer(client, { waitMs: 5_000 });
+    expect(quiet(pacer.tryOpen('p:1')!)).toBeDefined();
+    const second = pacer.open('p:2');
+    await until(() => seen.length === 1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(seen).toHaveLength(1);
+    quiet(seen[0]!.accept());
+    await second.stream;
+    await until(() => seen.length === 2);
+  });
+
+  it('refuses an open that waited past waitMs, or with the queue full, with reason limit; a cancelled open is never sent', async () => {
+    const { client, seen } = await pair({ openRatePerSecond: 1, openBurst: 1 });
+    const pacer = new OpenPacer(client, { waitMs: 200, maxQueued: 2 });
+    expect(quiet(pacer.tryOpen('q:1')!)).toBeDefined();
+    const late = pacer.open('q:2');
+    const cancelled = pacer.open('q:3');
+    cancelled.cancel();
+    const full = [pacer.open('q:4'), pacer.open('q:5')];
+    await expect(full[1]!.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'limit', message: expect.stringMatching(/open queue full/) });
+    await expect(late.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'limit', message: expect.stringMatching(/waited 200 ms/) });
+    await expect(full[0]!.stream).rejects.toMatchObject({ reason: 'limit' });
+    expect(pacer.queued).toBe(0);
+    expect(seen.map((r) => r.target)).toEqual(['q:1']);
+  });
+
+  it('fails waiting opens, and later ones, with tunnel-closed once the session ends', async () => {
+    const { client } = await pair({ openRatePerSecond: 1, openBurst: 1 });
+    const pacer = new OpenPacer(client, { waitMs: 60_000 });
+    quiet(pacer.tryOpen('c:1')!);
+    const waiting = pacer.open('c:2');
+    client.close();
+    await expect(waiting.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'tunnel-closed' });
+    expect(pacer.queued).toBe(0);
+    await expect(pacer.open('c:3').stream).rejects.toMatchObject({ reason: 'tunnel-closed' });
+  });
+});
