@@ -16,9 +16,10 @@ import type { KeyPair } from '../crypto/keys.js';
 import { ANNOUNCE_TARGET, decodeRelayedTarget, encodeAnnouncement, type RelayedOpen } from './target.js';
 import { e2eRespond } from './e2e/e2e-stream.js';
 import { dialTarget } from '../forward/dial-target.js';
-import { pipeSocketStream } from '../forward/pipe.js';
+import type { PipeResult } from '../forward/pipe.js';
+import { serveStream } from '../forward/serve-stream.js';
 import { EVENTS } from '../log/events.js';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import type { ReasonCode } from '../mux/reason.js';
 import type { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
 import type { MuxStream } from '../mux/stream.js';
@@ -152,35 +153,19 @@ export class DeviceServices {
   /** `reverse` mode: dial first, then accept, so a failed dial is a refusal with its reason. */
   #dialThenAccept(request: StreamRequest, open: RelayedOpen, service: Service, fields: StreamFields, refuse: Refuse): void {
     const started = Date.now();
-    dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: request.signal }).then(
-      (dialed) => {
-        if (request.cancelled) {
-          dialed.socket.destroy();
-          return;
-        }
-        // Checked again: a reload may have happened during the dial.
+    serveStream({
+      dialing: dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: request.signal }),
+      settled: () => request.cancelled,
+      // Checked again: a reload may have happened during the dial.
+      recheck: () => {
         const now = this.#services.get(open.service);
-        if (now === undefined || this.#admits(now, open) !== undefined) {
-          dialed.socket.destroy();
-          refuse('not-permitted', `service ${open.service} changed during the open`);
-          return;
-        }
-        let accepted: Duplex;
-        try {
-          accepted = request.accept();
-        } catch {
-          dialed.socket.destroy();
-          return;
-        }
-        const active: ActiveServiceStream = { service: open.service, target: service.target, open, stream: accepted, socket: dialed.socket };
-        this.#active.add(active);
-        this.#pipe(active, fields, started);
+        return now === undefined || this.#admits(now, open) !== undefined ? `service ${open.service} changed during the open` : undefined;
       },
-      (err: Error & { reason?: unknown }) => {
-        if (request.cancelled) return;
-        refuse(isReasonCode(err.reason) ? err.reason : 'error', `service ${open.service}: ${err.message}`);
-      },
-    );
+      accept: () => request.accept(),
+      refuse,
+      dialFailure: (err) => `service ${open.service}: ${err.message}`,
+      onOpen: (stream, dialed) => this.#opened({ service: open.service, target: service.target, open, stream, socket: dialed.socket }, fields, started),
+    });
   }
 
   /**
@@ -217,35 +202,32 @@ export class DeviceServices {
     // The stream is in #active from the accept on, so a reload that changes the service or no
     // longer admits the user destroys it (setServices); nothing needs checking again here.
     stream.once('open', () => {
-      dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: dialAbort.signal }).then(
-        (dialed) => {
-          if (stream.destroyed || !this.#active.has(active)) {
-            dialed.socket.destroy();
-            return;
-          }
+      serveStream({
+        dialing: dialTarget(service.target, { rules: service.rules, timeoutMs: SERVICE_DIAL_TIMEOUT_MS, signal: dialAbort.signal }),
+        settled: () => stream.destroyed || !this.#active.has(active),
+        accept: () => stream,
+        refuse: fail,
+        dialFailure: (err) => `service ${open.service}: ${err.message}`,
+        onOpen: (_stream, dialed) => {
           active.socket = dialed.socket;
-          this.#pipe(active, fields, started);
+          return this.#opened(active, fields, started);
         },
-        (err: Error & { reason?: unknown }) => {
-          if (stream.destroyed || !this.#active.has(active)) return;
-          fail(isReasonCode(err.reason) ? err.reason : 'error', `service ${open.service}: ${err.message}`);
-        },
-      );
+      });
     });
   }
 
-  #pipe(active: ActiveServiceStream, fields: StreamFields, started: number): void {
+  /** Piped to the local service: logs the open; returns what logs the close. */
+  #opened(active: ActiveServiceStream, fields: StreamFields, started: number): (r: PipeResult) => void {
     const { open } = active;
+    this.#active.add(active);
     this.#log.info({ event: EVENTS.deviceStreamOpen, ...fields, target: active.target, setupMs: Date.now() - started }, `${open.user} -> ${open.service} (${active.target}) open`);
-    pipeSocketStream(active.socket!, active.stream, {
-      onDone: (r) => {
-        this.#active.delete(active);
-        this.#log.info(
-          { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
-          `${open.user} -> ${open.service} closed (${r.how})`,
-        );
-      },
-    });
+    return (r) => {
+      this.#active.delete(active);
+      this.#log.info(
+        { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
+        `${open.user} -> ${open.service} closed (${r.how})`,
+      );
+    };
   }
 
   status(): Array<{ name: string; target: string; streams: number }> {

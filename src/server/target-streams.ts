@@ -13,9 +13,9 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { DialLimiter } from '../forward/dial-limiter.js';
 import { dialTarget, type Dialed } from '../forward/dial-target.js';
-import { pipeSocketStream } from '../forward/pipe.js';
+import { serveStream } from '../forward/serve-stream.js';
 import { EVENTS } from '../log/events.js';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import type { ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
 import type { MuxStream } from '../mux/stream.js';
 import { mayBePermitted } from '../policy/authorize.js';
@@ -57,11 +57,6 @@ export interface ServeStreamOptions {
   readonly logger: Logger;
 }
 
-function reasonOf(err: unknown): ReasonCode {
-  const reason = (err as { reason?: unknown }).reason;
-  return isReasonCode(reason) ? reason : 'error';
-}
-
 const NO_LONGER_LISTED = 'peer is no longer on the allowlist';
 
 export function serveStreamRequest(o: ServeStreamOptions): void {
@@ -101,7 +96,7 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
 
   const started = Date.now();
   const deadline = started + o.dialTimeoutMs;
-  handle.dials
+  const dialing = handle.dials
     .run(async (): Promise<Dialed | undefined> => {
       // 2. The slot is taken: the rules in force now decide, and the dial connects only to an
       // address they grant.
@@ -112,62 +107,44 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
         return undefined;
       }
       return dialTarget(request.target, { rules: now.rules, timeoutMs: Math.max(1, deadline - Date.now()), signal: abort.signal, localAddresses: o.ownAddresses() });
-    }, abort.signal)
-    .then(
-      (dialed) => {
-        if (dialed === undefined) return;
-        if (settled) {
-          dialed.socket.destroy();
-          return;
-        }
-        // 3. Connected: a reload may have run while the dial did. No byte has moved yet.
-        const now = o.currentPeer();
-        if (now === undefined || !now.rules.allowsResolved(dialed.host, dialed.address, dialed.port, o.ownAddresses())) {
-          dialed.socket.resetAndDestroy();
-          refuse('not-permitted', now === undefined ? NO_LONGER_LISTED : notPermitted);
-          return;
-        }
-        settled = true;
-        finish();
-        accept(o, dialed, started);
-      },
-      (err: unknown) => {
-        if (settled) return;
-        refuse(reasonOf(err), (err as Error).message);
-      },
-    );
-}
-
-function accept(o: ServeStreamOptions, dialed: Dialed, started: number): void {
-  const { request, handle, logger: log } = o;
-  let stream: MuxStream;
-  try {
-    stream = request.accept();
-  } catch {
-    dialed.socket.destroy();
-    return;
-  }
-  const active: ActiveStream = { stream, socket: dialed.socket, target: request.target, host: dialed.host, address: dialed.address, port: dialed.port };
-  handle.streams.add(active);
-  log.info(
-    { event: EVENTS.streamOpen, stream: stream.id, target: request.target, address: dialed.address, port: dialed.port, dialMs: Date.now() - started },
-    `stream ${stream.id} open to ${request.target}`,
-  );
-  pipeSocketStream(dialed.socket, stream, {
-    onDone: (result) => {
-      handle.streams.delete(active);
+    }, abort.signal);
+  serveStream({
+    dialing,
+    settled: () => settled,
+    // 3. Connected: a reload may have run while the dial did. No byte has moved yet.
+    recheck: (dialed) => {
+      const now = o.currentPeer();
+      if (now === undefined) return NO_LONGER_LISTED;
+      return now.rules.allowsResolved(dialed.host, dialed.address, dialed.port, o.ownAddresses()) ? undefined : notPermitted;
+    },
+    accept: () => {
+      settled = true;
+      finish();
+      return request.accept();
+    },
+    refuse,
+    onOpen: (stream, dialed) => {
+      const active: ActiveStream = { stream, socket: dialed.socket, target: request.target, host: dialed.host, address: dialed.address, port: dialed.port };
+      handle.streams.add(active);
       log.info(
-        {
-          event: EVENTS.streamClose,
-          stream: stream.id,
-          target: request.target,
-          bytesToTarget: result.bytesToSocket,
-          bytesFromTarget: result.bytesFromSocket,
-          durationMs: result.durationMs,
-          how: result.how,
-        },
-        `stream ${stream.id} to ${request.target} closed (${result.how})`,
+        { event: EVENTS.streamOpen, stream: stream.id, target: request.target, address: dialed.address, port: dialed.port, dialMs: Date.now() - started },
+        `stream ${stream.id} open to ${request.target}`,
       );
+      return (result) => {
+        handle.streams.delete(active);
+        log.info(
+          {
+            event: EVENTS.streamClose,
+            stream: stream.id,
+            target: request.target,
+            bytesToTarget: result.bytesToSocket,
+            bytesFromTarget: result.bytesFromSocket,
+            durationMs: result.durationMs,
+            how: result.how,
+          },
+          `stream ${stream.id} to ${request.target} closed (${result.how})`,
+        );
+      };
     },
   });
 }
