@@ -23,6 +23,7 @@ import { parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
 import { DeviceServices } from '../device/agent.js';
+import { isE2EError } from '../device/e2e/e2e-stream.js';
 import { openDeviceStream } from '../device/user-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 import { OpenPacer } from './open-pacer.js';
@@ -272,7 +273,7 @@ export class ClientDaemon {
     stream.on('error', (err: Error & { code?: string; reason?: string }) => {
       if (err.code === 'ERR_MUX_STREAM_REFUSED') {
         this.#log.warn({ event: EVENTS.streamRefused, target, reason: err.reason }, `stream to ${target} refused: ${err.message}`);
-      } else if (err.code?.startsWith('ERR_E2E') || err.code === 'ERR_DEVICE_TARGET') {
+      } else if (isE2EError(err)) {
         this.#log.warn({ event: EVENTS.streamRefused, target, code: err.code }, `stream to ${target} failed: ${err.message}`);
       } else if (err.code === 'ERR_MUX_STREAM_RESET' && device) {
         // A device accepts an end-to-end stream before it dials its service: a failed dial

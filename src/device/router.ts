@@ -16,7 +16,7 @@ import {
   type DeviceTarget,
 } from './target.js';
 import { EVENTS } from '../log/events.js';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
 import type { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
@@ -69,12 +69,6 @@ interface PendingRelay {
   readonly device: string;
   readonly service: string;
   revoke(): void;
-}
-
-/** The message part of a refusal the device sent (the relayed target is not repeated). */
-function refusalMessage(err: Error, fallback: string): string {
-  const m = /refused \([a-z-]+\): (.*)$/s.exec(err.message);
-  return m?.[1] ?? fallback;
 }
 
 /** The device's session ended under a stream: the user hears 'device-offline', not 'tunnel-closed'. */
@@ -281,7 +275,8 @@ export class DeviceRouter {
       if (request.cancelled) return;
       const reason = isReasonCode(err.reason) ? err.reason : 'error';
       if (reason === 'tunnel-closed') refuse('device-offline', `device ${device} is not connected`);
-      else refuse(reason, `device ${device}: ${refusalMessage(err, 'refused')}`);
+      // The device's own words travel as a field of the refusal (OPEN_FAIL's message), not in its text.
+      else refuse(reason, `device ${device}: ${err instanceof MuxStreamError && err.detail !== '' ? err.detail : 'refused'}`);
     });
     toDevice.once('open', () => {
       if (opened) return; // revoked while the device answered

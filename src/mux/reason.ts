@@ -73,8 +73,11 @@ export function isReasonCode(value: unknown): value is ReasonCode {
  */
 export class MuxStreamError extends MuxError {
   readonly reason: ReasonCode;
-  constructor(code: MuxErrorCode, message: string, reason: ReasonCode, options?: { cause?: unknown }) {
+  /** The text the peer sent with its refusal (OPEN_FAIL), '' when none: relayed as is, never parsed out of `message`. */
+  readonly detail: string;
+  constructor(code: MuxErrorCode, message: string, reason: ReasonCode, options?: { cause?: unknown; detail?: string }) {
     super(code, message, options);
     this.reason = reason;
+    this.detail = options?.detail ?? '';
   }
 }

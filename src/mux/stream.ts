@@ -186,7 +186,7 @@ export class MuxStream extends Duplex {
     if (this.initiator !== 'local') throw new MuxError('ERR_MUX_STREAM_STATE', `stream ${this.id}: OPEN_FAIL for a remote stream`);
     this.#silent = true;
     const detail = message ? `: ${message}` : '';
-    this.destroy(new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open ${this.target} refused (${reason})${detail}`, reason));
+    this.destroy(new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open ${this.target} refused (${reason})${detail}`, reason, { detail: message }));
   }
 
   /** @internal DATA: checked against the window, then delivered or queued. */

@@ -118,6 +118,20 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     expect(down.message).toMatch(/ECONNREFUSED$/);
   });
 
+  it("the device's refusal text travels as a field (detail) to the server and on to the user, whatever it looks like", async () => {
+    const server = new DeviceServer(SPECS);
+    const text = 'no (a) refused (limit): lines\nand colons: here';
+    await online(server, 'build1', ['ssh'], (r) => r.reject('limit', text));
+    const err = (await refusal(server.connect('alice').agent.openStream('build1:ssh'))) as Error & { reason?: string; detail?: string };
+    expect(err.reason).toBe('limit');
+    expect(err.detail).toBe(`device build1: ${text}`);
+    expect(server.find('stream.refused', { device: 'build1', reason: 'limit' })?.detail).toBe(`device build1: ${text}`);
+    // A refusal without text: the server says only that the device refused.
+    await online(server, 'build1', ['ssh'], (r) => r.reject('not-permitted'));
+    const bare = (await refusal(server.connect('alice').agent.openStream('build1:ssh'))) as Error & { detail?: string };
+    expect(bare.detail).toBe('device build1: refused');
+  });
+
   it('a user who gives up while the device decides cancels the device stream', async () => {
     const server = new DeviceServer(SPECS);
     const device = await online(server, 'build1', ['ssh']);
