@@ -22,9 +22,9 @@ import type { ServiceConfig } from '../config/client-config.js';
 import { parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
-import { DeviceServices } from '../device/agent.js';
+import { DeviceAgent } from '../device/agent.js';
 import { isE2EError } from '../device/e2e/e2e-stream.js';
-import { openDeviceStream } from '../device/user-stream.js';
+import { openUserStream } from '../device/user-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 import { OpenPacer } from './open-pacer.js';
 import { OPEN_QUEUE_WAIT_MS } from '../config/limits.js';
@@ -122,13 +122,13 @@ export class ClientDaemon {
   #connectedSince: Date | undefined;
   #sessionsOpened = 0;
   #firstSession: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
-  readonly #services: DeviceServices;
+  readonly #services: DeviceAgent;
   #pins: ReadonlyMap<string, Uint8Array>;
 
   constructor(options: ClientDaemonOptions) {
     this.#o = options;
     this.#log = options.logger;
-    this.#services = new DeviceServices(options.services ?? [], options.staticKeyPair, options.logger);
+    this.#services = new DeviceAgent(options.services ?? [], options.staticKeyPair, options.logger);
     this.#pins = options.devicePins ?? new Map();
     let resolve!: () => void;
     let reject!: (err: Error) => void;
@@ -265,7 +265,7 @@ export class ClientDaemon {
     try {
       device = parseDeviceTarget(target);
       stream = device
-        ? openDeviceStream(device, { pins: this.#pins, staticKeyPair: this.#o.staticKeyPair, open: (t) => this.#openRaw(t) })
+        ? openUserStream(device, { pins: this.#pins, staticKeyPair: this.#o.staticKeyPair, open: (t) => this.#openRaw(t) })
         : this.#openRaw(target);
     } catch (err) {
       stream = new DeferredStream(Promise.reject(err as Error));

@@ -67,7 +67,7 @@ function allowedKey(entry: string): string {
   return eq >= 0 && eq < entry.length - 1 ? entry.slice(eq + 1) : entry;
 }
 
-export class DeviceServices {
+export class DeviceAgent {
   readonly #keyPair: KeyPair;
   readonly #log: Logger;
   #services = new Map<string, Service>();

@@ -29,8 +29,10 @@ import { DeviceOpenQueue, deviceOpenLimits, type OpenSlot } from './open-queue.j
 /** What the router needs of a session (the server's ServerSessionHandle is one). */
 export interface DeviceSessionHandle {
   readonly mux: MuxSession;
-  /** Canonical base64 of the peer's static public key. */
-  readonly publicKey: string;
+  /** The peer's static public key, as its handshake proved it. */
+  readonly peerKey: Uint8Array;
+  /** The key's fingerprint (canonical base64): logs, status and relayed targets carry it. */
+  readonly fingerprint: string;
   readonly session: Pick<SecureSession, 'close'>;
 }
 
@@ -48,7 +50,7 @@ interface DeviceEntry {
 /** A user stream relayed into a device. */
 interface ActiveRelay {
   readonly user: string;
-  readonly userKey: string;
+  readonly userKey: Uint8Array;
   readonly device: string;
   readonly service: string;
   readonly relay: Relay;
@@ -65,7 +67,7 @@ export interface DeviceStatus {
 
 /** A user's open relayed to a device, waiting for the device's answer. */
 interface PendingRelay {
-  readonly userKey: string;
+  readonly userKey: Uint8Array;
   readonly device: string;
   readonly service: string;
   revoke(): void;
@@ -125,7 +127,7 @@ export class DeviceRouter {
       opens,
     };
     this.#devices.set(peer.name, entry);
-    this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.publicKey }, `device ${peer.name} connected`);
+    this.#log.info({ event: EVENTS.deviceOnline, device: peer.name, fingerprint: handle.fingerprint }, `device ${peer.name} connected`);
     handle.mux.onClose(() => {
       if (this.#devices.get(entry.name) !== entry) return;
       this.#drop(entry, 'session ended');
@@ -204,7 +206,7 @@ export class DeviceRouter {
     }
     this.#peers = peers;
     entry.opens.submit({
-      key: user.publicKey,
+      key: user.fingerprint,
       session: user,
       signal: request.signal,
       refuse: (reason, detail) => {
@@ -226,12 +228,12 @@ export class DeviceRouter {
    */
   #relayInto(entry: DeviceEntry, user: DeviceSessionHandle, target: DeviceTarget, request: StreamRequest, log: Logger, refuse: (reason: ReasonCode, message: string) => void, slot: OpenSlot): void {
     const { device, service } = target;
-    const now = this.#peers?.lookup(Buffer.from(user.publicKey, 'base64'));
+    const now = this.#peers?.lookup(user.peerKey);
     if (request.cancelled) {
       slot.done();
       return;
     }
-    if (now === undefined || !this.#permits(user.publicKey, device, service)) {
+    if (now === undefined || !this.#permits(user.peerKey, device, service)) {
       slot.done();
       refuse('not-permitted', `peer ${now?.name ?? 'unknown'} may not reach device ${device} service ${service}`);
       return;
@@ -239,7 +241,7 @@ export class DeviceRouter {
     const fields = { user: now.name, device, service };
     let toDevice: MuxStream;
     try {
-      toDevice = entry.handle.mux.openStream(encodeRelayedTarget({ service, mode: 'e2e', user: now.name, userKey: user.publicKey }));
+      toDevice = entry.handle.mux.openStream(encodeRelayedTarget({ service, mode: 'e2e', user: now.name, userKey: user.fingerprint }));
     } catch (err) {
       slot.done();
       refuse('device-offline', `device ${device}: ${(err as Error).message}`);
@@ -252,7 +254,7 @@ export class DeviceRouter {
       toDevice.reset('cancel');
     };
     const pending: PendingRelay = {
-      userKey: user.publicKey,
+      userKey: user.peerKey,
       device,
       service,
       revoke: () => {
@@ -285,7 +287,7 @@ export class DeviceRouter {
       this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
       // Just before accepting: the allowlist in force now, not the one the open arrived under.
-      if (!this.#permits(user.publicKey, device, service)) {
+      if (!this.#permits(user.peerKey, device, service)) {
         toDevice.reset('cancel');
         refuse('not-permitted', `peer ${now.name} may no longer reach device ${device} service ${service}`);
         return;
@@ -300,7 +302,7 @@ export class DeviceRouter {
       const tap = this.#tap;
       const active: ActiveRelay = {
         user: now.name,
-        userKey: user.publicKey,
+        userKey: user.peerKey,
         device,
         service,
         relay: relayStreams(fromUser, toDevice, {
@@ -322,8 +324,8 @@ export class DeviceRouter {
   }
 
   /** True when the allowlist in force lets the key `userKey` reach `device:service`. */
-  #permits(userKey: string, device: string, service: string): boolean {
-    const user = this.#peers?.lookup(Buffer.from(userKey, 'base64'));
+  #permits(userKey: Uint8Array, device: string, service: string): boolean {
+    const user = this.#peers?.lookup(userKey);
     return user !== undefined && user.devices.allows(device, service) && this.#peers?.device(device) !== undefined;
   }
 
@@ -341,14 +343,14 @@ export class DeviceRouter {
     }
     let reset = 0;
     for (const r of [...this.#relays]) {
-      const user = peers.lookup(Buffer.from(r.userKey, 'base64'));
+      const user = peers.lookup(r.userKey);
       if (user !== undefined && user.devices.allows(r.device, r.service)) continue;
       reset++;
       this.#log.warn({ event: EVENTS.streamReset, peer: r.user, device: r.device, service: r.service, reason: 'not-permitted' }, `resetting stream of ${r.user} to ${r.device}:${r.service}: no longer permitted`);
       r.relay.reset('not-permitted');
     }
     for (const entry of [...this.#devices.values()]) {
-      const peer = peers.lookup(Buffer.from(entry.handle.publicKey, 'base64'));
+      const peer = peers.lookup(entry.handle.peerKey);
       // A removed key's session was closed by the server already (its onClose dropped the entry).
       if (peer === undefined) continue;
       if (peer.kind !== 'device' || peer.name !== entry.name) {
@@ -374,7 +376,7 @@ export class DeviceRouter {
   status(): DeviceStatus[] {
     return [...this.#devices.values()].map((d) => ({
       name: d.name,
-      fingerprint: d.handle.publicKey,
+      fingerprint: d.handle.fingerprint,
       services: [...d.services],
       since: d.since.toISOString(),
       streams: this.#relaysOf(d.name),

@@ -9,7 +9,7 @@ import { formatDeviceTarget, type DeviceTarget } from './target.js';
 import { e2eInitiate } from './e2e/e2e-stream.js';
 import { E2EError } from '../errors.js';
 
-export interface DeviceStreamOptions {
+export interface UserStreamOptions {
   /** Device name -> pinned static public key. */
   readonly pins: ReadonlyMap<string, Uint8Array>;
   readonly staticKeyPair: KeyPair;
@@ -25,7 +25,7 @@ function failedStream(err: Error): Duplex {
 }
 
 /** Opens `target` end to end, or a stream that fails with ERR_E2E_NO_DEVICE_KEY. */
-export function openDeviceStream(target: DeviceTarget, o: DeviceStreamOptions): Duplex {
+export function openUserStream(target: DeviceTarget, o: UserStreamOptions): Duplex {
   const deviceKey = o.pins.get(target.device);
   if (deviceKey === undefined) {
     return failedStream(new E2EError('ERR_E2E_NO_DEVICE_KEY', `no public key pinned for device ${target.device}: add a [[device]] table to the client config`));

@@ -44,7 +44,9 @@ export interface ServerDaemonOptions {
 export interface ServerSessionHandle {
   readonly session: SecureSession;
   readonly mux: MuxSession;
-  readonly publicKey: string;
+  readonly peerKey: Uint8Array;
+  /** The peer key's fingerprint (canonical base64). */
+  readonly fingerprint: string;
   peerName: string;
   /** The daemon's logger with this peer's name (renewed when a reload renames the peer). */
   log: Logger;
@@ -115,7 +117,8 @@ export class ServerDaemon {
     const log = this.#log.child({ peer: peer.name });
     const handle: ServerSessionHandle = {
       session,
-      publicKey,
+      peerKey: session.peerPublicKey,
+      fingerprint: publicKey,
       peerName: peer.name,
       log,
       streams: new Set(),
@@ -148,7 +151,7 @@ export class ServerDaemon {
   }
 
   #onStreamRequest(handle: ServerSessionHandle, request: StreamRequest): void {
-    const peer = this.#peers.lookup(Buffer.from(handle.publicKey, 'base64'));
+    const peer = this.#peers.lookup(handle.peerKey);
     if (this.#draining) {
       request.reject('limit', 'server is shutting down');
       return;
@@ -162,7 +165,7 @@ export class ServerDaemon {
     if (maxPerKey !== undefined) {
       // This open is already counted in its session's streams.
       let held = 0;
-      for (const other of this.#handlesByKey.get(handle.publicKey) ?? []) held += other.mux.streamCount;
+      for (const other of this.#handlesByKey.get(handle.fingerprint) ?? []) held += other.mux.streamCount;
       if (held > maxPerKey) {
         const message = `too many streams for this key (max_streams_per_key = ${maxPerKey})`;
         log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'limit', detail: message }, `stream refused: ${message}`);
@@ -185,7 +188,7 @@ export class ServerDaemon {
     }
     serveStreamRequest({
       handle,
-      currentPeer: () => this.#peers.lookup(Buffer.from(handle.publicKey, 'base64')),
+      currentPeer: () => this.#peers.lookup(handle.peerKey),
       request,
       dialTimeoutMs: this.#options.dialTimeoutMs,
       ownAddresses: () => this.#own.list(),
@@ -207,10 +210,10 @@ export class ServerDaemon {
     let streamsReset = 0;
     let opensRefused = 0;
     for (const handle of [...this.#handles]) {
-      const peer: ServerPeer | undefined = peers.lookup(Buffer.from(handle.publicKey, 'base64'));
+      const peer: ServerPeer | undefined = peers.lookup(handle.peerKey);
       if (peer === undefined) {
         removed++;
-        this.#log.warn({ event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.publicKey }, `closing the session of ${handle.peerName}: key removed from the allowlist`);
+        this.#log.warn({ event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.fingerprint }, `closing the session of ${handle.peerName}: key removed from the allowlist`);
         // The close record first, so the client learns `revoked` (a GOAWAY has no such code).
         handle.session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
         handle.mux.close('shutdown', REVOKE_CLOSE_MESSAGE);
@@ -249,7 +252,7 @@ export class ServerDaemon {
       devices: this.#devices.status(),
       sessions: [...this.#handles].map((h) => ({
         peer: h.peerName,
-        fingerprint: h.publicKey,
+        fingerprint: h.fingerprint,
         remote: h.session.remoteAddress,
         state: h.session.closed ? 'closed' : 'established',
         since: h.session.establishedAt.toISOString(),

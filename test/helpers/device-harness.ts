@@ -87,9 +87,9 @@ export class DeviceServer {
     const requests: StreamRequest[] = [];
     const closes: CloseReason[] = [];
     const agent = new MuxSession(agentEnd, { role: 'client', onStreamRequest: onRequest ?? ((r) => requests.push(r)) });
-    const publicKey = Buffer.from(this.key(name)).toString('base64');
     const handle: DeviceSessionHandle = {
-      publicKey,
+      peerKey: this.key(name),
+      fingerprint: Buffer.from(this.key(name)).toString('base64'),
       session: {
         close: (reason: CloseReason = { code: 'normal' }) => {
           closes.push(reason);
@@ -104,7 +104,7 @@ export class DeviceServer {
   }
 
   #dispatch(handle: DeviceSessionHandle, request: StreamRequest): void {
-    const p = this.peers.lookup(Buffer.from(handle.publicKey, 'base64'));
+    const p = this.peers.lookup(handle.peerKey);
     if (p === undefined) {
       request.reject('not-permitted', 'peer is no longer on the allowlist');
       return;

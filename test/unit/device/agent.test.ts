@@ -1,5 +1,5 @@
 /**
- * The device agent's side of an end-to-end open (DeviceServices over a real mux pair, a real TCP
+ * The device agent's side of an end-to-end open (DeviceAgent over a real mux pair, a real TCP
  * service on loopback): the service is dialed only after the user has confirmed the inner
  * handshake. The server sees every byte of a user's handshake, so it could replay them; a replay
  * must dial nothing (SECURITY.md #1: no side effect before key confirmation).
@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/crypto/keys.js';
-import { DeviceServices, serviceAllows } from '../../../src/device/agent.js';
+import { DeviceAgent, serviceAllows } from '../../../src/device/agent.js';
 import { encodeRelayedTarget } from '../../../src/device/target.js';
 import { e2eInitiate } from '../../../src/device/e2e/e2e-stream.js';
 import { sessionPair, until } from '../../helpers/streams.js';
@@ -37,7 +37,7 @@ async function device(): Promise<{ open: () => Duplex; connections: () => number
   const port = (service.address() as net.AddressInfo).port;
   const lines: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const services = new DeviceServices([{ name: 'echo', target: `127.0.0.1:${port}`, allow: [`alice=${Buffer.from(user.publicKey).toString('base64')}`], reverse: false }], deviceKeys, logger);
+  const services = new DeviceAgent([{ name: 'echo', target: `127.0.0.1:${port}`, allow: [`alice=${Buffer.from(user.publicKey).toString('base64')}`], reverse: false }], deviceKeys, logger);
   const { client, server } = sessionPair({ onStreamRequest: (request) => services.handle(request) });
   cleanups.push(() => {
     services.closeAll();
@@ -73,7 +73,7 @@ function refusals(lines: readonly LogLine[]): LogLine[] {
   return lines.filter((l) => l.event === 'device.stream.refused');
 }
 
-describe('DeviceServices, end-to-end opens', () => {
+describe('DeviceAgent, end-to-end opens', () => {
   it('a genuine user: the service is dialed once and carries data (positive control)', async () => {
     const d = await device();
     await genuineTranscript(d.open);
