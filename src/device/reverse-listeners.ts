@@ -7,13 +7,13 @@
  *
  * Anyone who can reach the port can connect, so connections are admitted per source address and
  * per device (concurrent and per second) before they cost the device anything, then wait their
- * turn in the device's open queue (device-open-queue.ts) like users' opens; the logger rate-limits
+ * turn in the device's open queue (open-queue.ts) like users' opens; the logger rate-limits
  * the lines of reverse connections per device (src/log/rate-limit.ts; issue 13 items 1 and 11).
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { encodeRelayedTarget } from './target.js';
-import { pipeSocketStream } from '../forward/pipe.js';
+import { socketIntoStream } from '../forward/socket-into-stream.js';
 import { EVENTS } from '../log/events.js';
 import type { MuxSession } from '../mux/session.js';
 import { TokenBucket } from '../lib/token-bucket.js';
@@ -216,32 +216,14 @@ export class ReverseListeners {
       socket.resetAndDestroy();
       return;
     }
-    let stream;
-    try {
-      stream = this.#mux.openStream(encodeRelayedTarget({ service: spec.service, mode: 'reverse', user: 'reverse', userKey: '' }));
-    } catch {
-      slot.done();
-      socket.resetAndDestroy();
-      return;
-    }
-    if (this.#tap) {
-      const tap = this.#tap;
-      socket.on('data', (c: Buffer) => tap(c));
-      stream.on('data', (c: Buffer) => tap(c));
-    }
-    let opened = false;
-    stream.once('open', () => {
-      opened = true;
-      slot.answered();
-    });
-    stream.once('close', () => slot.done());
-    stream.once('error', (err: Error & { reason?: string }) => {
-      slot.answered();
-      if (opened) return; // the close line below tells how it ended
-      refused(err.reason ?? 'error', err.message);
-    });
-    pipeSocketStream(socket, stream, {
-      onDone: (r) => {
+    const stream = socketIntoStream(socket, () => this.#mux.openStream(encodeRelayedTarget({ service: spec.service, mode: 'reverse', user: 'reverse', userKey: '' })), {
+      ...(this.#tap ? { tap: this.#tap } : {}),
+      onOpen: () => slot.answered(),
+      onRefused: (err: Error & { reason?: string }) => {
+        slot.answered();
+        refused(err.reason ?? 'error', err.message);
+      },
+      onDone: (r, opened) => {
         slot.done();
         if (!opened) return; // never reached the service: the refusal above is its line
         this.#log.info(
@@ -250,6 +232,8 @@ export class ReverseListeners {
         );
       },
     });
+    if (stream === undefined) slot.done();
+    else stream.once('close', () => slot.done());
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import type { Duplex } from 'node:stream';
 import { listenLocal, type ForwardLogger, type ListenerHandle, type LocalAccess, type LocalListen } from './local-listener.js';
-import { pipeSocketStream, type PipeResult } from './pipe.js';
+import type { PipeResult } from './pipe.js';
+import { socketIntoStream } from './socket-into-stream.js';
 
 export type { ForwardLogger, ListenerHandle } from './local-listener.js';
 
@@ -24,8 +25,7 @@ export interface LocalForwardOptions {
 /** Starts a local forward; resolves once listening. Each connection gets its own stream to `target`. */
 export function startLocalForward(options: LocalForwardOptions): Promise<ListenerHandle> {
   return listenLocal({ listen: options.listen, kind: 'forward', ...(options.access ? { access: options.access } : {}), ...(options.logger ? { logger: options.logger } : {}) }, (socket) => {
-    const stream = options.open(options.target);
-    pipeSocketStream(socket, stream, {
+    socketIntoStream(socket, () => options.open(options.target), {
       onDone: (result) => {
         options.logger?.debug({ target: options.target, ...result, error: result.error?.message }, 'forwarded connection closed');
         options.onConnection?.(result);
