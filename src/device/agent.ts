@@ -13,7 +13,8 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ServiceConfig } from '../config/client-config.js';
 import type { KeyPair } from '../crypto/keys.js';
-import { ANNOUNCE_TARGET, decodeRelayedTarget, encodeAnnouncement, type RelayedOpen } from './target.js';
+import { decodeRelayedTarget, type RelayedOpen } from './target.js';
+import { writeAnnouncement } from './announcement.js';
 import { e2eRespond } from './e2e/e2e-stream.js';
 import { dialTarget } from '../forward/dial-target.js';
 import type { PipeResult } from '../forward/pipe.js';
@@ -111,16 +112,7 @@ export class DeviceAgent {
 
   /** Opens the `@services` stream and writes the names; errors are logged, never thrown. */
   announce(mux: MuxSession): void {
-    if (mux.closed) return;
-    try {
-      const stream = mux.openStream(ANNOUNCE_TARGET);
-      stream.on('error', (err: Error) => this.#log.warn({ event: EVENTS.deviceServices, err: err.message }, `announcing services failed: ${err.message}`));
-      stream.on('data', () => {});
-      stream.end(encodeAnnouncement([...this.#services.keys()]));
-      this.#log.info({ event: EVENTS.deviceServices, services: [...this.#services.keys()] }, `announced services: ${[...this.#services.keys()].join(', ') || '(none)'}`);
-    } catch (err) {
-      this.#log.warn({ event: EVENTS.deviceServices, err: (err as Error).message }, `announcing services failed: ${(err as Error).message}`);
-    }
+    writeAnnouncement(mux, [...this.#services.keys()], this.#log);
   }
 
   /** The mux's onStreamRequest for a device agent. */

@@ -1,20 +1,15 @@
 /**
  * The server's half of device endpoints: the registry of connected devices and the services they
- * announced, the routing of a user's open into a device's session, the relay between the two
- * streams, and the reverse listeners. The server checks its own policy (may this user reach this
+ * announced (read by announcement.ts), the routing of a user's open into a device's session, the
+ * relay between the two streams, and the reverse listeners. The server checks its own policy (may this user reach this
  * device service?) at every open and on every reload; the device checks its own. Every open into
- * a device waits its turn in the device's open queue (device-open-queue.ts), so the server never
+ * a device waits its turn in the device's open queue (open-queue.ts), so the server never
  * sends more than the device's session accepts (issue 13 item 1). With mode `e2e`
  * the bytes relayed are an inner Noise session the server cannot read (docs/PROTOCOL.md).
  */
 import type { Logger } from 'pino';
-import {
-  ANNOUNCE_TARGET,
-  MAX_ANNOUNCEMENT_BYTES,
-  decodeAnnouncement,
-  encodeRelayedTarget,
-  type DeviceTarget,
-} from './target.js';
+import { ANNOUNCE_TARGET, encodeRelayedTarget, type DeviceTarget } from './target.js';
+import { readAnnouncement } from './announcement.js';
 import { EVENTS } from '../log/events.js';
 import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
@@ -155,29 +150,8 @@ export class DeviceRouter {
     } catch {
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    stream.on('error', () => {});
-    stream.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_ANNOUNCEMENT_BYTES) {
-        this.#log.warn({ event: EVENTS.deviceServices, device: peer.name }, `device ${peer.name}: announcement over ${MAX_ANNOUNCEMENT_BYTES} bytes ignored`);
-        stream.reset('limit');
-        return;
-      }
-      chunks.push(c);
-    });
-    stream.on('end', () => {
-      stream.end();
-      let services: string[];
-      try {
-        services = decodeAnnouncement(Buffer.concat(chunks));
-      } catch (err) {
-        this.#log.warn({ event: EVENTS.deviceServices, device: peer.name, err: (err as Error).message }, `device ${peer.name}: ${(err as Error).message}`);
-        return;
-      }
+    readAnnouncement(stream, peer.name, this.#log, (services) => {
       entry.services = services;
-      this.#log.info({ event: EVENTS.deviceServices, device: peer.name, services }, `device ${peer.name} offers ${services.join(', ') || 'no services'}`);
       entry.reverse.sync(peer.reverse, services);
     });
   }
