@@ -216,7 +216,8 @@ export class ReverseListeners {
       socket.resetAndDestroy();
       return;
     }
-    const stream = socketIntoStream(socket, () => this.#mux.openStream(encodeRelayedTarget({ service: spec.service, mode: 'reverse', user: 'reverse', userKey: '' })), {
+    const target = encodeRelayedTarget({ service: spec.service, mode: 'reverse', user: 'reverse', userKey: '' });
+    const stream = socketIntoStream(socket, () => this.#mux.openStream(target), {
       ...(this.#tap ? { tap: this.#tap } : {}),
       onOpen: () => slot.answered(),
       onRefused: (err: Error & { reason?: string }) => {
