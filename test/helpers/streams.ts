@@ -1,4 +1,4 @@
-/** Shared helpers for the mux tests: session pairs, scripted peers, hashing, bounded waits. */
+/** Shared helpers for the mux tests: session pairs, scripted peers, hashing. */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -8,15 +8,6 @@ import type { Frame } from '../../src/mux/frame.js';
 import type { MuxLimits } from '../../src/mux/mux-limits.js';
 import { MuxSession } from '../../src/mux/session.js';
 import type { StreamRequest } from '../../src/mux/stream-request.js';
-
-/** Polls `condition` every few ms until true or `timeoutMs` passes (then throws). */
-export async function until(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 export function sha256(data: Uint8Array | readonly Uint8Array[]): string {
   const hash = createHash('sha256');

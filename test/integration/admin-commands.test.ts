@@ -13,8 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair, publicKeyFromPrivate } from '../../src/crypto/keys.js';
-import { TWOWAY_BIN, runTwoway, stopAll, twoway, waitUntil } from '../helpers/processes.js';
+import { TWOWAY_BIN, runTwoway, stopAll, twoway } from '../helpers/processes.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const NOBODY = 65534;

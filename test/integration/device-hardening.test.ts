@@ -20,8 +20,9 @@ import { MuxSession } from '../../src/mux/session.js';
 import type { MuxStream } from '../../src/mux/stream.js';
 import { connectSecure } from '../../src/session/connect-secure.js';
 import type { SecureSession } from '../../src/session/secure-session.js';
-import { runTwoway, waitUntil, type Proc } from '../helpers/processes.js';
+import { runTwoway, type Proc } from '../helpers/processes.js';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const build1 = generateKeyPair();
 const aliceKey = generateKeyPair();

@@ -13,8 +13,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { TWOWAY_BIN, runTwoway, twoway, waitUntil, type Proc } from '../helpers/processes.js';
+import { TWOWAY_BIN, runTwoway, twoway, type Proc } from '../helpers/processes.js';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const SSHD = fs.existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';

@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
-import { twoway, waitUntil } from '../helpers/processes.js';
+import { twoway } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel | undefined;
 let echo: { server: net.Server; port: number } | undefined;

@@ -20,7 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { Proc, REPO_ROOT, TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
+import { Proc, REPO_ROOT, TWOWAY_BIN } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -13,9 +13,8 @@ import { decodeBase64Url, encodeBase64Url } from '../../src/session/base64url.js
 import type { RecordSession } from '../../src/session/secure-session.js';
 import { HANDSHAKE_HEADER, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { RecordType } from '../../src/session/record.js';
-import {
-  RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, waitFor, type TestServer,
-} from '../helpers/capture-logger.js';
+import { RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, type TestServer } from '../helpers/capture-logger.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -55,10 +54,10 @@ describe('rekey', () => {
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    await waitFor(() => received.length === total, 10_000, 'all echoes');
+    await waitUntil(() => received.length === total, 'all echoes', 10_000);
     expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(session.stats.rekeys).toBeGreaterThanOrEqual(3);
-    await waitFor(() => srv.sessions[0]!.stats.rekeys >= 3);
+    await waitUntil(() => srv.sessions[0]!.stats.rekeys >= 3);
     session.close();
   });
 
@@ -73,7 +72,7 @@ describe('rekey', () => {
       session.send(Uint8Array.of(i));
       if (i % 5 === 4) await new Promise((r) => setImmediate(r));
     }
-    await waitFor(() => echoes === 100);
+    await waitUntil(() => echoes === 100);
     expect(session.stats.rekeys).toBeGreaterThanOrEqual(3);
     session.close();
   });
@@ -94,7 +93,7 @@ describe('rekey', () => {
     const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
     await raw.opened();
     raw.sendRaw(raw.seal(RecordType.keepalive));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const reason = new Promise<{ code: string; message?: string }>((r) => srv.sessions[0]!.onClose(r));
     const got = await reason;
     expect(got.code).toBe('timeout');
@@ -112,7 +111,7 @@ describe('keepalive and timers', () => {
     const before = session.stats.recordsIn;
     // Both sides are idle; only keepalives arrive, for longer than deadAfterMs.
     const t0 = performance.now();
-    await waitFor(() => session.stats.recordsIn > before + 25, 5_000, 'keepalives');
+    await waitUntil(() => session.stats.recordsIn > before + 25, 'keepalives', 5_000);
     expect(performance.now() - t0).toBeGreaterThan(600);
     expect(session.closed).toBe(false);
     await expectAlive(session);
@@ -125,26 +124,26 @@ describe('keepalive and timers', () => {
     const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
     await raw.opened();
     raw.sendRaw(raw.seal(RecordType.keepalive));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const started = performance.now();
     const reason = await new Promise<{ code: string }>((r) => srv.sessions[0]!.onClose(r));
     expect(reason.code).toBe('timeout');
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(srv.lines.some((l) => l['event'] === 'session.closed' && l['reason'] === 'timeout')).toBe(true);
-    await waitFor(() => raw.closed);
+    await waitUntil(() => raw.closed);
   });
 
   it('leaves no timers behind after close', async () => {
     const alice = makePeer('alice');
     const srv = await server([alice], { limits: { keepaliveIntervalMs: 1_000, deadAfterMs: 5_000 } });
     const { session } = await connectPeer(srv, alice);
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const serverSide = srv.sessions[0] as RecordSession;
     const clientSide = session as RecordSession;
     expect(clientSide.timersActive).toBe(true);
     expect(serverSide.timersActive).toBe(true);
     session.close();
-    await waitFor(() => serverSide.closed);
+    await waitUntil(() => serverSide.closed);
     expect(clientSide.timersActive).toBe(false);
     expect(serverSide.timersActive).toBe(false);
   });
@@ -167,7 +166,7 @@ describe('backpressure', () => {
     expect(session.bufferedAmount).toBeGreaterThan(256 * 1024);
     await new Promise<void>((resolve) => session.onDrain(resolve));
     expect(session.bufferedAmount).toBeLessThanOrEqual(256 * 1024);
-    await waitFor(() => receivedBytes === sentBytes, 10_000, 'all bytes delivered');
+    await waitUntil(() => receivedBytes === sentBytes, 'all bytes delivered', 10_000);
     session.close();
   });
 });
@@ -182,9 +181,9 @@ describe('limits against abuse', () => {
     await raw.opened();
     const t0 = performance.now();
     await closedSoon(silent);
-    await waitFor(() => raw.closed);
+    await waitUntil(() => raw.closed);
     expect(performance.now() - t0).toBeLessThan(2_000);
-    await waitFor(() => refusals(srv.lines).filter((l) => l['reason'] === 'handshake-timeout').length >= 2);
+    await waitUntil(() => refusals(srv.lines).filter((l) => l['reason'] === 'handshake-timeout').length >= 2);
     expect(refusals(srv.lines).some((l) => l['reason'] === 'handshake-timeout' && typeof l['fingerprint'] === 'string')).toBe(true);
     expect(srv.sessions.length).toBe(0);
   });
@@ -196,9 +195,9 @@ describe('limits against abuse', () => {
     const flood: net.Socket[] = [];
     for (let i = 0; i < 12; i++) flood.push(await rawSocket(port, '127.0.0.2'));
     // Connections beyond the cap are dropped at once.
-    await waitFor(() => flood.filter((s) => s.destroyed || s.readableEnded).length >= 4, 2_000, 'drops');
+    await waitUntil(() => flood.filter((s) => s.destroyed || s.readableEnded).length >= 4, 'drops', 2_000);
     expect(flood.filter((s) => !s.destroyed && !s.readableEnded).length).toBe(8);
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'too-many-unauthenticated' && l['detail'] === 'address-cap'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'too-many-unauthenticated' && l['detail'] === 'address-cap'));
     const { session } = await connectPeer(srv, alice);
     await expectAlive(session);
     session.close();
@@ -212,9 +211,9 @@ describe('limits against abuse', () => {
     for (const a of ['127.0.0.3', '127.0.0.4']) for (let i = 0; i < 3; i++) socks.push(await rawSocket(port, a));
     const extra = await rawSocket(port, '127.0.0.5');
     await closedSoon(extra);
-    await waitFor(() => refusals(srv.lines).some((l) => l['detail'] === 'global-cap'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['detail'] === 'global-cap'));
     socks.forEach((s) => s.destroy());
-    await waitFor(() => socks.every((s) => s.destroyed));
+    await waitUntil(() => socks.every((s) => s.destroyed));
     // Once they are gone, a legitimate client gets in.
     await new Promise((r) => setTimeout(r, 50));
     const { session } = await connectPeer(srv, alice);

@@ -11,8 +11,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestTunnel, closedPort } from '../helpers/tunnel.js';
-import { TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
+import { TWOWAY_BIN } from '../helpers/processes.js';
 import net from 'node:net';
+import { waitUntil } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const SSHD = fs.existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';

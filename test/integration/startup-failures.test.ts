@@ -9,9 +9,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';
-import { twoway, waitUntil, type Proc } from '../helpers/processes.js';
+import { twoway, type Proc } from '../helpers/processes.js';
 import { TestTunnel, closedPort } from '../helpers/tunnel.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel;
 let manager: FakeServiceManager | undefined;

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestTunnel, closedPort, startAnsweringSink, startEchoServer } from '../helpers/tunnel.js';
-import { waitUntil } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel;
 let sink: net.Server;

@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sdNotify, watchdogIntervalMs } from '../../../src/cli/sd-notify.js';
-import { waitUntil } from '../../helpers/processes.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../../helpers/fake-service-manager.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 
 describe('sdNotify', () => {

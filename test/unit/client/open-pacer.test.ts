@@ -5,7 +5,8 @@ import { OpenPacer } from '../../../src/client/open-pacer.js';
 import type { MuxLimits } from '../../../src/mux/mux-limits.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
-import { quiet, until } from '../../helpers/streams.js';
+import { quiet } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const sessions: MuxSession[] = [];
 afterEach(() => {
@@ -27,7 +28,7 @@ async function pair(limits: Partial<MuxLimits>, accept = true, advertise = true)
   });
   const client = new MuxSession(a, { role: 'client' });
   sessions.push(client, server);
-  if (advertise) await until(() => client.peerSentSettings);
+  if (advertise) await waitUntil(() => client.peerSentSettings);
   return { client, seen };
 }
 
@@ -42,9 +43,9 @@ describe('OpenPacer', () => {
     const queued = ['t:3', 't:4', 't:5', 't:6'].map((t) => pacer.open(t));
     expect(pacer.queued).toBe(4);
     const streams = await Promise.all(queued.map((q) => q.stream));
-    await until(() => seen.length === 6);
+    await waitUntil(() => seen.length === 6);
     expect(seen.map((r) => r.target)).toEqual(['t:1', 't:2', 't:3', 't:4', 't:5', 't:6']);
-    await until(() => streams.every((s) => s.state === 'open'));
+    await waitUntil(() => streams.every((s) => s.state === 'open'));
     expect(client.stats.streamsRefused).toBe(0);
   });
 
@@ -54,13 +55,13 @@ describe('OpenPacer', () => {
     expect(quiet(pacer.tryOpen('s:1')!)).toBeDefined();
     expect(pacer.tryOpen('s:2')).toBeUndefined();
     const queued = ['s:2', 's:3', 's:4'].map((t) => pacer.open(t));
-    await until(() => seen.length === 1);
+    await waitUntil(() => seen.length === 1);
     await new Promise((r) => setTimeout(r, 150));
     expect(seen).toHaveLength(1);
     // The first answer (no SETTINGS before it): the defaults hold, the rest go out together.
     quiet(seen[0]!.accept());
     await Promise.all(queued.map((q) => q.stream));
-    await until(() => seen.length === 4);
+    await waitUntil(() => seen.length === 4);
     expect(client.peerSentSettings).toBe(false);
   });
 
@@ -69,12 +70,12 @@ describe('OpenPacer', () => {
     const pacer = new OpenPacer(client, { waitMs: 5_000 });
     expect(quiet(pacer.tryOpen('p:1')!)).toBeDefined();
     const second = pacer.open('p:2');
-    await until(() => seen.length === 1);
+    await waitUntil(() => seen.length === 1);
     await new Promise((r) => setTimeout(r, 150));
     expect(seen).toHaveLength(1);
     quiet(seen[0]!.accept());
     await second.stream;
-    await until(() => seen.length === 2);
+    await waitUntil(() => seen.length === 2);
   });
 
   it('refuses an open that waited past waitMs, or with the queue full, with reason limit; a cancelled open is never sent', async () => {

@@ -3,7 +3,8 @@ import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalForward, type ListenerHandle } from '../../../src/forward/local-forward.js';
 import type { PipeResult } from '../../../src/forward/pipe.js';
-import { closedPort, connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer, waitFor } from '../../helpers/fake-opener.js';
+import { closedPort, connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -48,7 +49,7 @@ describe('startLocalForward', () => {
     expect(sha(await got)).toBe(sha(down));
     expect(receivedHash).toBe(sha(up));
     expect(targets).toEqual([`127.0.0.1:${target.port}`]);
-    await waitFor(() => results.length === 1, 5_000, 'pipe done');
+    await waitUntil(() => results.length === 1, 'pipe done', 5_000);
     expect(results[0]).toMatchObject({ how: 'closed', bytesFromSocket: up.length, bytesToSocket: down.length });
   });
 

@@ -5,7 +5,8 @@ import type { MuxStreamError } from '../../../src/mux/reason.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
 import { encodeSettings } from '../../../src/mux/frame.js';
-import { ScriptedPeer, drain, pump, quiet, sessionPair, until } from '../../helpers/streams.js';
+import { ScriptedPeer, drain, pump, quiet, sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -17,12 +18,12 @@ describe('MuxSession over the in-memory pair', () => {
   it('transfers 32 MiB each way on one stream, sha256 intact, with half-close both ways', async () => {
     const { client, server, requests } = sessionPair();
     const stream = client.openStream('echo.test:7');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
     const [upHash, downHash, up, down] = await Promise.all([pump(stream, 32 * MiB), pump(remote, 32 * MiB), drain(remote), drain(stream)]);
     expect(up).toEqual({ hash: upHash, length: 32 * MiB });
     expect(down).toEqual({ hash: downHash, length: 32 * MiB });
-    await until(() => client.streamCount === 0 && server.streamCount === 0);
+    await waitUntil(() => client.streamCount === 0 && server.streamCount === 0);
     expect(stream.bytesWritten).toBe(32 * MiB);
     expect(stream.bytesRead).toBe(32 * MiB);
     client.close();
@@ -32,7 +33,7 @@ describe('MuxSession over the in-memory pair', () => {
     const { client, requests } = sessionPair();
     const stream = client.openStream('h:1');
     stream.end('request');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
     const got = drain(remote);
     expect((await got).length).toBe(7);
@@ -40,12 +41,12 @@ describe('MuxSession over the in-memory pair', () => {
     remote.write('reply after the client FIN');
     const back: Buffer[] = [];
     stream.on('data', (c: Buffer) => back.push(c));
-    await until(() => Buffer.concat(back).toString() === 'reply after the client FIN');
+    await waitUntil(() => Buffer.concat(back).toString() === 'reply after the client FIN');
     expect(stream.state).toBe('local-closed');
     const ended = new Promise((resolve) => stream.once('end', resolve));
     remote.end();
     await ended;
-    await until(() => stream.state === 'closed' && remote.state === 'closed');
+    await waitUntil(() => stream.state === 'closed' && remote.state === 'closed');
     client.close();
   });
 
@@ -69,7 +70,7 @@ describe('MuxSession over the in-memory pair', () => {
     );
     expect(results.every(Boolean)).toBe(true);
     expect(client.stats.streamsOpened).toBe(250);
-    await until(() => server.streamCount === 0 && client.streamCount === 0);
+    await waitUntil(() => server.streamCount === 0 && client.streamCount === 0);
     client.close();
   });
 
@@ -78,7 +79,7 @@ describe('MuxSession over the in-memory pair', () => {
     const { client, requests } = sessionPair();
     const slow = client.openStream('slow:1');
     const fast = client.openStream('fast:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const slowRemote = requests[0]!.accept();
     const fastRemote = requests[1]!.accept();
     // The slow reader never reads: the writer can push at most a window (plus Readable's buffer).
@@ -98,7 +99,7 @@ describe('MuxSession over the in-memory pair', () => {
     // Reading resumes the slow stream: window updates follow consumption.
     const before = slowRemote.bytesWritten;
     slow.resume();
-    await until(() => slowRemote.bytesWritten > before + window);
+    await waitUntil(() => slowRemote.bytesWritten > before + window);
     client.close();
   });
 
@@ -106,7 +107,7 @@ describe('MuxSession over the in-memory pair', () => {
     const window = 256 * 1024;
     const { client, requests } = sessionPair();
     const local = client.openStream('sink:1');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
     // The reader reads everything (as a forwarder whose socket still takes writes would), but
     // its sink cannot drain: credit is held, so the writer stops at one window.
@@ -119,12 +120,12 @@ describe('MuxSession over the in-memory pair', () => {
     };
     writer();
     remote.on('drain', writer);
-    await until(() => read === window);
+    await waitUntil(() => read === window);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(remote.bytesWritten).toBe(window);
     expect(read).toBe(window);
     local.holdCredit(false);
-    await until(() => read > 2 * window);
+    await waitUntil(() => read > 2 * window);
     client.close();
   });
 
@@ -132,7 +133,7 @@ describe('MuxSession over the in-memory pair', () => {
     const { client, requests } = sessionPair();
     const a = client.openStream('a:1');
     const b = client.openStream('b:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const ra = requests[0]!.accept();
     const rb = requests[1]!.accept();
     const failure = errorOf(ra);
@@ -146,7 +147,7 @@ describe('MuxSession over the in-memory pair', () => {
     const bErr = errorOf(b);
     const echoed = drain(rb).catch((err: unknown) => err);
     b.write('still fine');
-    await until(() => rb.bytesRead === 10);
+    await waitUntil(() => rb.bytesRead === 10);
     rb.destroy(new Error('target socket died'));
     expect((await bErr).reason).toBe('error');
     expect(await echoed).toMatchObject({ message: 'target socket died' });
@@ -167,7 +168,7 @@ describe('MuxSession over the in-memory pair', () => {
     expect(err.reason).toBe('connection-refused');
     expect(err.message).toContain('ECONNREFUSED 127.0.0.1:9');
     expect(opened).toBe(false);
-    await until(() => client.streamCount === 0);
+    await waitUntil(() => client.streamCount === 0);
     client.close();
   });
 
@@ -187,7 +188,7 @@ describe('MuxSession over the in-memory pair', () => {
     stream.on('open', () => (opened = true));
     stream.write('EHLO early\r\n');
     stream.end();
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     await new Promise((resolve) => setTimeout(resolve, 5)); // the acceptor "dials"
     expect(opened).toBe(false);
     const remote = requests[0]!.accept();
@@ -195,7 +196,7 @@ describe('MuxSession over the in-memory pair', () => {
     remote.on('data', (c: Buffer) => chunks.push(c));
     await new Promise((resolve) => remote.once('end', resolve));
     expect(Buffer.concat(chunks).toString()).toBe('EHLO early\r\n');
-    await until(() => opened);
+    await waitUntil(() => opened);
     client.close();
   });
 
@@ -225,11 +226,11 @@ describe('MuxSession over the in-memory pair', () => {
   it('a cancelled request aborts its signal and accept() throws', async () => {
     const { client, requests } = sessionPair();
     const stream = client.openStream('slow-dial:1');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const req = requests[0]!;
     const signal = req.signal;
     stream.destroy();
-    await until(() => req.cancelled);
+    await waitUntil(() => req.cancelled);
     expect(signal.aborted).toBe(true);
     expect(() => req.accept()).toThrow(expect.objectContaining({ code: 'ERR_MUX_STREAM_RESET' }));
     client.close();
@@ -238,7 +239,7 @@ describe('MuxSession over the in-memory pair', () => {
   it('when the channel closes without GOAWAY, every stream errors with ERR_MUX_CLOSED (tunnel-closed)', async () => {
     const { client, server, channels, requests } = sessionPair();
     const streams = [client.openStream('a:1'), client.openStream('b:1')];
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const remotes = requests.map((r) => r.accept());
     const all = [...streams, ...remotes].map(errorOf);
     const closes = [new Promise((r) => client.onClose(r)), new Promise((r) => server.onClose(r))];
@@ -256,7 +257,7 @@ describe('MuxSession over the in-memory pair', () => {
   it('close() sends GOAWAY: the peer sees the code and its streams end with ERR_MUX_CLOSED', async () => {
     const { client, server, requests } = sessionPair();
     const s = client.openStream('a:1');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
     const remoteErr = errorOf(remote);
     const localErr = errorOf(s);
@@ -286,9 +287,9 @@ describe('MuxSession over the in-memory pair', () => {
     const before = process.memoryUsage().heapUsed;
     const held: MuxStream[] = [];
     for (let i = 0; i < count; i++) held.push(client.openStream(`idle-${i}:1`));
-    await until(() => requests.length === count);
+    await waitUntil(() => requests.length === count);
     for (const r of requests) held.push(r.accept());
-    await until(() => held.slice(0, count).every((s) => s.state === 'open'));
+    await waitUntil(() => held.slice(0, count).every((s) => s.state === 'open'));
     gc?.();
     const perStreamPair = (process.memoryUsage().heapUsed - before) / count;
     // Both ends of each stream (two MuxStreams) live in this process.
@@ -302,12 +303,12 @@ describe('MuxSession over the in-memory pair', () => {
     const baseline = timers();
     const { client, server, requests } = sessionPair();
     const s = client.openStream('t:1');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     requests[0]!.accept();
     s.write('x');
     s.on('error', () => {});
     client.close();
-    await until(() => server.closed);
+    await waitUntil(() => server.closed);
     await new Promise((resolve) => setImmediate(resolve));
     expect(timers()).toBeLessThanOrEqual(baseline);
   });
@@ -318,7 +319,7 @@ describe('SETTINGS', () => {
     const [a, b] = createChannelPair();
     const peer = new ScriptedPeer(a);
     const server = new MuxSession(b, { role: 'server', limits: { openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 }, advertise: { maxStreams: 100 } });
-    await until(() => peer.of('settings').length === 1);
+    await waitUntil(() => peer.of('settings').length === 1);
     expect(peer.frames[0]).toEqual({ type: 'settings', streamId: 0, settings: { maxStreams: 100, openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 } });
     server.close();
 
@@ -329,7 +330,7 @@ describe('SETTINGS', () => {
     const [c, d] = createChannelPair();
     const advertiser = new MuxSession(c, { role: 'server', limits: { openBurst: 3 }, advertise: {} });
     const learner = new MuxSession(d, { role: 'client' });
-    await until(() => learner.peerSentSettings);
+    await waitUntil(() => learner.peerSentSettings);
     expect(learner.peerLimits).toEqual({ maxStreams: 256, openRatePerSecond: 20, openBurst: 3, maxPendingOpens: 64 });
     advertiser.close();
   });
@@ -341,7 +342,7 @@ describe('SETTINGS', () => {
     const session = new MuxSession(b, { role: 'client', limits: { idleFrameBurst: 10 } });
     session.onClose((info) => (closed = info.error?.code));
     for (let i = 0; i < 30 && closed === undefined; i++) peer.send(encodeSettings({ openBurst: 10 + i }));
-    await until(() => closed !== undefined);
+    await waitUntil(() => closed !== undefined);
     expect(closed).toBe('ERR_MUX_FLOOD');
   });
 });

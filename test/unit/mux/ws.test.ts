@@ -1,7 +1,8 @@
 /** The same mux behaviour over a real loopback WebSocket (ws), adapted to MessageChannel. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
-import { drain, pump, sessionPair, until, wsChannelPair } from '../../helpers/streams.js';
+import { drain, pump, sessionPair, wsChannelPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 let stop: (() => Promise<void>) | undefined;
@@ -18,7 +19,7 @@ describe('MuxSession over a loopback WebSocket', () => {
     const { client, requests } = sessionPair({ channels: ws.channels });
     const slow = client.openStream('slow:1');
     const bulk = client.openStream('bulk:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const slowRemote = requests[0]!.accept();
     const remote = requests[1]!.accept();
     slowRemote.write(Buffer.alloc(1 * MiB)); // stalls at the slow stream's window
@@ -36,7 +37,7 @@ describe('MuxSession over a loopback WebSocket', () => {
     const refused = client.openStream('a:1');
     const reset = client.openStream('b:1');
     const survivor = client.openStream('c:1');
-    await until(() => requests.length === 3);
+    await waitUntil(() => requests.length === 3);
     requests[0]!.reject('not-permitted', 'denied by policy');
     requests[1]!.accept().reset('unreachable');
     requests[2]!.accept();

@@ -4,7 +4,7 @@ import { AddressRateLimiter, TokenBucket, addressKey } from '../../../src/sessio
 import { ReplayGuard } from '../../../src/session/replay-guard.js';
 import { SessionTimers } from '../../../src/session/timers.js';
 import { tai64nNow } from '../../../src/session/tai64n.js';
-import { waitFor } from '../../helpers/capture-logger.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 describe('session limits', () => {
   it('defaults follow SECURITY.md', () => {
@@ -84,7 +84,7 @@ describe('session timers', () => {
       keysExpired: () => fired.push('expired'),
     });
     t.onHandshakeComplete();
-    await waitFor(() => fired.includes('dead') && fired.includes('expired'), 2_000);
+    await waitUntil(() => fired.includes('dead') && fired.includes('expired'), 'condition', 2_000);
     expect(fired).toContain('keepalive');
     expect(fired).toContain('rekey');
     expect(fired).toContain('expired');
