@@ -122,13 +122,6 @@ export async function tcpServer(onSocket: (s: net.Socket) => void): Promise<{ se
   };
 }
 
-/** A port on 127.0.0.1 with nothing listening (bound then closed). */
-export async function closedPort(): Promise<number> {
-  const { port, close } = await tcpServer(() => {});
-  await close();
-  return port;
-}
-
 /** Connects to 127.0.0.1:port with allowHalfOpen. */
 export function connectLoopback(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

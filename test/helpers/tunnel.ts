@@ -185,15 +185,6 @@ export async function startResettingEchoTarget(): Promise<{ server: net.Server; 
   return { server, port: (server.address() as net.AddressInfo).port };
 }
 
-/** A loopback port on which nothing listens (bound once, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /**
  * A target that hashes everything it receives and, once the client has ended its side, answers
  * with `response` and ends: a half-close both ways. The sha256 of each connection's input is

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';
 import { twoway, type Proc } from '../helpers/processes.js';
-import { TestTunnel, closedPort } from '../helpers/tunnel.js';
+import { freePort } from '../helpers/ports.js';
+import { TestTunnel } from '../helpers/tunnel.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -125,7 +126,7 @@ describe('the service manager', () => {
 
 describe('server start-up failures', () => {
   it('a second server whose control_socket is in use exits 1 before READY=1 and never listens', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const file = serverConfig('second.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "server.sock"`);
     const r = await startFailing(['server', '-c', file], port);
     expect(r.code, r.stderr).toBe(1);
@@ -137,7 +138,7 @@ describe('server start-up failures', () => {
   });
 
   it('metrics_listen on a busy port exits 1 before READY=1, never listens, and removes its control socket', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const busy = await busyPort();
     try {
       const file = serverConfig('metrics.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "metrics.sock"\nmetrics_listen = "127.0.0.1:${busy.port}"`);
@@ -154,7 +155,7 @@ describe('server start-up failures', () => {
 
   it('a busy listen port exits 1 and closes its control socket and metrics listener', async () => {
     const busy = await busyPort();
-    const metricsPort = await closedPort();
+    const metricsPort = await freePort();
     try {
       const file = serverConfig('busy.toml', `listen = "127.0.0.1:${busy.port}"\ncontrol_socket = "busy.sock"\nmetrics_listen = "127.0.0.1:${metricsPort}"`);
       const r = await startFailing(['server', '-c', file]);
@@ -168,7 +169,7 @@ describe('server start-up failures', () => {
   });
 
   it('an unusable TLS certificate is a config error (exit 3) before anything listens', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     fs.writeFileSync(tunnel.path('bad.crt'), 'not a certificate\n');
     tunnel.writeSecret('bad.pem', 'not a key either');
     const file = serverConfig('tls.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "tls.sock"\ntls_cert_file = "bad.crt"\ntls_key_file = "bad.pem"`);
@@ -185,7 +186,7 @@ describe('server start-up failures', () => {
 describe('client start-up failures', () => {
   it('a forward on a busy port exits 1 before READY=1, without a session, and closes the other listeners', async () => {
     const busy = await busyPort();
-    const free = await closedPort();
+    const free = await freePort();
     try {
       const file = clientConfig(
         'busy-forward.toml',

@@ -4,16 +4,8 @@ import { MAX_REVERSE_CONNECTIONS_PER_SOURCE } from '../../../src/device/reverse-
 import { decodeRelayedTarget } from '../../../src/device/target.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
 import { DeviceServer, type PeerSpec } from '../../helpers/device-harness.js';
+import { freePort } from '../../helpers/ports.js';
 import { waitUntil } from '../../helpers/wait.js';
-
-/** A loopback port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Connects, writes `data`, half-closes, and collects the reply until the socket closes. */
 function exchange(port: number, data: string): Promise<{ reply: string; error?: NodeJS.ErrnoException }> {
