@@ -52,6 +52,7 @@ describe('rekey', () => {
         new DataView(m.buffer).setUint32(0, sent++);
         session.send(m);
       }
+      // Kept: paces the stream so that it spans several rekeyAfterMs periods (a pace, not a wait).
       await new Promise((r) => setTimeout(r, 5));
     }
     await waitUntil(() => received.length === total, 'all echoes', 10_000);
@@ -212,10 +213,10 @@ describe('limits against abuse', () => {
     const extra = await rawSocket(port, '127.0.0.5');
     await closedSoon(extra);
     await waitUntil(() => refusals(srv.lines).some((l) => l['detail'] === 'global-cap'));
-    socks.forEach((s) => s.destroy());
-    await waitUntil(() => socks.every((s) => s.destroyed));
+    // Half-close and wait for the server's close in answer: then it has released their slots.
+    socks.forEach((s) => s.end());
+    await Promise.all(socks.map(closedSoon));
     // Once they are gone, a legitimate client gets in.
-    await new Promise((r) => setTimeout(r, 50));
     const { session } = await connectPeer(srv, alice);
     await expectAlive(session);
     session.close();
@@ -302,7 +303,6 @@ describe('transports', () => {
     a.session.close();
     const tls = selfSigned();
     const secure = await server([alice], { tls });
-    await new Promise((r) => setTimeout(r, 25));
     const b = await connectPeer(secure, alice, { proxy: proxy.url, tls: { ca: tls.cert } });
     await expectAlive(b.session);
     b.session.close();

@@ -90,6 +90,8 @@ describe('record layer against a misbehaving peer', () => {
       await raw.opened();
       raw.sendRaw(payload);
       await waitUntil(() => raw.closed);
+      // Kept: the same key initiates again next round, and one key's initiations must be 20 ms
+      // apart (the replay guard's floor), else the second would be refused before its payload.
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(srv.server.sessions.size).toBe(1);
