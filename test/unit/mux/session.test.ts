@@ -1,11 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { createChannelPair } from '../../../src/channel.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MessageChannel } from '../../../src/channel.js';
 import { MuxError, hasCode } from '../../../src/errors.js';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
 import { encodeSettings } from '../../../src/mux/frame.js';
-import { ScriptedPeer, drain, pump, quiet, sessionPair } from '../../helpers/streams.js';
+import { TRANSPORTS, type ChannelPairFactory } from '../../helpers/channel-pairs.js';
+import { ScriptedPeer, drain, pump, quiet, sessionPair as pairOver, type SessionPair } from '../../helpers/streams.js';
 import { waitUntil } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
@@ -14,9 +15,40 @@ function errorOf(stream: MuxStream): Promise<MuxStreamError> {
   return new Promise((resolve) => stream.once('error', (err) => resolve(err as MuxStreamError)));
 }
 
-describe('MuxSession over the in-memory pair', () => {
+/** The suite's sessions and channels, over one transport; everything is torn down after each test. */
+function over(transport: ChannelPairFactory): {
+  sessionPair: (options?: Omit<NonNullable<Parameters<typeof pairOver>[0]>, 'channels'>) => Promise<SessionPair>;
+  channelPair: () => Promise<[MessageChannel, MessageChannel]>;
+} {
+  const stops: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const stop of stops.splice(0)) await stop();
+  });
+  const channelPair = async (): Promise<[MessageChannel, MessageChannel]> => {
+    const pair = await transport();
+    stops.push(pair.stop);
+    return pair.channels;
+  };
+  return { sessionPair: async (options = {}) => pairOver({ ...options, channels: await channelPair() }), channelPair };
+}
+
+/**
+ * A fence instead of a pause: opens a stream and waits until the peer's answer is back. Both ends
+ * handle frames in order on one channel, so whatever either side sent before has arrived by then.
+ */
+async function fence(client: MuxSession, requests: readonly { accept(): MuxStream }[]): Promise<void> {
+  const seen = requests.length;
+  const probe = quiet(client.openStream('fence:1'));
+  await waitUntil(() => requests.length > seen, 'the fence open');
+  quiet(requests[requests.length - 1]!.accept());
+  await new Promise((resolve) => probe.once('open', resolve));
+  probe.destroy();
+}
+
+describe.each(TRANSPORTS)('MuxSession over %s', (_name, transport) => {
+  const { sessionPair, channelPair } = over(transport);
   it('transfers 32 MiB each way on one stream, sha256 intact, with half-close both ways', async () => {
-    const { client, server, requests } = sessionPair();
+    const { client, server, requests } = await sessionPair();
     const stream = client.openStream('echo.test:7');
     await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
@@ -30,7 +62,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('half-close: each side ends its writable while the other direction keeps working', async () => {
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const stream = client.openStream('h:1');
     stream.end('request');
     await waitUntil(() => requests.length === 1);
@@ -51,7 +83,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('runs hundreds of concurrent streams, each with its own bytes', async () => {
-    const { client, server } = sessionPair({
+    const { client, server } = await sessionPair({
       limits: { openBurst: 500, openRatePerSecond: 500, maxPendingOpens: 256 },
       onStreamRequest: (req) => {
         const s = req.accept();
@@ -76,7 +108,7 @@ describe('MuxSession over the in-memory pair', () => {
 
   it('a reader that never reads does not stall another stream, and its buffer stays within its window', async () => {
     const window = 256 * 1024;
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const slow = client.openStream('slow:1');
     const fast = client.openStream('fast:1');
     await waitUntil(() => requests.length === 2);
@@ -105,7 +137,7 @@ describe('MuxSession over the in-memory pair', () => {
 
   it('holdCredit withholds window updates while the reader keeps reading, and releasing sends them', async () => {
     const window = 256 * 1024;
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const local = client.openStream('sink:1');
     await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
@@ -121,7 +153,7 @@ describe('MuxSession over the in-memory pair', () => {
     writer();
     remote.on('drain', writer);
     await waitUntil(() => read === window);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await fence(client, requests);
     expect(remote.bytesWritten).toBe(window);
     expect(read).toBe(window);
     local.holdCredit(false);
@@ -130,7 +162,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('reset carries its reason to the peer and leaves other streams working', async () => {
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const a = client.openStream('a:1');
     const b = client.openStream('b:1');
     await waitUntil(() => requests.length === 2);
@@ -157,7 +189,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('a refused open fails the opener with ERR_MUX_STREAM_REFUSED, its reason and message', async () => {
-    const { client } = sessionPair({
+    const { client } = await sessionPair({
       onStreamRequest: (req) => setImmediate(() => req.reject('connection-refused', 'ECONNREFUSED 127.0.0.1:9')),
     });
     const stream = client.openStream('127.0.0.1:9');
@@ -173,7 +205,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('refuses every remote open when there is no handler (not-permitted)', async () => {
-    const [a, b] = createChannelPair();
+    const [a, b] = await channelPair();
     const client = new MuxSession(a, { role: 'client' });
     new MuxSession(b, { role: 'server' });
     const err = await errorOf(client.openStream('x:1'));
@@ -182,14 +214,14 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('data written before accept is buffered by the acceptor and delivered once it accepts', async () => {
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const stream = client.openStream('smtp:25');
     let opened = false;
     stream.on('open', () => (opened = true));
     stream.write('EHLO early\r\n');
     stream.end();
     await waitUntil(() => requests.length === 1);
-    await new Promise((resolve) => setTimeout(resolve, 5)); // the acceptor "dials"
+    await fence(client, requests); // the acceptor "dials" meanwhile
     expect(opened).toBe(false);
     const remote = requests[0]!.accept();
     const chunks: Buffer[] = [];
@@ -202,7 +234,7 @@ describe('MuxSession over the in-memory pair', () => {
 
   it('both roles open streams, with odd ids from the client and even ids from the server', async () => {
     const serverRequests: number[] = [];
-    const [a, b] = createChannelPair();
+    const [a, b] = await channelPair();
     const client = new MuxSession(a, {
       role: 'client',
       onStreamRequest: (req) => {
@@ -224,7 +256,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('a cancelled request aborts its signal and accept() throws', async () => {
-    const { client, requests } = sessionPair();
+    const { client, requests } = await sessionPair();
     const stream = client.openStream('slow-dial:1');
     await waitUntil(() => requests.length === 1);
     const req = requests[0]!;
@@ -237,7 +269,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('when the channel closes without GOAWAY, every stream errors with ERR_MUX_CLOSED (tunnel-closed)', async () => {
-    const { client, server, channels, requests } = sessionPair();
+    const { client, server, channels, requests } = await sessionPair();
     const streams = [client.openStream('a:1'), client.openStream('b:1')];
     await waitUntil(() => requests.length === 2);
     const remotes = requests.map((r) => r.accept());
@@ -255,7 +287,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('close() sends GOAWAY: the peer sees the code and its streams end with ERR_MUX_CLOSED', async () => {
-    const { client, server, requests } = sessionPair();
+    const { client, server, requests } = await sessionPair();
     const s = client.openStream('a:1');
     await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
@@ -269,7 +301,7 @@ describe('MuxSession over the in-memory pair', () => {
   });
 
   it('enforces the local stream limit and rejects malformed targets', async () => {
-    const { client } = sessionPair({ limits: { maxStreams: 2, maxPendingOpens: 2 } });
+    const { client } = await sessionPair({ limits: { maxStreams: 2, maxPendingOpens: 2 } });
     client.openStream('a:1');
     client.openStream('b:1');
     const err = await errorOf(client.openStream('c:1'));
@@ -281,7 +313,7 @@ describe('MuxSession over the in-memory pair', () => {
 
   it('keeps idle streams light (well under 8 KiB of heap each)', async () => {
     const gc = (globalThis as { gc?: () => void }).gc;
-    const { client, server, requests } = sessionPair({ limits: { maxStreams: 2000, maxPendingOpens: 2000, openBurst: 2000 } });
+    const { client, server, requests } = await sessionPair({ limits: { maxStreams: 2000, maxPendingOpens: 2000, openBurst: 2000 } });
     const count = 1000;
     gc?.();
     const before = process.memoryUsage().heapUsed;
@@ -300,8 +332,11 @@ describe('MuxSession over the in-memory pair', () => {
 
   it('leaves no timers running after close', async () => {
     const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    // Counted once the transport is up: a WebSocket's own timers (its closing handshake, the HTTP
+    // server's checks) are not the mux's, and the closing handshake's ends once the socket closes.
+    const channels = await channelPair();
     const baseline = timers();
-    const { client, server, requests } = sessionPair();
+    const { client, server, requests } = pairOver({ channels });
     const s = client.openStream('t:1');
     await waitUntil(() => requests.length === 1);
     requests[0]!.accept();
@@ -309,25 +344,25 @@ describe('MuxSession over the in-memory pair', () => {
     s.on('error', () => {});
     client.close();
     await waitUntil(() => server.closed);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(timers()).toBeLessThanOrEqual(baseline);
+    await waitUntil(() => timers() <= baseline, `no more than ${baseline} timers (${timers()} now)`, 5_000);
   });
 });
 
-describe('SETTINGS', () => {
+describe.each(TRANSPORTS)('SETTINGS over %s', (_name, transport) => {
+  const { sessionPair, channelPair } = over(transport);
   it('the advertising side sends its open limits first (the stream cap lowered by advertise.maxStreams); the other side adopts them', async () => {
-    const [a, b] = createChannelPair();
+    const [a, b] = await channelPair();
     const peer = new ScriptedPeer(a);
     const server = new MuxSession(b, { role: 'server', limits: { openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 }, advertise: { maxStreams: 100 } });
     await waitUntil(() => peer.of('settings').length === 1);
     expect(peer.frames[0]).toEqual({ type: 'settings', streamId: 0, settings: { maxStreams: 100, openRatePerSecond: 7, openBurst: 9, maxPendingOpens: 5 } });
     server.close();
 
-    const { client, server: plain } = sessionPair();
+    const { client, server: plain } = await sessionPair();
     expect(client.peerSentSettings).toBe(false);
     expect(client.peerLimits).toEqual({ maxStreams: 256, openRatePerSecond: 20, openBurst: 50, maxPendingOpens: 64 });
     plain.close();
-    const [c, d] = createChannelPair();
+    const [c, d] = await channelPair();
     const advertiser = new MuxSession(c, { role: 'server', limits: { openBurst: 3 }, advertise: {} });
     const learner = new MuxSession(d, { role: 'client' });
     await waitUntil(() => learner.peerSentSettings);
@@ -336,7 +371,7 @@ describe('SETTINGS', () => {
   });
 
   it('charges every SETTINGS after the first to the no-data budget', async () => {
-    const [a, b] = createChannelPair();
+    const [a, b] = await channelPair();
     const peer = new ScriptedPeer(a);
     let closed: string | undefined;
     const session = new MuxSession(b, { role: 'client', limits: { idleFrameBurst: 10 } });

@@ -1,7 +1,12 @@
-/** The same mux behaviour over a real loopback WebSocket (ws), adapted to MessageChannel. */
+/**
+ * What only a real WebSocket shows: a stream that is never read beside a bulk one, and the TCP
+ * connection dying without a close frame. The rest of the mux suite runs over both transports
+ * (session.test.ts).
+ */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
-import { drain, pump, sessionPair, wsChannelPair } from '../../helpers/streams.js';
+import { websocketPair } from '../../helpers/channel-pairs.js';
+import { drain, pump, sessionPair } from '../../helpers/streams.js';
 import { waitUntil } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
@@ -14,7 +19,7 @@ afterEach(async () => {
 
 describe('MuxSession over a loopback WebSocket', () => {
   it('transfers 8 MiB each way with sha256 intact, alongside a stream that is never read', async () => {
-    const ws = await wsChannelPair();
+    const ws = await websocketPair();
     stop = ws.stop;
     const { client, requests } = sessionPair({ channels: ws.channels });
     const slow = client.openStream('slow:1');
@@ -31,7 +36,7 @@ describe('MuxSession over a loopback WebSocket', () => {
   });
 
   it('reports refusals, resets and a lost connection the same way as in memory', async () => {
-    const ws = await wsChannelPair();
+    const ws = await websocketPair();
     stop = ws.stop;
     const { client, requests } = sessionPair({ channels: ws.channels });
     const refused = client.openStream('a:1');
