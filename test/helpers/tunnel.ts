@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { encodeKey, generateKeyPair, type KeyPair } from '../../src/crypto/keys.js';
 import { twoway, type Proc } from './processes.js';
+import { tempDir } from './temp-dir.js';
 
 export interface PeerSpec {
   readonly name: string;
@@ -46,7 +46,7 @@ export class TestTunnel {
   readonly clients: Proc[] = [];
 
   constructor(public options: TunnelOptions = {}) {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-test-'));
+    this.dir = tempDir('test');
     this.serverKey = generateKeyPair();
     this.peers = (options.peers ?? [{ name: 'alice', allow: [] }]).map((p) => ({ ...p, key: p.key ?? generateKeyPair() }));
     this.writeSecret('server.key', encodeKey(this.serverKey.privateKey));

@@ -18,6 +18,7 @@ import { freePort, refusingPort } from '../helpers/ports.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
 import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
 const user = os.userInfo().username;
@@ -104,7 +105,7 @@ function userConnect(config: string, target: string, input = ''): Promise<{ code
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-devices-'));
+  dir = tempDir('devices');
   captureFile = path.join(dir, 'relay-capture.bin');
   sshd = await startSshd(dir);
   sshPort = sshd.port;

@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -15,6 +14,7 @@ import { HANDSHAKE_HEADER, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { RecordType } from '../../src/session/record.js';
 import { RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, type TestServer } from '../helpers/capture-logger.js';
 import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -254,7 +254,7 @@ describe('transports', () => {
   let dir: string | undefined;
   afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
   function selfSigned(): { cert: string; key: string } {
-    dir ??= mkdtempSync(join(tmpdir(), 'twoway-tls-'));
+    dir ??= tempDir('tls');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
       '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost',
       '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });

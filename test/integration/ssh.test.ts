@@ -14,6 +14,7 @@ import { startSshd, type TestSshd } from '../helpers/sshd.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 import { TWOWAY_BIN } from '../helpers/processes.js';
 import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
 const user = os.userInfo().username;
@@ -35,7 +36,7 @@ function proxyCommand(configFile: string): string {
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-ssh-'));
+  dir = tempDir('ssh');
   sshd = await startSshd(dir);
   sshPort = sshd.port;
 

@@ -14,6 +14,7 @@ import { freePort } from '../helpers/ports.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
 import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 let tunnel: TestTunnel;
 let manager: FakeServiceManager | undefined;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [] }, { name: 'carol', allow: [] }] });
   await tunnel.startServer();
   // Its own folder that every uid may enter: one test runs the daemon as uid 65534.
-  notifyDir = fs.mkdtempSync(path.join('/tmp', 'twoway-notify-'));
+  notifyDir = tempDir('notify', '/tmp');
   fs.chmodSync(notifyDir, 0o755);
   notifySocket = path.join(notifyDir, 'notify.sock');
   manager = await startFakeServiceManager(notifySocket);
@@ -220,7 +221,7 @@ describe('client start-up failures', () => {
   it('a control socket directory the user cannot write exits 1 (permission denied) before READY=1', async () => {
     // As uid 65534 (root writes everywhere): its own key and config in a folder it may read, the
     // socket in a root-owned folder of mode 0755.
-    const home = fs.mkdtempSync(path.join('/tmp', 'twoway-nobody-'));
+    const home = tempDir('nobody', '/tmp');
     try {
       fs.chmodSync(home, 0o755);
       fs.mkdirSync(path.join(home, 'locked'), { mode: 0o755 });
