@@ -69,6 +69,7 @@ async function startFailing(args: string[], probePort?: number, spawnOptions: Pa
         });
         s.once('error', () => resolve());
       });
+      // Kept: paces the probe (it asks "did it ever listen?" until the daemon exits), not a wait.
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
