@@ -1,4 +1,4 @@
-/** Shared helpers for the session tests: captured pino logs, bounded waits, servers and raw peers. */
+/** Shared helpers for the session tests: captured pino logs, servers and raw peers. */
 import { pino, type Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { generateKeyPair } from '../../src/crypto/keys.js';
@@ -17,15 +17,6 @@ export function captureLogger(): { logger: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
   return { logger, lines };
-}
-
-/** Polls `condition` every 5 ms until true or `timeoutMs` passes (then throws). */
-export async function waitFor(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 export function refusals(lines: readonly LogLine[]): LogLine[] {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach } from 'vitest';
+import { tempDir } from './temp-dir.js';
 
 /** A fresh temp folder per test, removed afterwards. */
 export function useTempDir(): () => string {
@@ -11,7 +11,7 @@ export function useTempDir(): () => string {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
   return () => {
-    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-config-'));
+    const d = tempDir('config');
     dirs.push(d);
     return d;
   };

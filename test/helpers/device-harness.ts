@@ -14,7 +14,7 @@ import type { StreamRequest } from '../../src/mux/stream-request.js';
 import type { MuxStream } from '../../src/mux/stream.js';
 import { compileRules } from '../../src/policy/access-rules.js';
 import { DeviceRules } from '../../src/policy/device-rules.js';
-import { until } from './streams.js';
+import { waitUntil } from './wait.js';
 
 export type LogLine = Record<string, unknown>;
 
@@ -129,10 +129,10 @@ export class DeviceServer {
     const stream = device.agent.openStream(ANNOUNCE_TARGET);
     stream.on('error', () => {});
     stream.end(encodeAnnouncement(services));
-    await until(
+    await waitUntil(
       () => JSON.stringify(this.router.status().find((d) => d.name === device.name)?.services ?? null) === JSON.stringify([...services]),
-      5_000,
       `the announcement of ${device.name}`,
+      5_000,
     );
   }
 

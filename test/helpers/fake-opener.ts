@@ -100,15 +100,6 @@ export function fakeOpener(rules: AccessRules | string[] = ['127.0.0.0/8:*']): F
   return { open, targets, farEnds };
 }
 
-/** Polls `check` until true, every 5 ms, for at most `ms`. */
-export async function waitFor(check: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A loopback TCP server; resolves with it and its port. */
 export async function tcpServer(onSocket: (s: net.Socket) => void): Promise<{ server: net.Server; port: number; close: () => Promise<void> }> {
   const sockets = new Set<net.Socket>();
@@ -129,13 +120,6 @@ export async function tcpServer(onSocket: (s: net.Socket) => void): Promise<{ se
         server.close(() => r());
       }),
   };
-}
-
-/** A port on 127.0.0.1 with nothing listening (bound then closed). */
-export async function closedPort(): Promise<number> {
-  const { port, close } = await tcpServer(() => {});
-  await close();
-  return port;
 }
 
 /** Connects to 127.0.0.1:port with allowHalfOpen. */

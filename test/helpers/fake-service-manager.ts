@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { waitUntil } from './processes.js';
+import { waitUntil } from './wait.js';
 
 /**
  * A fake service manager for NOTIFY_SOCKET: a unix datagram socket (python3, since Node has none)

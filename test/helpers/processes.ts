@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseLogLine } from './strict-json.js';
+import { waitUntil } from './wait.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TWOWAY_BIN = path.join(REPO_ROOT, 'bin', 'twoway');
@@ -116,23 +117,3 @@ export async function runTwoway(
   return { code, stdout: proc.stdout, stderr: proc.stderr };
 }
 
-/** Polls `condition` every 20 ms until it holds; rejects after `timeoutMs` or when `abort` settles. */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-  abort?: Promise<unknown>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let aborted = false;
-  void abort?.then(() => (aborted = true));
-  for (;;) {
-    if (await condition()) return;
-    if (aborted) {
-      if (await condition()) return;
-      throw new Error(`process exited while waiting for: ${what}`);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -1,22 +1,12 @@
-/** Shared helpers for the mux tests: session pairs, scripted peers, hashing, bounded waits. */
+/** Shared helpers for the mux tests: session pairs, scripted peers, hashing. */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer } from 'ws';
 import { createChannelPair, type CloseReason, type MessageChannel } from '../../src/channel.js';
 import { FrameDecoder } from '../../src/mux/frame-decoder.js';
 import type { Frame } from '../../src/mux/frame.js';
 import type { MuxLimits } from '../../src/mux/mux-limits.js';
 import { MuxSession } from '../../src/mux/session.js';
 import type { StreamRequest } from '../../src/mux/stream-request.js';
-
-/** Polls `condition` every few ms until true or `timeoutMs` passes (then throws). */
-export async function until(condition: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 export function sha256(data: Uint8Array | readonly Uint8Array[]): string {
   const hash = createHash('sha256');
@@ -142,82 +132,4 @@ export class ScriptedPeer {
   of<T extends Frame['type']>(type: T): Array<Extract<Frame, { type: T }>> {
     return this.frames.filter((f): f is Extract<Frame, { type: T }> => f.type === type);
   }
-}
-
-/** A MessageChannel over a `ws` WebSocket (test-only adapter; src/transport/ has the real one). */
-class WsChannel implements MessageChannel {
-  #onMessage: (message: Uint8Array) => void = () => {};
-  #onDrain: () => void = () => {};
-  #onClose: (reason: CloseReason) => void = () => {};
-  #closed = false;
-  #above = false;
-  #closedLocally = false;
-  constructor(private readonly ws: WebSocket, private readonly highWater = 1024 * 1024) {
-    ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: Buffer) => this.#onMessage(new Uint8Array(data.buffer, data.byteOffset, data.length)));
-    ws.on('error', () => {});
-    ws.on('close', () => {
-      if (this.#closed && this.#closedLocally) return;
-      this.#closed = true;
-      this.#onClose({ code: 'transport-closed', remote: true });
-    });
-  }
-  get bufferedAmount(): number {
-    return this.ws.bufferedAmount;
-  }
-  get closed(): boolean {
-    return this.#closed;
-  }
-  send(message: Uint8Array | readonly Uint8Array[]): boolean {
-    if (this.#closed) return false;
-    const data = message instanceof Uint8Array ? message : Buffer.concat(message as Uint8Array[]);
-    this.ws.send(data, { binary: true }, () => this.#checkDrain());
-    const ok = this.ws.bufferedAmount <= this.highWater;
-    if (!ok) this.#above = true;
-    return ok;
-  }
-  #checkDrain(): void {
-    if (this.#above && this.ws.bufferedAmount <= this.highWater && !this.#closed) {
-      this.#above = false;
-      this.#onDrain();
-    }
-  }
-  onMessage(handler: (message: Uint8Array) => void): void {
-    this.#onMessage = handler;
-  }
-  onDrain(handler: () => void): void {
-    this.#onDrain = handler;
-  }
-  onClose(handler: (reason: CloseReason) => void): void {
-    this.#onClose = handler;
-  }
-  close(reason: CloseReason = { code: 'normal' }): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#closedLocally = true;
-    this.ws.close(1000);
-    queueMicrotask(() => this.#onClose({ ...reason, remote: false }));
-  }
-}
-
-/** Two MessageChannels over a real loopback WebSocket; `stop()` closes everything. */
-export async function wsChannelPair(): Promise<{ channels: [MessageChannel, MessageChannel]; stop: () => Promise<void> }> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 65_535 });
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  const port = (server.address() as { port: number }).port;
-  const accepted = new Promise<WebSocket>((resolve) => server.once('connection', resolve));
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false, maxPayload: 65_535 });
-  await new Promise<void>((resolve, reject) => {
-    client.once('open', resolve);
-    client.once('error', reject);
-  });
-  const serverSide = await accepted;
-  return {
-    channels: [new WsChannel(client), new WsChannel(serverSide)],
-    stop: async () => {
-      client.terminate();
-      serverSide.terminate();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }

@@ -5,10 +5,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { encodeKey, generateKeyPair, type KeyPair } from '../../src/crypto/keys.js';
 import { twoway, type Proc } from './processes.js';
+import { tempDir } from './temp-dir.js';
 
 export interface PeerSpec {
   readonly name: string;
@@ -46,7 +46,7 @@ export class TestTunnel {
   readonly clients: Proc[] = [];
 
   constructor(public options: TunnelOptions = {}) {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-test-'));
+    this.dir = tempDir('test');
     this.serverKey = generateKeyPair();
     this.peers = (options.peers ?? [{ name: 'alice', allow: [] }]).map((p) => ({ ...p, key: p.key ?? generateKeyPair() }));
     this.writeSecret('server.key', encodeKey(this.serverKey.privateKey));
@@ -183,15 +183,6 @@ export async function startResettingEchoTarget(): Promise<{ server: net.Server; 
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as net.AddressInfo).port };
-}
-
-/** A loopback port on which nothing listens (bound once, then closed). */
-export async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /**

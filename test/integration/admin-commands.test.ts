@@ -13,8 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair, publicKeyFromPrivate } from '../../src/crypto/keys.js';
-import { TWOWAY_BIN, runTwoway, stopAll, twoway, waitUntil } from '../helpers/processes.js';
+import { TWOWAY_BIN, runTwoway, stopAll, twoway } from '../helpers/processes.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const NOBODY = 65534;
@@ -33,7 +35,7 @@ function twowayAs(uid: number, args: string[], cwd = os.tmpdir()): { code: numbe
 
 /** A world-traversable temp folder (mkdtemp's is 0700), so another user can reach what is inside. */
 function openTempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-admin-'));
+  const dir = tempDir('admin');
   fs.chmodSync(dir, 0o755);
   return dir;
 }
@@ -307,7 +309,7 @@ describe('twoway init and the client defaults', () => {
   let echo: { server: net.Server; port: number };
   const env = (): NodeJS.ProcessEnv => ({ HOME: home, XDG_CONFIG_HOME: '', XDG_RUNTIME_DIR: path.join(home, 'run'), TWOWAY_CONFIG: '' });
   beforeAll(async () => {
-    home = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-home-'));
+    home = tempDir('home');
     fs.mkdirSync(path.join(home, 'run'), { mode: 0o700 });
     echo = await startEchoServer();
     tunnel = new TestTunnel({ peers: [] });

@@ -9,8 +9,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
+import { TWOWAY_BIN } from '../helpers/processes.js';
 import { TestTunnel, startAnsweringSink } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const RESPONSE_BYTES = 8 * 1024 * 1024;
 const response = randomBytes(RESPONSE_BYTES);

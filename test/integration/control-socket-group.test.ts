@@ -7,12 +7,12 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';
 import { Proc, TWOWAY_BIN, runTwoway } from '../helpers/processes.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const SERVICE_UID = 65534;
 const MEMBER_UID = 65533;
@@ -45,7 +45,7 @@ beforeAll(async () => {
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
   await tunnel.startServer();
   // base plays /run (root's, 0755); base/twoway the unit's RuntimeDirectory (service uid, the group, 0750).
-  base = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-group-'));
+  base = tempDir('group');
   fs.chmodSync(base, 0o755);
   const runDir = path.join(base, 'twoway');
   fs.mkdirSync(runDir, { mode: 0o750 });

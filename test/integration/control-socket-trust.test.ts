@@ -6,11 +6,11 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Proc, runTwoway } from '../helpers/processes.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const NOBODY = 65534;
 let tunnel: TestTunnel;
@@ -37,8 +37,9 @@ afterAll(async () => {
   echo?.server.close();
 });
 
-function tempDir(mode: number, owner = 0): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-trust-'));
+/** A temp folder of `mode`, owned by `owner`. */
+function ownedDir(mode: number, owner = 0): string {
+  const dir = tempDir('trust');
   dirs.push(dir);
   fs.chmodSync(dir, mode);
   fs.chownSync(dir, owner, owner);
@@ -84,7 +85,7 @@ function aliceConfigText(controlSocket = tunnel.path('client-alice.sock')): stri
 
 describe('finding the daemon without flags', () => {
   it('uses ~/.config/twoway/client.toml and its control socket when neither -c nor TWOWAY_CONFIG is given', async () => {
-    const home = tempDir(0o700);
+    const home = ownedDir(0o700);
     fs.mkdirSync(path.join(home, '.config', 'twoway'), { recursive: true });
     fs.writeFileSync(path.join(home, '.config', 'twoway', 'client.toml'), aliceConfigText());
     const sessions = sessionsAtServer();
@@ -96,7 +97,7 @@ describe('finding the daemon without flags', () => {
   });
 
   it('--socket PATH uses that daemon without any config file', async () => {
-    const home = tempDir(0o700);
+    const home = ownedDir(0o700);
     const sessions = sessionsAtServer();
     const r = await connect(['--socket', tunnel.path('client-alice.sock'), `127.0.0.1:${echo.port}`], home);
     expect(r.code, r.stderr).toBe(0);
@@ -105,7 +106,7 @@ describe('finding the daemon without flags', () => {
   });
 
   it('--socket PATH with no daemon there exits 6 (no session of its own without a config)', async () => {
-    const home = tempDir(0o700);
+    const home = ownedDir(0o700);
     const r = await connect(['--socket', path.join(home, 'none.sock'), `127.0.0.1:${echo.port}`], home);
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/no daemon is listening/);
@@ -114,10 +115,10 @@ describe('finding the daemon without flags', () => {
 
 describe('a control socket another uid could have bound is refused (exit 6)', () => {
   it('in a folder others may write (sticky, mode 1777): nothing reaches the socket', async () => {
-    const shared = tempDir(0o1777);
+    const shared = ownedDir(0o1777);
     const socketPath = path.join(shared, 'client.sock');
     const fake = await fakeDaemon(socketPath);
-    const home = tempDir(0o700);
+    const home = ownedDir(0o700);
     const r = await connect(['--socket', socketPath, `127.0.0.1:${echo.port}`], home);
     expect(r.code).toBe(6);
     expect(r.stderr).toContain(`control socket ${socketPath} is in ${fs.realpathSync(shared)}, a folder others may write (mode 1777)`);
@@ -126,10 +127,10 @@ describe('a control socket another uid could have bound is refused (exit 6)', ()
   });
 
   it("named by the config's control_socket: refused too, and no session of its own either", async () => {
-    const shared = tempDir(0o1777);
+    const shared = ownedDir(0o1777);
     const socketPath = path.join(shared, 'client.sock');
     const fake = await fakeDaemon(socketPath);
-    const home = tempDir(0o700);
+    const home = ownedDir(0o700);
     const config = path.join(home, 'client.toml');
     fs.writeFileSync(config, aliceConfigText(socketPath));
     const sessions = sessionsAtServer();
@@ -141,23 +142,23 @@ describe('a control socket another uid could have bound is refused (exit 6)', ()
   });
 
   it("the other uid's own folder under /tmp: refused", async () => {
-    const theirs = tempDir(0o755, NOBODY);
+    const theirs = ownedDir(0o755, NOBODY);
     const socketPath = path.join(theirs, 'client.sock');
     const fake = await fakeDaemon(socketPath);
-    const r = await connect(['--socket', socketPath, `127.0.0.1:${echo.port}`], tempDir(0o700));
+    const r = await connect(['--socket', socketPath, `127.0.0.1:${echo.port}`], ownedDir(0o700));
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/owned by uid 65534, in a folder that is not root's alone/);
     expect(fake.stdout).not.toMatch(/accepted/);
   });
 
   it("the system unit's layout (a service user's folder inside a root-only folder, like /run/twoway) is used", async () => {
-    const run = tempDir(0o755);
+    const run = ownedDir(0o755);
     const unitDir = path.join(run, 'twoway');
     fs.mkdirSync(unitDir, { mode: 0o750 });
     fs.chownSync(unitDir, NOBODY, NOBODY);
     const socketPath = path.join(unitDir, 'client-work.sock');
     const fake = await fakeDaemon(socketPath);
-    const r = await connect(['--socket', socketPath, `127.0.0.1:${echo.port}`], tempDir(0o700));
+    const r = await connect(['--socket', socketPath, `127.0.0.1:${echo.port}`], ownedDir(0o700));
     // The fake's refusal came back: the request went to it.
     expect(r.code, r.stderr).toBe(5);
     expect(r.stderr).toMatch(/refused by the fake/);

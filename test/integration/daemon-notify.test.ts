@@ -2,9 +2,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { stopAll, twoway, waitUntil } from '../helpers/processes.js';
+import { stopAll, twoway } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
+import { waitUntil } from '../helpers/wait.js';
 
 // The notifications a reload sends must reach the service manager in order: RELOADING=1, then
 // READY=1. Each goes through its own systemd-notify process; sent concurrently, a READY=1 that

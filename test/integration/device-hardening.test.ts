@@ -20,8 +20,10 @@ import { MuxSession } from '../../src/mux/session.js';
 import type { MuxStream } from '../../src/mux/stream.js';
 import { connectSecure } from '../../src/session/connect-secure.js';
 import type { SecureSession } from '../../src/session/secure-session.js';
-import { runTwoway, waitUntil, type Proc } from '../helpers/processes.js';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { runTwoway, type Proc } from '../helpers/processes.js';
+import { freePort } from '../helpers/ports.js';
+import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const build1 = generateKeyPair();
 const aliceKey = generateKeyPair();
@@ -102,7 +104,7 @@ async function expectDeviceAndBobUnharmed(stream: Awaited<ReturnType<typeof open
 
 beforeAll(async () => {
   echo = await startEchoServer();
-  reversePort = await closedPort();
+  reversePort = await freePort();
   tunnel = new TestTunnel({
     peers: [
       { name: 'alice', key: aliceKey, allow: [], devices: ['build1:*'] },

@@ -4,7 +4,7 @@
  * end to end, both halves of the permission check, offline and restarting devices, a capture of
  * what the server relays, reverse listeners, and revocation on either side.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,15 +13,18 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { TWOWAY_BIN, runTwoway, twoway, waitUntil, type Proc } from '../helpers/processes.js';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { TWOWAY_BIN, runTwoway, twoway, type Proc } from '../helpers/processes.js';
+import { freePort, refusingPort } from '../helpers/ports.js';
+import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
-const SSHD = fs.existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';
 const user = os.userInfo().username;
 
 let tunnel: TestTunnel;
-let sshd: ChildProcess;
+let sshd: TestSshd;
 let sshPort: number;
 let echo: { server: net.Server; port: number };
 let reversePort: number;
@@ -39,17 +42,7 @@ const carolKey = generateKeyPair();
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
-function sshArgs(extra: string[]): string[] {
-  return [
-    '-F', '/dev/null',
-    '-i', path.join(dir, 'id_ed25519'),
-    '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=15',
-    ...extra,
-  ];
-}
+const sshArgs = (extra: string[]): string[] => sshd.clientArgs(extra, 'no');
 
 const pins = (): string =>
   `[[device]]\nname = "build1"\npublic_key = "${encodeKey(build1.publicKey)}"\n` +
@@ -112,33 +105,13 @@ function userConnect(config: string, target: string, input = ''): Promise<{ code
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-devices-'));
+  dir = tempDir('devices');
   captureFile = path.join(dir, 'relay-capture.bin');
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id_ed25519')]);
-  fs.copyFileSync(path.join(dir, 'id_ed25519.pub'), path.join(dir, 'authorized_keys'));
-  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  sshPort = await closedPort();
-  fs.writeFileSync(
-    path.join(dir, 'sshd_config'),
-    [
-      `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'Subsystem sftp internal-sftp', '',
-    ].join('\n'),
-  );
-  sshd = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitUntil(
-    () => new Promise<boolean>((resolve) => {
-      const s = net.connect(sshPort, '127.0.0.1');
-      s.on('connect', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }),
-    'sshd to listen',
-  );
+  sshd = await startSshd(dir);
+  sshPort = sshd.port;
   echo = await startEchoServer();
-  reversePort = await closedPort();
-  deadPort = await closedPort();
+  reversePort = await freePort();
+  deadPort = await refusingPort();
 
   tunnel = new TestTunnel({
     peers: [
@@ -178,7 +151,7 @@ async function startServerWithCapture(): Promise<void> {
 
 afterAll(async () => {
   await tunnel?.stop();
-  sshd?.kill('SIGTERM');
+  sshd?.stop();
   echo?.server.close();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -7,14 +7,15 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { MuxSession } from '../../src/mux/session.js';
 import { listenSecure, type SecureServer } from '../../src/session/listen-secure.js';
-import { runTwoway, stopAll, twoway, waitUntil } from '../helpers/processes.js';
+import { runTwoway, stopAll, twoway } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 /** OSC 0 (set the title), BEL, CSI 2 K (erase the line), a forged line, a bidi override, C1 CSI. */
 const HOSTILE = '\u001b]0;pwned\u0007\u001b[2K\nforged line \u202eevil\u202c \u009b31m \u2066x\u2069 \u007f';
@@ -27,7 +28,7 @@ describe('peer-chosen text is escaped', () => {
   let config: string;
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-hostile-'));
+    dir = tempDir('hostile');
     const serverKeys = generateKeyPair();
     const alice = generateKeyPair();
     fs.writeFileSync(path.join(dir, 'alice.key'), `${encodeKey(alice.privateKey)}\n`, { mode: 0o600 });

@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp-dir.js';
 
 // The README's Install section, on a clean prefix: the packed tarball installed with `npm install -g`
 // puts a working `twoway` in PREFIX/bin, and every path the README names in the package exists.
@@ -31,7 +31,7 @@ function readmeCode(): string {
 describe('npm install -g of the packed tarball (README: Install)', () => {
   beforeAll(() => {
     expect(fs.existsSync(path.join(REPO, 'dist/cli/main.js')), 'dist/ is built (npm test runs tsc first)').toBe(true);
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-install-'));
+    tmp = tempDir('install');
     prefix = path.join(tmp, 'prefix');
     // dist/ is already built; --ignore-scripts keeps pack from building it again.
     npm(['pack', '--silent', '--ignore-scripts', '--pack-destination', tmp]);

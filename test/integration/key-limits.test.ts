@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MuxSession, type MuxCloseInfo } from '../../src/mux/session.js';
 import type { MuxStream } from '../../src/mux/stream.js';
 import { connectSecure } from '../../src/session/connect-secure.js';
-import { waitUntil } from '../helpers/processes.js';
 import { TestTunnel } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const SESSIONS = 6;
 const STREAMS_PER_SESSION = 200;

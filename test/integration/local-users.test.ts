@@ -10,7 +10,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestTunnel } from '../helpers/tunnel.js';
-import { waitUntil } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const OTHER_UID = 65534;

@@ -11,7 +11,8 @@ import { EVENTS } from '../../src/log/events.js';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { runTwoway, twoway, type Proc } from '../helpers/processes.js';
 import { parseLogLine } from '../helpers/strict-json.js';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { refusingPort } from '../helpers/ports.js';
+import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
 
 const STABLE = new Set<string>(Object.values(EVENTS));
 
@@ -43,7 +44,7 @@ describe('daemon log lines', () => {
 
   beforeAll(async () => {
     echo = await startEchoServer();
-    const refusedPort = await closedPort();
+    const refusedPort = await refusingPort();
     tunnel = new TestTunnel({
       peers: [
         { name: 'alice', allow: [`127.0.0.1:${echo.port}`, `127.0.0.1:${refusedPort}`] },

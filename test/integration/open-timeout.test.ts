@@ -8,9 +8,10 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/control-client.js';
 import type { ServerStatus } from '../../src/server/server-daemon.js';
-import { runTwoway, waitUntil } from '../helpers/processes.js';
+import { runTwoway } from '../helpers/processes.js';
 import { startSlowTarget, type SlowTarget } from '../helpers/slow-target.js';
 import { TestTunnel } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel;
 let slow: SlowTarget;

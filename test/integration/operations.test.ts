@@ -7,8 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
-import { twoway, waitUntil } from '../helpers/processes.js';
+import { freePort, refusingPort } from '../helpers/ports.js';
+import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { twoway } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel | undefined;
 let echo: { server: net.Server; port: number } | undefined;
@@ -131,7 +133,7 @@ describe('client reload', () => {
     echo = await startEchoServer();
     tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
     await tunnel.startServer();
-    const [portA, portB] = [await closedPort(), await closedPort()];
+    const [portA, portB] = [await freePort(), await freePort()];
     const forward = (port: number): string => `[[forward]]\nlisten = "127.0.0.1:${port}"\ntarget = "127.0.0.1:${echo!.port}"\n`;
     const client = await tunnel.startClient('alice', forward(portA));
     const stream = await openEchoing(portA);
@@ -181,7 +183,7 @@ describe('shutdown and reconnect', () => {
 
   it('fails over to the next server URL when the first does not answer', async () => {
     echo = await startEchoServer();
-    const dead = await closedPort();
+    const dead = await refusingPort();
     tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }] });
     await tunnel.startServer();
     const file = tunnel.clientConfig('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n`);
@@ -197,7 +199,7 @@ describe('shutdown and reconnect', () => {
   it('a connection while the tunnel stays down gets a clear refusal after connect_wait_ms', async () => {
     echo = await startEchoServer();
     tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }], clientExtra: 'connect_wait_ms = 500' });
-    tunnel.serverPort = await closedPort();
+    tunnel.serverPort = await refusingPort();
     const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n`, false);
     const port = TestTunnel.listenerPorts(client)[0]!;
     const socket = net.connect(port, '127.0.0.1');
@@ -211,7 +213,7 @@ describe('shutdown and reconnect', () => {
 describe('HTTP CONNECT proxy', () => {
   it('the client reaches the server through a real tinyproxy', async () => {
     echo = await startEchoServer();
-    const proxyPort = await closedPort();
+    const proxyPort = await freePort();
     tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }], clientExtra: `proxy = "http://127.0.0.1:${proxyPort}"` });
     await tunnel.startServer();
     fs.writeFileSync(

@@ -8,9 +8,9 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/control-client.js';
 import type { ServerStatus } from '../../src/server/server-daemon.js';
-import { waitUntil } from '../helpers/processes.js';
 import { startSlowTarget, type SlowTarget } from '../helpers/slow-target.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel;
 let slow: SlowTarget;

@@ -16,11 +16,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { Proc, REPO_ROOT, TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
+import { Proc, REPO_ROOT, TWOWAY_BIN } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const README = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -67,7 +68,7 @@ class Sandbox {
   readonly started: Proc[] = [];
 
   constructor() {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-readme-'));
+    this.dir = tempDir('readme');
     fs.chmodSync(this.dir, 0o755);
     this.holder = new Proc('unshare', ['--mount', '--net', '--propagation', 'private', '--', 'sleep', '300']);
   }

@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTwoway, twoway, waitUntil, type Proc } from '../helpers/processes.js';
+import { runTwoway, twoway, type Proc } from '../helpers/processes.js';
 import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Far beyond connect_wait_ms: without an immediate attempt, a local connection is refused. */
 const LONG_BACKOFF = 'reconnect_min_ms = 30000\nreconnect_max_ms = 60000';

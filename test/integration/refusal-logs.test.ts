@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
 import { REFUSAL_LINES_PER_INTERVAL } from '../../src/log/rate-limit.js';
 import { connectSecure } from '../../src/session/connect-secure.js';
-import { waitUntil, type Proc } from '../helpers/processes.js';
-import { TestTunnel, closedPort, startEchoServer } from '../helpers/tunnel.js';
+import { type Proc } from '../helpers/processes.js';
+import { freePort } from '../helpers/ports.js';
+import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const HANDSHAKES = 150;
 const STREAMS = 40;
@@ -39,7 +41,7 @@ describe('refusal lines are rate-limited', () => {
 
   beforeAll(async () => {
     echo = await startEchoServer();
-    const reversePort = await closedPort();
+    const reversePort = await freePort();
     tunnel = new TestTunnel({
       peers: [
         { name: 'alice', allow: [] },

@@ -6,10 +6,8 @@ import { wireProtocol, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { createInitiation } from '../../src/session/handshake.js';
 import { fingerprint } from '../../src/crypto/keys.js';
 import { hasCode } from '../../src/errors.js';
-import {
-  RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, waitFor,
-  type TestServer,
-} from '../helpers/capture-logger.js';
+import { RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, type TestServer } from '../helpers/capture-logger.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const servers: TestServer[] = [];
 async function server(...args: Parameters<typeof startServer>): Promise<TestServer> {
@@ -36,7 +34,7 @@ describe('secure session handshake', () => {
     await expectAlive(session);
     expect(session.peerName).toBe('server');
     expect(Buffer.from(session.peerPublicKey)).toEqual(Buffer.from(srv.keys.publicKey));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const serverSide = srv.sessions[0]!;
     expect(serverSide.peerName).toBe('alice');
     expect(Buffer.from(serverSide.peerPublicKey)).toEqual(Buffer.from(alice.keys.publicKey));
@@ -52,7 +50,7 @@ describe('secure session handshake', () => {
     const secret = Buffer.from(alice.keys.privateKey).toString('base64');
     expect(JSON.stringify([...lines, ...srv.lines])).not.toContain(secret);
     session.close();
-    await waitFor(() => srv.server.sessions.size === 0);
+    await waitUntil(() => srv.server.sessions.size === 0);
   });
 
   it('serves several clients at once, each with its own identity', async () => {
@@ -60,7 +58,7 @@ describe('secure session handshake', () => {
     const srv = await server(peers);
     const sessions = await Promise.all(peers.map((p) => connectPeer(srv, p).then((r) => r.session)));
     await Promise.all(sessions.map((s) => expectAlive(s)));
-    await waitFor(() => srv.sessions.length === 4);
+    await waitUntil(() => srv.sessions.length === 4);
     expect(new Set(srv.sessions.map((s) => s.peerName))).toEqual(new Set(['a', 'b', 'c', 'd']));
     sessions.forEach((s) => s.close());
   });
@@ -74,20 +72,22 @@ describe('secure session handshake', () => {
     await expectAlive(session);
 
     await expectCode(connectPeer(srv, makePeer('stranger')), 'ERR_SESSION_AUTH');
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'unknown-key'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'unknown-key'));
 
     const first = await connectPeer(srv, revoked);
-    await waitFor(() => srv.sessions.length === 2);
+    await waitUntil(() => srv.sessions.length === 2);
     first.session.close();
     srv.removePeer(revoked);
-    await new Promise((r) => setTimeout(r, 25)); // the 20 ms initiation spacing of one key
+    // Kept: one key's initiations must be 20 ms apart (the replay guard's floor), else the refusal
+    // below would say 'too-soon' instead of 'revoked'.
+    await new Promise((r) => setTimeout(r, 25));
     await expectCode(connectPeer(srv, revoked), 'ERR_SESSION_AUTH');
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'revoked' && l['fingerprint'] === fingerprint(revoked.keys.publicKey)));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'revoked' && l['fingerprint'] === fingerprint(revoked.keys.publicKey)));
 
     // A wrong psk: message 1 passes, message 2 cannot be decrypted by the client.
     const wrong = { ...withPsk, psk: randomBytes(32) };
     await expectCode(connectPeer(srv, wrong), 'ERR_SESSION_DECRYPT');
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'psk-or-key-confirmation-failed'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'psk-or-key-confirmation-failed'));
 
     const line = refusals(srv.lines).find((l) => l['reason'] === 'unknown-key')!;
     expect(typeof line['remote']).toBe('string');
@@ -101,7 +101,7 @@ describe('secure session handshake', () => {
     const nopsk = makePeer('nopsk');
     const srv = await server([nopsk], { requirePsk: true });
     await expectCode(connectPeer(srv, nopsk), 'ERR_SESSION_AUTH');
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'psk-required'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'psk-required'));
   });
 
   it('answers every authentication failure with the same bytes', async () => {
@@ -141,7 +141,7 @@ describe('secure session handshake', () => {
     const err = await expectCode(connectPeer(srv, alice, { serverPublicKeys: [other] }), 'ERR_SESSION_SERVER_KEY_MISMATCH');
     expect(err.message).toContain(fingerprint(srv.keys.publicKey));
     expect(err.message).toContain(fingerprint(other));
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'bad-message'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'bad-message'));
   });
 
   it('connects when the server key is the second of several pinned keys (rotation)', async () => {
@@ -174,7 +174,7 @@ describe('secure session handshake', () => {
     );
     expect(err.message).toContain('twoway.v1');
     expect(err.message).toContain('twoway.v2');
-    await waitFor(() => refusals(srv.lines).some((l) => String(l['detail']).includes('twoway.v2')));
+    await waitUntil(() => refusals(srv.lines).some((l) => String(l['detail']).includes('twoway.v2')));
     await expectAlive(session);
     session.close();
   });
@@ -188,7 +188,7 @@ describe('secure session handshake', () => {
       connectSecureWith({ url: srv.url, staticKeyPair: alice.keys, serverPublicKeys: [srv.keys.publicKey], logger }, changed),
       'ERR_SESSION_AUTH',
     );
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'bad-message'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'bad-message'));
   });
 
   it('a server of another version refuses a current client', async () => {
@@ -204,24 +204,29 @@ describe('secure session handshake', () => {
     const first = new RawClient(srv.url, alice, srv.keys.publicKey);
     await first.opened();
     first.sendRaw(first.seal(1));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const replay = new RawClient(srv.url, alice, srv.keys.publicKey, { message1: first.message1 });
     await expect(replay.opened()).rejects.toThrow('HTTP 401');
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'replay'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'replay'));
     expect(srv.sessions.length).toBe(1);
     first.close();
   });
 
   it('does not hand out a session before key confirmation', async () => {
     const alice = makePeer('alice');
-    const srv = await server([alice]);
+    const bob = makePeer('bob');
+    const srv = await server([alice, bob]);
     const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
     await raw.opened();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(srv.sessions.length).toBe(0);
-    expect(srv.lines.some((l) => l['event'] === 'auth.accepted')).toBe(false);
+    // A fence instead of a pause: bob's whole handshake, begun after alice's upgrade, is done
+    // by the server after anything it would have done for alice without her confirmation.
+    const fence = await connectPeer(srv, bob);
+    await waitUntil(() => srv.sessions.length >= 1, 'bob\'s session');
+    expect(srv.sessions.map((s) => s.peerName)).toEqual(['bob']);
+    fence.session.close();
+    expect(srv.lines.filter((l) => l['event'] === 'auth.accepted').map((l) => l['peer'])).toEqual(['bob']);
     raw.sendRaw(raw.seal(1));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.some((s) => s.peerName === 'alice'));
     raw.close();
   });
 

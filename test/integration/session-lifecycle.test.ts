@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -13,9 +12,9 @@ import { decodeBase64Url, encodeBase64Url } from '../../src/session/base64url.js
 import type { RecordSession } from '../../src/session/secure-session.js';
 import { HANDSHAKE_HEADER, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { RecordType } from '../../src/session/record.js';
-import {
-  RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, waitFor, type TestServer,
-} from '../helpers/capture-logger.js';
+import { RawClient, captureLogger, connectPeer, expectAlive, makePeer, refusals, startServer, type TestServer } from '../helpers/capture-logger.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -53,12 +52,13 @@ describe('rekey', () => {
         new DataView(m.buffer).setUint32(0, sent++);
         session.send(m);
       }
+      // Kept: paces the stream so that it spans several rekeyAfterMs periods (a pace, not a wait).
       await new Promise((r) => setTimeout(r, 5));
     }
-    await waitFor(() => received.length === total, 10_000, 'all echoes');
+    await waitUntil(() => received.length === total, 'all echoes', 10_000);
     expect(received).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(session.stats.rekeys).toBeGreaterThanOrEqual(3);
-    await waitFor(() => srv.sessions[0]!.stats.rekeys >= 3);
+    await waitUntil(() => srv.sessions[0]!.stats.rekeys >= 3);
     session.close();
   });
 
@@ -73,7 +73,7 @@ describe('rekey', () => {
       session.send(Uint8Array.of(i));
       if (i % 5 === 4) await new Promise((r) => setImmediate(r));
     }
-    await waitFor(() => echoes === 100);
+    await waitUntil(() => echoes === 100);
     expect(session.stats.rekeys).toBeGreaterThanOrEqual(3);
     session.close();
   });
@@ -94,7 +94,7 @@ describe('rekey', () => {
     const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
     await raw.opened();
     raw.sendRaw(raw.seal(RecordType.keepalive));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const reason = new Promise<{ code: string; message?: string }>((r) => srv.sessions[0]!.onClose(r));
     const got = await reason;
     expect(got.code).toBe('timeout');
@@ -112,7 +112,7 @@ describe('keepalive and timers', () => {
     const before = session.stats.recordsIn;
     // Both sides are idle; only keepalives arrive, for longer than deadAfterMs.
     const t0 = performance.now();
-    await waitFor(() => session.stats.recordsIn > before + 25, 5_000, 'keepalives');
+    await waitUntil(() => session.stats.recordsIn > before + 25, 'keepalives', 5_000);
     expect(performance.now() - t0).toBeGreaterThan(600);
     expect(session.closed).toBe(false);
     await expectAlive(session);
@@ -125,26 +125,26 @@ describe('keepalive and timers', () => {
     const raw = new RawClient(srv.url, alice, srv.keys.publicKey);
     await raw.opened();
     raw.sendRaw(raw.seal(RecordType.keepalive));
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const started = performance.now();
     const reason = await new Promise<{ code: string }>((r) => srv.sessions[0]!.onClose(r));
     expect(reason.code).toBe('timeout');
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(srv.lines.some((l) => l['event'] === 'session.closed' && l['reason'] === 'timeout')).toBe(true);
-    await waitFor(() => raw.closed);
+    await waitUntil(() => raw.closed);
   });
 
   it('leaves no timers behind after close', async () => {
     const alice = makePeer('alice');
     const srv = await server([alice], { limits: { keepaliveIntervalMs: 1_000, deadAfterMs: 5_000 } });
     const { session } = await connectPeer(srv, alice);
-    await waitFor(() => srv.sessions.length === 1);
+    await waitUntil(() => srv.sessions.length === 1);
     const serverSide = srv.sessions[0] as RecordSession;
     const clientSide = session as RecordSession;
     expect(clientSide.timersActive).toBe(true);
     expect(serverSide.timersActive).toBe(true);
     session.close();
-    await waitFor(() => serverSide.closed);
+    await waitUntil(() => serverSide.closed);
     expect(clientSide.timersActive).toBe(false);
     expect(serverSide.timersActive).toBe(false);
   });
@@ -167,7 +167,7 @@ describe('backpressure', () => {
     expect(session.bufferedAmount).toBeGreaterThan(256 * 1024);
     await new Promise<void>((resolve) => session.onDrain(resolve));
     expect(session.bufferedAmount).toBeLessThanOrEqual(256 * 1024);
-    await waitFor(() => receivedBytes === sentBytes, 10_000, 'all bytes delivered');
+    await waitUntil(() => receivedBytes === sentBytes, 'all bytes delivered', 10_000);
     session.close();
   });
 });
@@ -182,9 +182,9 @@ describe('limits against abuse', () => {
     await raw.opened();
     const t0 = performance.now();
     await closedSoon(silent);
-    await waitFor(() => raw.closed);
+    await waitUntil(() => raw.closed);
     expect(performance.now() - t0).toBeLessThan(2_000);
-    await waitFor(() => refusals(srv.lines).filter((l) => l['reason'] === 'handshake-timeout').length >= 2);
+    await waitUntil(() => refusals(srv.lines).filter((l) => l['reason'] === 'handshake-timeout').length >= 2);
     expect(refusals(srv.lines).some((l) => l['reason'] === 'handshake-timeout' && typeof l['fingerprint'] === 'string')).toBe(true);
     expect(srv.sessions.length).toBe(0);
   });
@@ -196,9 +196,9 @@ describe('limits against abuse', () => {
     const flood: net.Socket[] = [];
     for (let i = 0; i < 12; i++) flood.push(await rawSocket(port, '127.0.0.2'));
     // Connections beyond the cap are dropped at once.
-    await waitFor(() => flood.filter((s) => s.destroyed || s.readableEnded).length >= 4, 2_000, 'drops');
+    await waitUntil(() => flood.filter((s) => s.destroyed || s.readableEnded).length >= 4, 'drops', 2_000);
     expect(flood.filter((s) => !s.destroyed && !s.readableEnded).length).toBe(8);
-    await waitFor(() => refusals(srv.lines).some((l) => l['reason'] === 'too-many-unauthenticated' && l['detail'] === 'address-cap'));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'too-many-unauthenticated' && l['detail'] === 'address-cap'));
     const { session } = await connectPeer(srv, alice);
     await expectAlive(session);
     session.close();
@@ -212,11 +212,11 @@ describe('limits against abuse', () => {
     for (const a of ['127.0.0.3', '127.0.0.4']) for (let i = 0; i < 3; i++) socks.push(await rawSocket(port, a));
     const extra = await rawSocket(port, '127.0.0.5');
     await closedSoon(extra);
-    await waitFor(() => refusals(srv.lines).some((l) => l['detail'] === 'global-cap'));
-    socks.forEach((s) => s.destroy());
-    await waitFor(() => socks.every((s) => s.destroyed));
+    await waitUntil(() => refusals(srv.lines).some((l) => l['detail'] === 'global-cap'));
+    // Half-close and wait for the server's close in answer: then it has released their slots.
+    socks.forEach((s) => s.end());
+    await Promise.all(socks.map(closedSoon));
     // Once they are gone, a legitimate client gets in.
-    await new Promise((r) => setTimeout(r, 50));
     const { session } = await connectPeer(srv, alice);
     await expectAlive(session);
     session.close();
@@ -254,7 +254,7 @@ describe('transports', () => {
   let dir: string | undefined;
   afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
   function selfSigned(): { cert: string; key: string } {
-    dir ??= mkdtempSync(join(tmpdir(), 'twoway-tls-'));
+    dir ??= tempDir('tls');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
       '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost',
       '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
@@ -303,7 +303,6 @@ describe('transports', () => {
     a.session.close();
     const tls = selfSigned();
     const secure = await server([alice], { tls });
-    await new Promise((r) => setTimeout(r, 25));
     const b = await connectPeer(secure, alice, { proxy: proxy.url, tls: { ca: tls.cert } });
     await expectAlive(b.session);
     b.session.close();

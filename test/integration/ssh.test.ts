@@ -3,23 +3,24 @@
  * ssh and scp clients as the application, through `twoway connect` as ProxyCommand (standalone
  * and through the client daemon) and through a local forward.
  */
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestTunnel, closedPort } from '../helpers/tunnel.js';
-import { TWOWAY_BIN, waitUntil } from '../helpers/processes.js';
-import net from 'node:net';
+import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { TestTunnel } from '../helpers/tunnel.js';
+import { TWOWAY_BIN } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
-const SSHD = fs.existsSync('/usr/sbin/sshd') ? '/usr/sbin/sshd' : 'sshd';
 const user = os.userInfo().username;
 
 let tunnel: TestTunnel;
-let sshd: ChildProcess;
+let sshd: TestSshd;
 let sshPort: number;
 let forwardPort: number;
 let dir: string;
@@ -28,46 +29,16 @@ function sha256File(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-function sshArgs(extra: string[]): string[] {
-  return [
-    '-F', '/dev/null',
-    '-i', path.join(dir, 'id_ed25519'),
-    '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
-    '-o', 'StrictHostKeyChecking=accept-new',
-    '-o', 'BatchMode=yes',
-    '-o', 'ConnectTimeout=15',
-    ...extra,
-  ];
-}
+const sshArgs = (extra: string[]): string[] => sshd.clientArgs(extra);
 
 function proxyCommand(configFile: string): string {
   return `ProxyCommand=${process.execPath} ${TWOWAY_BIN} connect --config ${configFile} %h:%p`;
 }
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-ssh-'));
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519')]);
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id_ed25519')]);
-  fs.copyFileSync(path.join(dir, 'id_ed25519.pub'), path.join(dir, 'authorized_keys'));
-  fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  sshPort = await closedPort();
-  fs.writeFileSync(
-    path.join(dir, 'sshd_config'),
-    [
-      `Port ${sshPort}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-      'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'Subsystem sftp internal-sftp', '',
-    ].join('\n'),
-  );
-  sshd = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitUntil(
-    () => new Promise<boolean>((resolve) => {
-      const s = net.connect(sshPort, '127.0.0.1');
-      s.on('connect', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }),
-    'sshd to listen',
-  );
+  dir = tempDir('ssh');
+  sshd = await startSshd(dir);
+  sshPort = sshd.port;
 
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sshPort}`] }, { name: 'bob', allow: [`127.0.0.1:${sshPort}`] }] });
   await tunnel.startServer();
@@ -81,7 +52,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await tunnel?.stop();
-  sshd?.kill('SIGTERM');
+  sshd?.stop();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -9,9 +9,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';
-import { twoway, waitUntil, type Proc } from '../helpers/processes.js';
-import { TestTunnel, closedPort } from '../helpers/tunnel.js';
+import { twoway, type Proc } from '../helpers/processes.js';
+import { freePort } from '../helpers/ports.js';
+import { TestTunnel } from '../helpers/tunnel.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../helpers/fake-service-manager.js';
+import { waitUntil } from '../helpers/wait.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 let tunnel: TestTunnel;
 let manager: FakeServiceManager | undefined;
@@ -25,7 +28,7 @@ beforeAll(async () => {
   tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [] }, { name: 'carol', allow: [] }] });
   await tunnel.startServer();
   // Its own folder that every uid may enter: one test runs the daemon as uid 65534.
-  notifyDir = fs.mkdtempSync(path.join('/tmp', 'twoway-notify-'));
+  notifyDir = tempDir('notify', '/tmp');
   fs.chmodSync(notifyDir, 0o755);
   notifySocket = path.join(notifyDir, 'notify.sock');
   manager = await startFakeServiceManager(notifySocket);
@@ -66,6 +69,7 @@ async function startFailing(args: string[], probePort?: number, spawnOptions: Pa
         });
         s.once('error', () => resolve());
       });
+      // Kept: paces the probe (it asks "did it ever listen?" until the daemon exits), not a wait.
       await new Promise((r) => setTimeout(r, 10));
     }
   })();
@@ -124,7 +128,7 @@ describe('the service manager', () => {
 
 describe('server start-up failures', () => {
   it('a second server whose control_socket is in use exits 1 before READY=1 and never listens', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const file = serverConfig('second.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "server.sock"`);
     const r = await startFailing(['server', '-c', file], port);
     expect(r.code, r.stderr).toBe(1);
@@ -136,7 +140,7 @@ describe('server start-up failures', () => {
   });
 
   it('metrics_listen on a busy port exits 1 before READY=1, never listens, and removes its control socket', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const busy = await busyPort();
     try {
       const file = serverConfig('metrics.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "metrics.sock"\nmetrics_listen = "127.0.0.1:${busy.port}"`);
@@ -153,7 +157,7 @@ describe('server start-up failures', () => {
 
   it('a busy listen port exits 1 and closes its control socket and metrics listener', async () => {
     const busy = await busyPort();
-    const metricsPort = await closedPort();
+    const metricsPort = await freePort();
     try {
       const file = serverConfig('busy.toml', `listen = "127.0.0.1:${busy.port}"\ncontrol_socket = "busy.sock"\nmetrics_listen = "127.0.0.1:${metricsPort}"`);
       const r = await startFailing(['server', '-c', file]);
@@ -167,7 +171,7 @@ describe('server start-up failures', () => {
   });
 
   it('an unusable TLS certificate is a config error (exit 3) before anything listens', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     fs.writeFileSync(tunnel.path('bad.crt'), 'not a certificate\n');
     tunnel.writeSecret('bad.pem', 'not a key either');
     const file = serverConfig('tls.toml', `listen = "127.0.0.1:${port}"\ncontrol_socket = "tls.sock"\ntls_cert_file = "bad.crt"\ntls_key_file = "bad.pem"`);
@@ -184,7 +188,7 @@ describe('server start-up failures', () => {
 describe('client start-up failures', () => {
   it('a forward on a busy port exits 1 before READY=1, without a session, and closes the other listeners', async () => {
     const busy = await busyPort();
-    const free = await closedPort();
+    const free = await freePort();
     try {
       const file = clientConfig(
         'busy-forward.toml',
@@ -218,7 +222,7 @@ describe('client start-up failures', () => {
   it('a control socket directory the user cannot write exits 1 (permission denied) before READY=1', async () => {
     // As uid 65534 (root writes everywhere): its own key and config in a folder it may read, the
     // socket in a root-owned folder of mode 0755.
-    const home = fs.mkdtempSync(path.join('/tmp', 'twoway-nobody-'));
+    const home = tempDir('nobody', '/tmp');
     try {
       fs.chmodSync(home, 0o755);
       fs.mkdirSync(path.join(home, 'locked'), { mode: 0o755 });

@@ -10,8 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '../helpers/processes.js';
 import { TestTunnel, resetAfterHeader, startResettingEchoTarget } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const TRIES = 200;
 const ECHO_BEFORE_RESET = 300_000;

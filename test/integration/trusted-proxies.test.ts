@@ -9,8 +9,8 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestTunnel } from '../helpers/tunnel.js';
 import { holdOpen, proxyV2Header, sendRaw, startReverseProxy, upgradeRequest, validHandshakeHeader } from '../helpers/raw-upgrade.js';
-import { waitUntil } from '../helpers/processes.js';
 import { HANDSHAKE_HEADER } from '../../src/session/wire.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const tunnels: TestTunnel[] = [];
 const servers: net.Server[] = [];

@@ -6,8 +6,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TestTunnel, closedPort, startAnsweringSink, startEchoServer } from '../helpers/tunnel.js';
-import { waitUntil } from '../helpers/processes.js';
+import { refusingPort } from '../helpers/ports.js';
+import { TestTunnel, startAnsweringSink, startEchoServer } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tunnel: TestTunnel;
 let sink: net.Server;
@@ -31,7 +32,7 @@ function sha256(data: Buffer): string {
 beforeAll(async () => {
   ({ server: sink, port: sinkPort, digests: sinkDigests } = await startAnsweringSink(response));
   echo = await startEchoServer();
-  refusedPort = await closedPort();
+  refusedPort = await refusingPort();
   // A target that speaks first and shuts its writing side at once, then keeps reading.
   finFirst = net.createServer((socket) => {
     socket.on('error', () => {});

@@ -14,8 +14,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, generateKeyPair } from '../../src/crypto/keys.js';
-import { waitUntil } from '../helpers/processes.js';
 import { TestTunnel, startAnsweringSink } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const ROUNDS = Math.min(500, Number(process.env.SOAK_ROUNDS ?? 15));
 const PARALLEL = Math.min(32, Number(process.env.SOAK_PARALLEL ?? 4));

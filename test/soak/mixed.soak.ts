@@ -16,8 +16,9 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runTwoway, waitUntil } from '../helpers/processes.js';
+import { runTwoway } from '../helpers/processes.js';
 import { TestTunnel, resetAfterHeader, startResettingEchoTarget } from '../helpers/tunnel.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const ROUNDS = Math.min(500, Number(process.env.SOAK_ROUNDS ?? 15));
 const PARALLEL = Math.min(64, Number(process.env.SOAK_PARALLEL ?? 16));

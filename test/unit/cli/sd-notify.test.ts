@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sdNotify, watchdogIntervalMs } from '../../../src/cli/sd-notify.js';
-import { waitUntil } from '../../helpers/processes.js';
 import { startFakeServiceManager, type FakeServiceManager } from '../../helpers/fake-service-manager.js';
+import { waitUntil } from '../../helpers/wait.js';
+import { tempDir } from '../../helpers/temp-dir.js';
 
 
 describe('sdNotify', () => {
@@ -32,7 +32,7 @@ describe('sdNotify', () => {
   });
 
   it('delivers READY=1 and STATUS to a datagram socket via systemd-notify', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-notify-'));
+    const dir = tempDir('notify');
     dirs.push(dir);
     const socketPath = path.join(dir, 'notify.sock');
     const manager = await startFakeServiceManager(socketPath, 20);

@@ -1,15 +1,22 @@
 /** OpenPacer against a real mux pair whose server advertises its open limits in SETTINGS. */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createChannelPair } from '../../../src/channel.js';
 import { OpenPacer } from '../../../src/client/open-pacer.js';
 import type { MuxLimits } from '../../../src/mux/mux-limits.js';
 import { MuxSession } from '../../../src/mux/session.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
-import { quiet, until } from '../../helpers/streams.js';
+import { quiet } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const sessions: MuxSession[] = [];
+// The clocks and timers of both sessions and the pacer are fake, moved by hand, so each test
+// states the schedule exactly; the in-memory pair still delivers frames on real setImmediate turns.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
+});
 afterEach(() => {
   for (const s of sessions.splice(0)) s.close();
+  vi.useRealTimers();
 });
 
 /** A client that has received the server's SETTINGS; the server records every open it sees. */
@@ -27,7 +34,7 @@ async function pair(limits: Partial<MuxLimits>, accept = true, advertise = true)
   });
   const client = new MuxSession(a, { role: 'client' });
   sessions.push(client, server);
-  if (advertise) await until(() => client.peerSentSettings);
+  if (advertise) await waitUntil(() => client.peerSentSettings);
   return { client, seen };
 }
 
@@ -41,10 +48,18 @@ describe('OpenPacer', () => {
     expect(pacer.tryOpen('t:3')).toBeUndefined();
     const queued = ['t:3', 't:4', 't:5', 't:6'].map((t) => pacer.open(t));
     expect(pacer.queued).toBe(4);
+    // Then one every 100 ms (10 a second), not a millisecond sooner.
+    for (let left = 3; left >= 0; left--) {
+      await vi.advanceTimersByTimeAsync(99);
+      expect(pacer.queued).toBe(left + 1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(pacer.queued).toBe(left);
+    }
+    expect(client.stats.streamsOpened).toBe(6);
     const streams = await Promise.all(queued.map((q) => q.stream));
-    await until(() => seen.length === 6);
+    await waitUntil(() => seen.length === 6, 'six opens seen');
     expect(seen.map((r) => r.target)).toEqual(['t:1', 't:2', 't:3', 't:4', 't:5', 't:6']);
-    await until(() => streams.every((s) => s.state === 'open'));
+    await waitUntil(() => streams.every((s) => s.state === 'open'), 'all open');
     expect(client.stats.streamsRefused).toBe(0);
   });
 
@@ -54,13 +69,17 @@ describe('OpenPacer', () => {
     expect(quiet(pacer.tryOpen('s:1')!)).toBeDefined();
     expect(pacer.tryOpen('s:2')).toBeUndefined();
     const queued = ['s:2', 's:3', 's:4'].map((t) => pacer.open(t));
-    await until(() => seen.length === 1);
-    await new Promise((r) => setTimeout(r, 150));
+    await waitUntil(() => seen.length === 1);
+    // Nothing else goes out while the first open is unanswered, however often the pacer wakes
+    // (just short of waitMs, which would refuse the waiting ones).
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(pacer.queued).toBe(3);
+    expect(client.stats.streamsOpened).toBe(1);
     expect(seen).toHaveLength(1);
     // The first answer (no SETTINGS before it): the defaults hold, the rest go out together.
     quiet(seen[0]!.accept());
     await Promise.all(queued.map((q) => q.stream));
-    await until(() => seen.length === 4);
+    await waitUntil(() => seen.length === 4);
     expect(client.peerSentSettings).toBe(false);
   });
 
@@ -69,12 +88,15 @@ describe('OpenPacer', () => {
     const pacer = new OpenPacer(client, { waitMs: 5_000 });
     expect(quiet(pacer.tryOpen('p:1')!)).toBeDefined();
     const second = pacer.open('p:2');
-    await until(() => seen.length === 1);
-    await new Promise((r) => setTimeout(r, 150));
+    await waitUntil(() => seen.length === 1);
+    // The rate would allow it at once; the slot does not, for as long as the open may wait.
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(pacer.queued).toBe(1);
+    expect(client.stats.streamsOpened).toBe(1);
     expect(seen).toHaveLength(1);
     quiet(seen[0]!.accept());
     await second.stream;
-    await until(() => seen.length === 2);
+    await waitUntil(() => seen.length === 2);
   });
 
   it('refuses an open that waited past waitMs, or with the queue full, with reason limit; a cancelled open is never sent', async () => {
@@ -86,8 +108,15 @@ describe('OpenPacer', () => {
     cancelled.cancel();
     const full = [pacer.open('q:4'), pacer.open('q:5')];
     await expect(full[1]!.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'limit', message: expect.stringMatching(/open queue full/) });
-    await expect(late.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'limit', message: expect.stringMatching(/waited 200 ms/) });
-    await expect(full[0]!.stream).rejects.toMatchObject({ reason: 'limit' });
+    const outcomes = [late, full[0]!].map((o) => o.stream.then(() => 'sent', (err: { reason?: string; message: string }) => `${err.reason}: ${err.message}`));
+    // Still waiting 1 ms before the deadline, refused at it (the next token is 1 s away).
+    await vi.advanceTimersByTimeAsync(199);
+    expect(pacer.queued).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await Promise.all(outcomes)).toEqual([
+      expect.stringMatching(/^limit: open of q:2 waited 200 ms/),
+      expect.stringMatching(/^limit: open of q:4 waited 200 ms/),
+    ]);
     expect(pacer.queued).toBe(0);
     expect(seen.map((r) => r.target)).toEqual(['q:1']);
   });

@@ -12,7 +12,8 @@ import { generateKeyPair } from '../../../src/crypto/keys.js';
 import { DeviceAgent, serviceAllows } from '../../../src/device/agent.js';
 import { encodeRelayedTarget } from '../../../src/device/target.js';
 import { e2eInitiate } from '../../../src/device/e2e/e2e-stream.js';
-import { sessionPair, until } from '../../helpers/streams.js';
+import { sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 type LogLine = Record<string, unknown>;
 
@@ -89,7 +90,7 @@ describe('DeviceAgent, end-to-end opens', () => {
     replay.on('error', () => {});
     replay.resume();
     replay.write(transcript);
-    await until(() => refusals(d.lines).length === 1, 5_000, 'the device to refuse the replay');
+    await waitUntil(() => refusals(d.lines).length === 1, 'the device to refuse the replay', 5_000);
     expect(String(refusals(d.lines)[0]!.detail)).toMatch(/did not confirm/);
     // The old agent dialed on the OPEN, long before this refusal; a refused stream dials nothing.
     expect(d.connections()).toBe(0);
@@ -107,10 +108,10 @@ describe('DeviceAgent, end-to-end opens', () => {
     replay.on('data', (c: Buffer) => answers.push(c));
     replay.write(transcript.subarray(0, msg1Length));
     // The device answers msg1 (it cannot tell a replay yet) but does not act on it.
-    await until(() => answers.length > 0, 5_000, 'msg2 from the device');
+    await waitUntil(() => answers.length > 0, 'msg2 from the device', 5_000);
     expect(d.connections()).toBe(0);
     replay.end();
-    await until(() => refusals(d.lines).length === 1, 5_000, 'the device to give up on the open');
+    await waitUntil(() => refusals(d.lines).length === 1, 'the device to give up on the open', 5_000);
     expect(d.connections()).toBe(0);
   });
 });

@@ -3,17 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { MAX_REVERSE_CONNECTIONS_PER_SOURCE } from '../../../src/device/reverse-listeners.js';
 import { decodeRelayedTarget } from '../../../src/device/target.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
-import { until } from '../../helpers/streams.js';
 import { DeviceServer, type PeerSpec } from '../../helpers/device-harness.js';
-
-/** A loopback port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from '../../helpers/ports.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /** Connects, writes `data`, half-closes, and collects the reply until the socket closes. */
 function exchange(port: number, data: string): Promise<{ reply: string; error?: NodeJS.ErrnoException }> {
@@ -50,12 +42,12 @@ describe('reverse listeners', () => {
     const device = server.connect('build1', echoAgent(seen));
     expect(server.router.status()[0]?.reverse).toEqual([]); // nothing announced yet
     await server.announce(device, ['echo']);
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true, 5_000, 'the listener');
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true, 'the listener', 5_000);
     expect(server.find('reverse.listen', { device: 'build1', service: 'echo', listen: `127.0.0.1:${port}` })).toBeDefined();
 
     expect((await exchange(port, 'hello')).reply).toBe('hello');
     expect(decodeRelayedTarget(seen[0]!.target)).toEqual({ service: 'echo', mode: 'reverse', user: 'reverse', userKey: '' });
-    await until(() => server.find('device.stream.close', { user: 'reverse' }) !== undefined);
+    await waitUntil(() => server.find('device.stream.close', { user: 'reverse' }) !== undefined);
     expect(server.find('device.stream.close', { user: 'reverse' })).toMatchObject({ bytesToDevice: 5, bytesFromDevice: 5, how: 'closed' });
 
     // An open connection is reset when the device goes away, and the port is released at once.
@@ -65,7 +57,7 @@ describe('reverse listeners', () => {
       open.on('error', (err) => (error = err));
       open.on('close', () => resolve(error));
     });
-    await until(() => seen.length === 2, 5_000, 'the second connection to reach the device');
+    await waitUntil(() => seen.length === 2, 'the second connection to reach the device', 5_000);
     device.agent.close('normal');
     expect((await openClosed)?.code).toBe('ECONNRESET');
     expect((await exchange(port, 'x')).error?.code).toBe('ECONNREFUSED');
@@ -74,10 +66,10 @@ describe('reverse listeners', () => {
     // Back again: the same port listens again as soon as the service is announced.
     const again = server.connect('build1', echoAgent(seen));
     await server.announce(again, ['echo']);
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true, 5_000, 'the listener to come back');
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true, 'the listener to come back', 5_000);
     expect((await exchange(port, 'again')).reply).toBe('again');
     again.agent.close('normal');
-    await until(() => server.router.status().length === 0);
+    await waitUntil(() => server.router.status().length === 0);
   });
 
   it('a bind failure is logged and shown as down, not fatal; the next sync retries', async () => {
@@ -88,15 +80,15 @@ describe('reverse listeners', () => {
     const seen: StreamRequest[] = [];
     const device = server.connect('build1', echoAgent(seen));
     await server.announce(device, ['echo']);
-    await until(() => server.lines.some((l) => l.event === 'reverse.listen' && l.err === 'EADDRINUSE'), 5_000, 'the bind failure');
+    await waitUntil(() => server.lines.some((l) => l.event === 'reverse.listen' && l.err === 'EADDRINUSE'), 'the bind failure', 5_000);
     expect(server.router.status()[0]?.reverse).toEqual([{ service: 'echo', listen: `127.0.0.1:${port}`, up: false, connections: 0 }]);
     // The device is still usable through the tunnel; freeing the port and reloading takes it.
     await new Promise((resolve) => squatter.close(resolve));
     server.reload(specs(port));
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true, 5_000, 'the retried listener');
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true, 'the retried listener', 5_000);
     expect((await exchange(port, 'ok')).reply).toBe('ok');
     device.agent.close('normal');
-    await until(() => server.router.status().length === 0);
+    await waitUntil(() => server.router.status().length === 0);
   });
 
   it('reload: a changed reverse list moves the listener, a removed one closes it', async () => {
@@ -104,9 +96,9 @@ describe('reverse listeners', () => {
     const server = new DeviceServer(specs(first));
     const device = server.connect('build1', echoAgent([]));
     await server.announce(device, ['echo']);
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true);
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true);
     server.reload(specs(second));
-    await until(() => server.router.status()[0]?.reverse[0]?.listen === `127.0.0.1:${second}` && server.router.status()[0]?.reverse[0]?.up === true);
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.listen === `127.0.0.1:${second}` && server.router.status()[0]?.reverse[0]?.up === true);
     expect((await exchange(first, 'x')).error?.code).toBe('ECONNREFUSED');
     expect((await exchange(second, 'moved')).reply).toBe('moved');
     server.reload(specs(second, { reverse: [] }));
@@ -121,14 +113,14 @@ describe('reverse listeners', () => {
     const seen: StreamRequest[] = [];
     const device = server.connect('build1', echoAgent(seen));
     await server.announce(device, ['echo']);
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true);
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true);
     const open = net.connect(port, '127.0.0.1');
     const openClosed = new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
       let error: NodeJS.ErrnoException | undefined;
       open.on('error', (err) => (error = err));
       open.on('close', () => resolve(error));
     });
-    await until(() => server.router.relayCount === 1, 5_000, 'the connection to be counted');
+    await waitUntil(() => server.router.relayCount === 1, 'the connection to be counted', 5_000);
     server.router.stopAccepting();
     expect((await exchange(port, 'x')).error?.code).toBe('ECONNREFUSED');
     expect(server.router.relayCount).toBe(1);
@@ -143,7 +135,7 @@ describe('reverse listeners', () => {
     const seen: StreamRequest[] = [];
     const device = server.connect('build1', echoAgent(seen));
     await server.announce(device, ['echo']);
-    await until(() => server.router.status()[0]?.reverse[0]?.up === true);
+    await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true);
     const COUNT = MAX_REVERSE_CONNECTIONS_PER_SOURCE + 14;
     const ends = await Promise.all(
       Array.from({ length: COUNT }, () => new Promise<'reset' | 'held'>((resolve) => {
@@ -164,6 +156,6 @@ describe('reverse listeners', () => {
     expect(refused.length).toBeLessThanOrEqual(COUNT - held);
     expect(refused[0]).toMatchObject({ device: 'build1', reason: 'limit' });
     device.agent.close('normal');
-    await until(() => server.router.relayCount === 0, 5_000, 'the held connections to be reset');
+    await waitUntil(() => server.router.relayCount === 0, 'the held connections to be reset', 5_000);
   });
 });

@@ -4,8 +4,8 @@
  * device sees it cancelled), and a late answer from the device is never relayed.
  */
 import { describe, expect, it } from 'vitest';
-import { until } from '../../helpers/streams.js';
 import { DeviceServer, refusal, type PeerSpec } from '../../helpers/device-harness.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const SPECS: PeerSpec[] = [
   { name: 'alice', devices: ['build1:ssh'] },
@@ -22,7 +22,7 @@ describe('DeviceRouter: a reload and the opens waiting for a device', () => {
     const bob = server.connect('bob').agent.openStream('build1:ssh');
     alice.on('error', () => {});
     bob.on('error', () => {});
-    await until(() => device.requests.length === 2, 5_000, 'both relayed opens at the device');
+    await waitUntil(() => device.requests.length === 2, 'both relayed opens at the device', 5_000);
     const refused = refusal(alice);
 
     server.reload([{ name: 'alice', devices: [] }, ...SPECS.slice(1)]);
@@ -30,7 +30,7 @@ describe('DeviceRouter: a reload and the opens waiting for a device', () => {
     expect(err).toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'not-permitted' });
     expect(server.find('stream.refused', { peer: 'alice', reason: 'not-permitted' })).toBeDefined();
     const [toAlice, toBob] = device.requests;
-    await until(() => toAlice!.cancelled, 5_000, "the device's open for alice cancelled");
+    await waitUntil(() => toAlice!.cancelled, "the device's open for alice cancelled", 5_000);
     expect(toBob!.cancelled).toBe(false);
 
     // bob is still permitted: the device's answer reaches him.

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { ANNOUNCE_TARGET, MAX_ANNOUNCEMENT_BYTES, decodeRelayedTarget } from '../../../src/device/target.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { drain, pump, until } from '../../helpers/streams.js';
+import { drain, pump } from '../../helpers/streams.js';
 import { DeviceServer, opened, refusal, type Connected, type PeerSpec } from '../../helpers/device-harness.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const SPECS: PeerSpec[] = [
   { name: 'alice', devices: ['build1:*'] },
@@ -42,7 +43,7 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const back = drain(stream);
     const sent = await pump(stream, 1024 * 1024);
     expect((await back).hash).toBe(sent);
-    await until(() => server.find('device.stream.close') !== undefined);
+    await waitUntil(() => server.find('device.stream.close') !== undefined);
     expect(server.find('device.stream.open')).toMatchObject({ user: 'alice', device: 'build1', service: 'ssh', peer: 'alice' });
     expect(server.find('device.stream.close')).toMatchObject({
       user: 'alice', device: 'build1', service: 'ssh', bytesToDevice: 1024 * 1024, bytesFromDevice: 1024 * 1024, how: 'closed',
@@ -137,16 +138,16 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const device = await online(server, 'build1', ['ssh']);
     const stream = server.connect('alice').agent.openStream('build1:ssh');
     stream.on('error', () => {});
-    await until(() => device.requests.length === 1);
+    await waitUntil(() => device.requests.length === 1);
     stream.reset('cancel');
-    await until(() => device.requests[0]!.cancelled, 5_000, 'the device request to be cancelled');
+    await waitUntil(() => device.requests[0]!.cancelled, 'the device request to be cancelled', 5_000);
   });
 
   it('a device that goes away under an open: the user hears device-offline, not tunnel-closed', async () => {
     const server = new DeviceServer(SPECS);
     const device = await online(server, 'build1', ['ssh']);
     const pending = server.connect('alice').agent.openStream('build1:ssh');
-    await until(() => device.requests.length === 1);
+    await waitUntil(() => device.requests.length === 1);
     const failed = refusal(pending);
     device.agent.close('normal');
     const err = await failed;
@@ -163,7 +164,7 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const failed = new Promise<Error & { reason?: string }>((r) => stream.once('error', r));
     device.agent.close('normal');
     expect((await failed).reason).toBe('device-offline');
-    await until(() => server.router.status().length === 0);
+    await waitUntil(() => server.router.status().length === 0);
     expect(server.find('device.offline', { device: 'build1' })).toBeDefined();
     expect(server.find('device.stream.close')).toMatchObject({ how: 'reset', reason: 'device-offline' });
     expect((await refusal(alice.agent.openStream('build1:ssh'))).reason).toBe('device-offline');
@@ -179,7 +180,7 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const second = await online(server, 'build1', ['web'], echoAgent());
     expect(first.closes[0]?.code).toBe('replaced');
     expect((await failed).reason).toBe('device-offline');
-    await until(() => first.agent.closed);
+    await waitUntil(() => first.agent.closed);
     // The old session's end does not unregister the new one.
     await new Promise((r) => setImmediate(r));
     expect(server.router.status().map((d) => d.services)).toEqual([['web']]);
@@ -203,7 +204,7 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const junk = device.agent.openStream(ANNOUNCE_TARGET);
     junk.on('error', () => {});
     junk.end('{"services": ["no.dots"]}');
-    await until(() => server.lines.some((l) => l.event === 'device.services' && typeof l.err === 'string'));
+    await waitUntil(() => server.lines.some((l) => l.event === 'device.services' && typeof l.err === 'string'));
     expect(server.router.status()[0]?.services).toEqual(['ssh']);
   });
 
@@ -251,7 +252,7 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     const alice = server.connect('alice');
     const streams = Array.from({ length: 40 }, () => alice.agent.openStream('build1:ssh'));
     const ends = streams.map((s) => refusal(s).catch(() => undefined));
-    await until(() => held.length === 32, 5_000, 'the opens in flight to reach the cap');
+    await waitUntil(() => held.length === 32, 'the opens in flight to reach the cap', 5_000);
     expect(server.router.status()[0]).toMatchObject({ streams: 0 });
     server.reload(SPECS.map((p) => (p.name === 'alice' ? { ...p, devices: [] } : p)));
     for (const r of held) {

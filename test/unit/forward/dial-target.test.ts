@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DialError, dialTarget, mapDialErrno } from '../../../src/forward/dial-target.js';
 import { compileRules } from '../../../src/policy/access-rules.js';
 import type { Resolver } from '../../../src/policy/authorize.js';
-import { closedPort, tcpServer } from '../../helpers/fake-opener.js';
+import { tcpServer } from '../../helpers/fake-opener.js';
+import { refusingPort } from '../../helpers/ports.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -56,7 +57,7 @@ describe('dialTarget', () => {
   });
 
   it('maps policy, refusal, DNS, timeout, unreachable and cancel to codes and reasons', async () => {
-    const port = await closedPort();
+    const port = await refusingPort();
     expect(await dialError(dialTarget(`10.0.0.1:${port}`, { rules: loopback }))).toMatchObject({ code: 'ERR_POLICY_DENIED', reason: 'not-permitted' });
     expect(await dialError(dialTarget('junk', { rules: loopback }))).toMatchObject({ code: 'ERR_TARGET_INVALID', reason: 'not-permitted' });
     // A closed port on loopback: the kernel answers RST at once.

@@ -3,7 +3,9 @@ import type net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startLocalForward, type ListenerHandle } from '../../../src/forward/local-forward.js';
 import type { PipeResult } from '../../../src/forward/pipe.js';
-import { closedPort, connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer, waitFor } from '../../helpers/fake-opener.js';
+import { connectAndWatch, connectLoopback, fakeOpener, readAll, tcpServer } from '../../helpers/fake-opener.js';
+import { refusingPort } from '../../helpers/ports.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -48,7 +50,7 @@ describe('startLocalForward', () => {
     expect(sha(await got)).toBe(sha(down));
     expect(receivedHash).toBe(sha(up));
     expect(targets).toEqual([`127.0.0.1:${target.port}`]);
-    await waitFor(() => results.length === 1, 5_000, 'pipe done');
+    await waitUntil(() => results.length === 1, 'pipe done', 5_000);
     expect(results[0]).toMatchObject({ how: 'closed', bytesFromSocket: up.length, bytesToSocket: down.length });
   });
 
@@ -69,7 +71,7 @@ describe('startLocalForward', () => {
   });
 
   it('resets the client when the stream is refused (target port closed)', async () => {
-    const { port } = await forward(`127.0.0.1:${await closedPort()}`);
+    const { port } = await forward(`127.0.0.1:${await refusingPort()}`);
     const { client, outcome: ended } = connectAndWatch(port);
     cleanups.push(() => void client.destroy());
     client.write('hello?');

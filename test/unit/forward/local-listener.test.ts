@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenLocal, type ListenerHandle } from '../../../src/forward/local-listener.js';
 import { readProcTables } from '../../../src/forward/peer-owner.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -39,8 +40,7 @@ describe('listenLocal owner check', () => {
     const outcomes = await Promise.all(Array.from({ length: 20 }, () => connectOnce(port)));
     expect(outcomes.every((o) => o === 'ECONNRESET' || o === 'closed')).toBe(true);
     expect(admitted).toBe(0);
-    const deadline = Date.now() + 5_000;
-    while (lines.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => lines.length >= 2, 'the refusal and its summary', 5_000);
     expect(lines[0]).toMatchObject({ event: 'local.refused', reason: 'owner-unknown', kind: 'forward', listen: `127.0.0.1:${port}`, uid: null });
     expect(lines[1]).toMatchObject({ event: 'local.refused', suppressed: 19 });
     expect(lines).toHaveLength(2);

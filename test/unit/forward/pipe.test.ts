@@ -3,7 +3,8 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pipeSocketStream, type PipeResult } from '../../../src/forward/pipe.js';
-import { connectLoopback, readAll, streamError, streamPair, tcpServer, waitFor } from '../../helpers/fake-opener.js';
+import { connectLoopback, readAll, streamError, streamPair, tcpServer } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 interface Rig {
   client: net.Socket;
@@ -110,7 +111,7 @@ describe('pipeSocketStream', () => {
     const data = randomBytes(4 * 1024 * 1024);
     client.end(data);
     // Nobody reads the far end yet: the accepted socket must be paused, not buffering 4 MiB.
-    await waitFor(() => accepted.isPaused(), 5_000, 'socket paused');
+    await waitUntil(() => accepted.isPaused(), 'socket paused', 5_000);
     expect(far.readableLength).toBeLessThan(1024 * 1024);
     const got = await readAll(far);
     expect(createHash('sha256').update(got).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
@@ -135,7 +136,7 @@ describe('pipeSocketStream', () => {
       far.end();
     })();
     // The client does not read: the writer must stall long before 32 MiB (loopback socket buffers alone may hold several MiB), and the socket's queue stay bounded.
-    await waitFor(() => accepted.writableLength > 0 && far.writableNeedDrain, 5_000, 'writer stalled');
+    await waitUntil(() => accepted.writableLength > 0 && far.writableNeedDrain, 'writer stalled', 5_000);
     const stalledAt = offered;
     await new Promise((r) => setTimeout(r, 50));
     expect(offered).toBe(stalledAt);
@@ -161,7 +162,7 @@ describe('pipeSocketStream', () => {
     far.on('error', () => {});
     near.on('error', () => {});
     near.destroy();
-    await waitFor(() => near.closed);
+    await waitUntil(() => near.closed);
     const outcome = clientOutcome(client);
     const result = await new Promise<PipeResult>((resolve) => pipeSocketStream(socket, near, { onDone: resolve }));
     expect(await outcome).toBe('ECONNRESET');

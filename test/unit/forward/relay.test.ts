@@ -4,7 +4,8 @@ import { relayStreams, type RelayHooks, type RelayResult } from '../../../src/fo
 import { DeviceRules } from '../../../src/policy/device-rules.js';
 import { DEFAULT_MAX_STREAM_WINDOW_BYTES, DEFAULT_STREAM_WINDOW_BYTES } from '../../../src/mux/mux-limits.js';
 import { MAX_DATA_FRAME_BYTES, STREAM_WRITE_HIGH_WATER_BYTES, type MuxStream } from '../../../src/mux/stream.js';
-import { drain, pump, sessionPair, until } from '../../helpers/streams.js';
+import { drain, pump, sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 interface Relayed {
   /** The user's end (opener on the user's session). */
@@ -24,9 +25,9 @@ async function relayed(hooks: Omit<RelayHooks, 'onDone'> = {}): Promise<Relayed>
   const userSide = sessionPair();
   const deviceSide = sessionPair();
   const user = userSide.client.openStream('build1:ssh');
-  await until(() => userSide.requests.length === 1);
+  await waitUntil(() => userSide.requests.length === 1);
   const toDevice = deviceSide.client.openStream('svc=ssh');
-  await until(() => deviceSide.requests.length === 1);
+  await waitUntil(() => deviceSide.requests.length === 1);
   const device = deviceSide.requests[0]!.accept();
   await new Promise((r) => toDevice.once('open', r));
   const fromUser = userSide.requests[0]!.accept();
@@ -120,7 +121,7 @@ describe('relayStreams', () => {
     const total = 8 * 1024 * 1024;
     const sent = pump(user, total);
     // The device reads nothing: its window fills, the relay pauses the user's stream, whose window fills.
-    await until(() => fromUser.isPaused(), 5_000, 'the relay to pause the user stream');
+    await waitUntil(() => fromUser.isPaused(), 'the relay to pause the user stream', 5_000);
     await turns(50);
     const stalledAt = user.bytesWritten;
     await turns(50);

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { ReasonCode } from '../../../src/mux/reason.js';
 import type { StreamOpener } from '../../../src/forward/local-forward.js';
 import { startSocksServer } from '../../../src/forward/socks5.js';
-import { fakeOpener, readAll, streamError, streamPair, waitFor } from '../../helpers/fake-opener.js';
+import { fakeOpener, readAll, streamError, streamPair } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -105,19 +106,19 @@ describe('SOCKS5 server', () => {
     const port = await socks(opener);
     // Greeting, request and the first application bytes in one segment.
     const { socket, chunks } = exchange(port, Buffer.concat([GREETING, connectRequest('svc.example', 80), Buffer.from('GET / HTTP/1.0\r\n\r\n')]));
-    await waitFor(() => farEnds.length === 1 && Buffer.concat(chunks).length >= 2, 5_000, 'stream opened');
+    await waitUntil(() => farEnds.length === 1 && Buffer.concat(chunks).length >= 2, 'stream opened', 5_000);
     const far = farEnds[0]!;
     const early = new Promise<Buffer>((resolve) => far.once('data', resolve));
     expect((await early).toString()).toBe('GET / HTTP/1.0\r\n\r\n');
     expect(Buffer.concat(chunks)).toEqual(Buffer.from([5, 0]));
     nearEnds[0]!.emit('open');
-    await waitFor(() => Buffer.concat(chunks).length >= 12, 5_000, 'success reply');
+    await waitUntil(() => Buffer.concat(chunks).length >= 12, 'success reply', 5_000);
     expect(Buffer.concat(chunks)).toEqual(Buffer.concat([Buffer.from([5, 0]), reply(0)]));
     far.end('HTTP/1.0 200 OK\r\n\r\n');
     const rest = readAll(far);
     socket.end();
     await rest;
-    await waitFor(() => Buffer.concat(chunks).toString('latin1').endsWith('200 OK\r\n\r\n'), 5_000, 'response');
+    await waitUntil(() => Buffer.concat(chunks).toString('latin1').endsWith('200 OK\r\n\r\n'), 'response', 5_000);
   });
 
   it('refuses other commands with 0x07 and no acceptable method with 0xff', async () => {

@@ -3,7 +3,8 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { StreamOpener } from '../../../src/forward/local-forward.js';
 import { connectStdio } from '../../../src/forward/stdio.js';
-import { readAll, streamError, streamPair, waitFor } from '../../helpers/fake-opener.js';
+import { readAll, streamError, streamPair } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /** An opener handing out in-memory pairs; the test plays the far end. */
 function pairOpener(): { open: StreamOpener; far: Duplex[]; targets: string[] } {
@@ -92,7 +93,7 @@ describe('connectStdio', () => {
 
     const opener2 = pairOpener();
     const status2 = connectStdio('h.example:1', opener2.open, { stdin: new PassThrough(), stdout: new PassThrough() });
-    await waitFor(() => opener2.far.length === 1);
+    await waitUntil(() => opener2.far.length === 1);
     // A near end destroyed with no error: still not a clean end.
     const near = (opener2.far[0] as unknown as { peer: Duplex }).peer;
     near.destroy();
@@ -116,7 +117,7 @@ describe('connectStdio', () => {
       }
       far.end();
     })();
-    await waitFor(() => far.writableNeedDrain, 5_000, 'writer stalled');
+    await waitUntil(() => far.writableNeedDrain, 'writer stalled', 5_000);
     expect(offered).toBeLessThan(total / 4);
     const out = readAll(stdout);
     stdin.end();

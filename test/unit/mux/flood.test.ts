@@ -14,7 +14,8 @@ import type { MuxLimits } from '../../../src/mux/mux-limits.js';
 import { MuxSession, type MuxCloseInfo } from '../../../src/mux/session.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
-import { ScriptedPeer, quiet, until } from '../../helpers/streams.js';
+import { ScriptedPeer, quiet } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 /** A server session facing a scripted client. */
 function victim(limits: Partial<MuxLimits> = {}, onStreamRequest?: (req: StreamRequest) => void) {
@@ -39,15 +40,15 @@ describe('mux session against a misbehaving peer', () => {
     const chunk = new Uint8Array(32 * 1024);
     // 64 KiB is the early credit and the window: the third 32 KiB frame overruns it.
     peer.send(encodeData(1, chunk), encodeData(1, chunk));
-    await until(() => streams.length === 1 && streams[0]!.bufferedBytes + streams[0]!.readableLength === 64 * 1024);
+    await waitUntil(() => streams.length === 1 && streams[0]!.bufferedBytes + streams[0]!.readableLength === 64 * 1024);
     expect(closed()).toBeUndefined();
     const failure = new Promise<Error>((resolve) => streams[0]!.once('error', resolve));
     peer.send(encodeData(1, chunk));
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_WINDOW_EXCEEDED');
     expect(closed()!.code).toBe('protocol-error');
     expect(await failure).toMatchObject({ code: 'ERR_MUX_CLOSED', reason: 'tunnel-closed' });
-    await until(() => peer.closedWith !== undefined);
+    await waitUntil(() => peer.closedWith !== undefined);
     expect(peer.closedWith!.code).toBe('protocol-error');
     expect(peer.of('goaway')[0]?.code).toBe('protocol-error');
   });
@@ -57,10 +58,10 @@ describe('mux session against a misbehaving peer', () => {
     peer.send(encodeOpen(1, 256 * 1024, 'x:1'));
     const half = new Uint8Array(OPEN_EARLY_CREDIT_BYTES / 2);
     peer.send(encodeData(1, half), encodeData(1, half));
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     expect(closed()).toBeUndefined();
     peer.send(encodeData(1, new Uint8Array(1)));
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_WINDOW_EXCEEDED');
   });
 
@@ -69,12 +70,12 @@ describe('mux session against a misbehaving peer', () => {
       quiet(req.accept()),
     );
     for (let id = 1; id <= 21; id += 2) peer.send(encodeOpen(id, 65_536, 'x:1'));
-    await until(() => peer.of('open-fail').length === 1);
+    await waitUntil(() => peer.of('open-fail').length === 1);
     expect(peer.of('open-ok')).toHaveLength(10);
     expect(peer.of('open-fail')[0]).toMatchObject({ streamId: 21, reason: 'limit' });
     expect(closed()).toBeUndefined();
     for (let i = 0, id = 23; i < 200 && !closed(); i++, id += 2) peer.send(encodeOpen(id, 65_536, 'x:1'));
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_OPEN_RATE');
     expect(closed()!.code).toBe('flood');
     expect(session.streamCount).toBe(0);
@@ -83,11 +84,11 @@ describe('mux session against a misbehaving peer', () => {
   it('refuses opens beyond the concurrent stream and pending caps', async () => {
     const { peer, closed, requests } = victim({ maxStreams: 4, maxPendingOpens: 2 });
     for (let id = 1; id <= 5; id += 2) peer.send(encodeOpen(id, 65_536, 'x:1'));
-    await until(() => peer.of('open-fail').length === 1);
+    await waitUntil(() => peer.of('open-fail').length === 1);
     expect(peer.of('open-fail')[0]).toMatchObject({ streamId: 5, reason: 'limit', message: 'too many pending opens' });
     requests.forEach((r) => quiet(r.accept()));
     for (let id = 7; id <= 11; id += 2) peer.send(encodeOpen(id, 65_536, 'x:1'));
-    await until(() => peer.of('open-fail').length === 2);
+    await waitUntil(() => peer.of('open-fail').length === 2);
     expect(peer.of('open-fail')[1]).toMatchObject({ streamId: 11, message: 'too many streams' });
     expect(closed()).toBeUndefined();
   });
@@ -98,7 +99,7 @@ describe('mux session against a misbehaving peer', () => {
       peer.send(encodeOpen(id, 65_536, 'x:1'), encodeReset(id, 'cancel'));
       if (i % 50 === 49) await new Promise((resolve) => setImmediate(resolve));
     }
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_FLOOD');
     expect(requests.length).toBeGreaterThan(50);
     expect(requests.every((r) => r.cancelled)).toBe(true);
@@ -107,16 +108,16 @@ describe('mux session against a misbehaving peer', () => {
   it('charges zero window updates and frames for closed streams, and ends the session when the budget runs out', async () => {
     const { peer, closed, requests } = victim({ idleFrameBurst: 20 });
     peer.send(encodeOpen(1, 65_536, 'x:1'));
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     quiet(requests[0]!.accept()).destroy();
-    await until(() => peer.of('reset').length === 1);
+    await waitUntil(() => peer.of('reset').length === 1);
     expect(peer.of('reset')[0]).toMatchObject({ streamId: 1, reason: 'cancel' });
     // Data in flight to a reset stream is tolerated for free.
     for (let i = 0; i < 30; i++) peer.send(encodeData(1, new Uint8Array(10)));
     await new Promise((resolve) => setImmediate(resolve));
     expect(closed()).toBeUndefined();
     for (let i = 0; i < 30 && !closed(); i++) peer.send(encodeFin(1), encodeWindowUpdate(1, 0));
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_FLOOD');
   });
 
@@ -132,9 +133,9 @@ describe('mux session against a misbehaving peer', () => {
     for (const [name, frames, code] of cases) {
       const { peer, closed } = victim();
       peer.send(...frames);
-      await until(() => closed() !== undefined, 2_000, name);
+      await waitUntil(() => closed() !== undefined, name, 2_000);
       expect([name, closed()!.error?.code]).toEqual([name, code]);
-      await until(() => peer.closedWith !== undefined);
+      await waitUntil(() => peer.closedWith !== undefined);
       expect(peer.closedWith!.code).toBe('protocol-error');
     }
   });
@@ -142,10 +143,10 @@ describe('mux session against a misbehaving peer', () => {
   it('rejects a window update that would overflow the credit', async () => {
     const { peer, closed, requests } = victim();
     peer.send(encodeOpen(1, 0x7fff_0000, 'x:1'));
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     quiet(requests[0]!.accept());
     peer.send(encodeWindowUpdate(1, 0x10000));
-    await until(() => closed() !== undefined);
+    await waitUntil(() => closed() !== undefined);
     expect(closed()!.error?.code).toBe('ERR_MUX_BAD_FRAME');
   });
 });

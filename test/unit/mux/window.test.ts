@@ -3,7 +3,8 @@ import { hasCode } from '../../../src/errors.js';
 import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/mux-limits.js';
 import { TokenBucket } from '../../../src/lib/token-bucket.js';
 import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
-import { drain, pump, sessionPair, until } from '../../helpers/streams.js';
+import { drain, pump, sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 describe('flow-control windows', () => {
   it('grants credit only once the reader has consumed half the window', () => {
@@ -79,15 +80,15 @@ describe('the session-wide buffer cap', () => {
     const { client, requests } = sessionPair({ limits: { streamWindowBytes: window, maxSessionBufferedBytes: window } });
     const hog = client.openStream('hog:1');
     const other = client.openStream('other:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const hogRemote = requests[0]!.accept();
     const otherRemote = requests[1]!.accept();
     hogRemote.write(Buffer.alloc(window, 1)); // never read: fills the session cap
-    await until(() => hog.bufferedBytes === window);
+    await waitUntil(() => hog.bufferedBytes === window);
     const got = drain(other);
     const sent = pump(otherRemote, 4 * window);
     // `other` is read eagerly, yet its credit is withheld once its first window is used up.
-    await until(() => otherRemote.bytesWritten === window);
+    await waitUntil(() => otherRemote.bytesWritten === window);
     await new Promise((resolve) => setImmediate(resolve));
     expect(otherRemote.bytesWritten).toBe(window);
     hog.resume();
@@ -135,8 +136,8 @@ describe('window growth for readers that keep up', () => {
     };
     writer.on('drain', write);
     write();
-    await until(() => read >= readBytes, 10_000, 'reads');
-    await until(() => writer.writableNeedDrain && writer.bytesWritten === reader.bytesRead + reader.bufferedBytes, 10_000, 'the writer to stall');
+    await waitUntil(() => read >= readBytes, 'reads', 10_000);
+    await waitUntil(() => writer.writableNeedDrain && writer.bytesWritten === reader.bytesRead + reader.bufferedBytes, 'the writer to stall', 10_000);
     return reader.bufferedBytes + reader.readableLength;
   }
 
@@ -145,7 +146,7 @@ describe('window growth for readers that keep up', () => {
     const max = 256 * 1024;
     const { client, requests } = sessionPair({ limits: { streamWindowBytes: window, maxStreamWindowBytes: max } });
     const s = client.openStream('bulk:1');
-    await until(() => requests.length === 1);
+    await waitUntil(() => requests.length === 1);
     const remote = requests[0]!.accept();
     const held = await stallAfter(s, remote, 4 * 1024 * 1024);
     expect(held).toBeGreaterThan(window + s.readableHighWaterMark);
@@ -160,7 +161,7 @@ describe('window growth for readers that keep up', () => {
     });
     const a = client.openStream('a:1');
     const b = client.openStream('b:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const ra = requests[0]!.accept();
     const rb = requests[1]!.accept();
     // `a` is read eagerly and stays open: its growth takes the whole budget and keeps it.
@@ -168,7 +169,7 @@ describe('window growth for readers that keep up', () => {
     a.on('data', (chunk: Buffer) => (readA += chunk.length));
     const total = 4 * 1024 * 1024;
     await pump(ra, total).catch(() => undefined);
-    await until(() => readA === total, 10_000, 'a read');
+    await waitUntil(() => readA === total, 'a read', 10_000);
     // `b` is read eagerly too, but no budget is left: it holds no more than its initial window.
     const heldB = await stallAfter(b, rb, 2 * 1024 * 1024);
     expect(heldB).toBeLessThanOrEqual(window + b.readableHighWaterMark);

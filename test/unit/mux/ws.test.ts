@@ -1,7 +1,13 @@
-/** The same mux behaviour over a real loopback WebSocket (ws), adapted to MessageChannel. */
+/**
+ * What only a real WebSocket shows: a stream that is never read beside a bulk one, and the TCP
+ * connection dying without a close frame. The rest of the mux suite runs over both transports
+ * (session.test.ts).
+ */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MuxStreamError } from '../../../src/mux/reason.js';
-import { drain, pump, sessionPair, until, wsChannelPair } from '../../helpers/streams.js';
+import { websocketPair } from '../../helpers/channel-pairs.js';
+import { drain, pump, sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 let stop: (() => Promise<void>) | undefined;
@@ -13,12 +19,12 @@ afterEach(async () => {
 
 describe('MuxSession over a loopback WebSocket', () => {
   it('transfers 8 MiB each way with sha256 intact, alongside a stream that is never read', async () => {
-    const ws = await wsChannelPair();
+    const ws = await websocketPair();
     stop = ws.stop;
     const { client, requests } = sessionPair({ channels: ws.channels });
     const slow = client.openStream('slow:1');
     const bulk = client.openStream('bulk:1');
-    await until(() => requests.length === 2);
+    await waitUntil(() => requests.length === 2);
     const slowRemote = requests[0]!.accept();
     const remote = requests[1]!.accept();
     slowRemote.write(Buffer.alloc(1 * MiB)); // stalls at the slow stream's window
@@ -30,13 +36,13 @@ describe('MuxSession over a loopback WebSocket', () => {
   });
 
   it('reports refusals, resets and a lost connection the same way as in memory', async () => {
-    const ws = await wsChannelPair();
+    const ws = await websocketPair();
     stop = ws.stop;
     const { client, requests } = sessionPair({ channels: ws.channels });
     const refused = client.openStream('a:1');
     const reset = client.openStream('b:1');
     const survivor = client.openStream('c:1');
-    await until(() => requests.length === 3);
+    await waitUntil(() => requests.length === 3);
     requests[0]!.reject('not-permitted', 'denied by policy');
     requests[1]!.accept().reset('unreachable');
     requests[2]!.accept();

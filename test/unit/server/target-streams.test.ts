@@ -15,7 +15,7 @@ import { compileRules } from '../../../src/policy/access-rules.js';
 import { DeviceRules } from '../../../src/policy/device-rules.js';
 import type { ServerPeer } from '../../../src/policy/peer-table.js';
 import { recheckPendingOpens, serveStreamRequest, type StreamOwner } from '../../../src/server/target-streams.js';
-import { until } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let target: net.Server;
 let port: number;
@@ -80,14 +80,14 @@ describe('serveStreamRequest', () => {
     // On arrival and at the slot the grant holds; by the time the dial has connected it is gone.
     const currentPeer = (): ServerPeer => (++calls <= 2 ? granted : peer([]));
     serveStreamRequest({ handle, currentPeer, request, dialTimeoutMs: 5_000, ownAddresses: () => [], logger: silent });
-    await until(() => request.rejected !== undefined, 5_000, 'the refusal');
+    await waitUntil(() => request.rejected !== undefined, 'the refusal', 5_000);
     expect(request.rejected?.reason).toBe('not-permitted');
     expect(request.accepted).toBe(false);
     expect(calls).toBe(3);
     expect(handle.pending.size).toBe(0);
     expect(handle.dials.inFlight).toBe(0);
     // The dial had connected; it was reset before a byte moved.
-    await until(() => seen.connections > before.connections, 5_000, 'the connection');
+    await waitUntil(() => seen.connections > before.connections, 'the connection', 5_000);
     expect(seen.bytes).toBe(before.bytes);
   });
 
@@ -110,7 +110,7 @@ describe('serveStreamRequest', () => {
     await new Promise((r) => setImmediate(r));
     release();
     await holding;
-    await until(() => queued.rejected !== undefined, 5_000, 'the refusal at the slot');
+    await waitUntil(() => queued.rejected !== undefined, 'the refusal at the slot', 5_000);
     expect(queued.rejected?.reason).toBe('not-permitted');
     expect(handle.dials.inFlight).toBe(0);
     // Refused at the slot: never dialed (a connection would show up before the refusal).
@@ -143,8 +143,8 @@ describe('serveStreamRequest', () => {
     release();
     await holding;
     // The kept open dials (its accept throws in this stand-in, which serveStreamRequest handles).
-    await until(() => kept.accepted, 5_000, 'the kept open to dial and be accepted');
-    await until(() => seen.connections === before + 1, 5_000, 'one connection: the kept open');
+    await waitUntil(() => kept.accepted, 'the kept open to dial and be accepted', 5_000);
+    await waitUntil(() => seen.connections === before + 1, 'one connection: the kept open', 5_000);
     expect(cancelled.rejected).toBeUndefined();
     expect(handle.dials.inFlight).toBe(0);
   });

@@ -3,7 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { CloseReason } from '../../../src/channel.js';
 import { RecordType } from '../../../src/session/record.js';
 import type { SessionInfo } from '../../../src/session/listen-secure.js';
-import { RawClient, connectPeer, makePeer, refusals, startServer, waitFor, type TestServer } from '../../helpers/capture-logger.js';
+import { RawClient, connectPeer, makePeer, refusals, startServer, type TestServer } from '../../helpers/capture-logger.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -32,20 +33,20 @@ describe('per-key session cap', () => {
     const { session: third, lines: thirdLines } = await connectPeer(srv, alice);
     let reason: CloseReason | undefined;
     third.onClose((r) => (reason = r));
-    await waitFor(() => reason !== undefined, 5_000, 'the third session closed');
+    await waitUntil(() => reason !== undefined, 'the third session closed', 5_000);
     expect(reason).toMatchObject({ code: 'auth-failed', remote: true, message: 'too many sessions for this key (max_sessions_per_key = 2)' });
     // The client's log says why.
-    await waitFor(() => thirdLines.some((l) => l.event === 'session.closed'), 5_000, 'the client logged the close');
+    await waitUntil(() => thirdLines.some((l) => l.event === 'session.closed'), 'the client logged the close', 5_000);
     expect(thirdLines.find((l) => l.event === 'session.closed')).toMatchObject({ reason: 'auth-failed', remoteClose: true, detail: 'too many sessions for this key (max_sessions_per_key = 2)' });
     expect(held.every((s) => !s.closed)).toBe(true);
     expect(srv.server.sessions.size).toBe(2);
     expect(refusals(srv.lines).map((l) => l.reason)).toEqual(['too-many-sessions']);
     // A slot that frees is usable again.
     held[0]!.close();
-    await waitFor(() => srv.server.sessions.size === 1, 5_000, 'the first session gone');
+    await waitUntil(() => srv.server.sessions.size === 1, 'the first session gone', 5_000);
     await pause();
     const { session: again } = await connectPeer(srv, alice);
-    await waitFor(() => srv.server.sessions.size === 2, 5_000, 'the new session admitted');
+    await waitUntil(() => srv.server.sessions.size === 2, 'the new session admitted', 5_000);
     expect(again.closed).toBe(false);
     for (const s of [...held, again]) s.close();
   });
@@ -60,10 +61,10 @@ describe('Twoway-Mux-Settings', () => {
     cleanups.push(() => raw.close());
     await raw.opened();
     raw.sendRaw(raw.seal(RecordType.keepalive));
-    await waitFor(() => infos.length === 1, 5_000, 'the raw session confirmed');
+    await waitUntil(() => infos.length === 1, 'the raw session confirmed', 5_000);
     await pause();
     const { session } = await connectPeer(srv, alice);
-    await waitFor(() => infos.length === 2, 5_000, 'the second session confirmed');
+    await waitUntil(() => infos.length === 2, 'the second session confirmed', 5_000);
     expect(infos).toEqual([{ muxSettings: false }, { muxSettings: true }]);
     session.close();
   });

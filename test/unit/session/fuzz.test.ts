@@ -12,7 +12,8 @@ import { resolveSessionLimits } from '../../../src/session/session-limits.js';
 import { decodeCloseBody, parseRecordHeader, parseRecordType } from '../../../src/session/record.js';
 import { RecordSession } from '../../../src/session/secure-session.js';
 import { WIRE, ZERO_PSK } from '../../../src/session/wire.js';
-import { captureLogger, connectPeer, expectAlive, makePeer, startServer, waitFor } from '../../helpers/capture-logger.js';
+import { captureLogger, connectPeer, expectAlive, makePeer, startServer } from '../../helpers/capture-logger.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 function onlyTyped(fn: () => unknown): void {
   try {
@@ -79,7 +80,7 @@ describe('parser fuzz', () => {
         record[sample.index % record.length]! ^= 1 << sample.bit;
       } else record = valid.subarray(0, sample.index % valid.length);
       attacker.send(record);
-      await waitFor(() => closed !== undefined, 2_000, 'session close');
+      await waitUntil(() => closed !== undefined, 'session close', 2_000);
       expect(closed!.code).toBe('protocol-error');
       expect(session.timersActive).toBe(false);
     }

@@ -1,10 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_SESSION_LIMITS, resolveSessionLimits } from '../../../src/session/session-limits.js';
 import { AddressRateLimiter, TokenBucket, addressKey } from '../../../src/session/rate-limit.js';
 import { ReplayGuard } from '../../../src/session/replay-guard.js';
 import { SessionTimers } from '../../../src/session/timers.js';
 import { tai64nNow } from '../../../src/session/tai64n.js';
-import { waitFor } from '../../helpers/capture-logger.js';
 
 describe('session limits', () => {
   it('defaults follow SECURITY.md', () => {
@@ -74,34 +73,77 @@ describe('replay guard', () => {
 });
 
 describe('session timers', () => {
+  // Fake timers and clock: each hook is asserted at the exact millisecond it is due.
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
   const limits = resolveSessionLimits({ keepaliveIntervalMs: 20, deadAfterMs: 60, rekeyAfterMs: 30, rejectAfterMs: 80 });
-  it('fires keepalive, rekey, reject and dead hooks, and stop() clears everything', async () => {
-    const fired: string[] = [];
-    const t = new SessionTimers(limits, true, {
-      sendKeepalive: () => { fired.push('keepalive'); t.onDataSent(); },
-      peerDead: () => fired.push('dead'),
-      rekeyDue: () => fired.push('rekey'),
-      keysExpired: () => fired.push('expired'),
-    });
+  /** Records when (ms since creation) each hook fired. */
+  function timers(initiator: boolean): { t: SessionTimers; fired: Record<string, number[]> } {
+    const start = Date.now();
+    const fired: Record<string, number[]> = { keepalive: [], dead: [], rekey: [], expired: [] };
+    const at = (hook: string) => (): void => void fired[hook]!.push(Date.now() - start);
+    const t: SessionTimers = new SessionTimers(
+      limits,
+      initiator,
+      {
+        sendKeepalive: () => {
+          at('keepalive')();
+          t.onDataSent();
+        },
+        peerDead: at('dead'),
+        rekeyDue: at('rekey'),
+        keysExpired: at('expired'),
+      },
+      () => Date.now(),
+    );
+    return { t, fired };
+  }
+
+  it('fires keepalive, rekey, reject and dead hooks when due, and stop() clears everything', () => {
+    const { t, fired } = timers(true);
     t.onHandshakeComplete();
-    await waitFor(() => fired.includes('dead') && fired.includes('expired'), 2_000);
-    expect(fired).toContain('keepalive');
-    expect(fired).toContain('rekey');
-    expect(fired).toContain('expired');
+    vi.advanceTimersByTime(100);
+    expect(fired).toEqual({ keepalive: [20, 40, 60, 80, 100], rekey: [30], dead: [60], expired: [80] });
     t.stop();
     expect(t.active).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+    // Stopped with the dead and reject timers still armed: none of them fires later.
+    const early = timers(true);
+    early.t.onHandshakeComplete();
+    vi.advanceTimersByTime(50);
+    early.t.stop();
+    expect(early.t.active).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(1_000);
+    expect(early.fired).toEqual({ keepalive: [20, 40], rekey: [30], dead: [], expired: [] });
+    expect(fired.keepalive).toHaveLength(5);
   });
-  it('received records postpone the dead timer', async () => {
-    const fired: string[] = [];
-    const t = new SessionTimers(limits, false, {
-      sendKeepalive: () => t.onDataSent(), peerDead: () => fired.push('dead'), rekeyDue: () => {}, keysExpired: () => {},
-    });
-    const end = performance.now() + 150;
-    while (performance.now() < end) {
+  it('sent records postpone the keepalive; the responder rekeys with slack after the initiator', () => {
+    const { t, fired } = timers(false);
+    t.onHandshakeComplete();
+    vi.advanceTimersByTime(15);
+    t.onDataSent();
+    vi.advanceTimersByTime(35);
+    // Idle from 15: the keepalive is due at 35, then every 20 ms; the rekey at 30 + ceil(30 / 8).
+    expect(fired.keepalive).toEqual([35]);
+    expect(fired.rekey).toEqual([34]);
+    t.stop();
+  });
+  it('received records postpone the dead timer', () => {
+    const { t, fired } = timers(false);
+    for (let i = 0; i < 15; i++) {
+      vi.advanceTimersByTime(10);
       t.onRecordReceived();
-      await new Promise((r) => setTimeout(r, 10));
     }
-    expect(fired).toEqual([]);
+    // Records arrived every 10 ms for 150 ms: the peer is alive; dead exactly deadAfterMs after the last.
+    vi.advanceTimersByTime(59);
+    expect(fired.dead).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(fired.dead).toEqual([210]);
     t.stop();
   });
 });

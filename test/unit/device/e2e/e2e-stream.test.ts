@@ -6,7 +6,8 @@ import { generateKeyPair } from '../../../../src/crypto/keys.js';
 import { MessageReassembler, lengthPrefix } from '../../../../src/device/e2e/e2e-records.js';
 import { e2eInitiate, e2eRespond, type E2EStream } from '../../../../src/device/e2e/e2e-stream.js';
 import type { StreamRequest } from '../../../../src/mux/stream-request.js';
-import { drain, pump, sessionPair, sha256, until } from '../../../helpers/streams.js';
+import { drain, pump, sessionPair, sha256 } from '../../../helpers/streams.js';
+import { waitUntil } from '../../../helpers/wait.js';
 
 const user = generateKeyPair();
 const device = generateKeyPair();
@@ -56,7 +57,7 @@ describe('e2e stream over a mux session', () => {
   it('carries 4 MiB each way intact and half-closes each way', async () => {
     const { initiator, responder } = pair();
     await opened(initiator);
-    await until(() => responder()?.isOpen === true);
+    await waitUntil(() => responder()?.isOpen === true);
     const upDrain = drain(responder());
     const downDrain = drain(initiator);
     const [upHash, downHash] = await Promise.all([pump(initiator, 4 * 1024 * 1024), pump(responder(), 4 * 1024 * 1024, 50_000)]);
@@ -67,7 +68,7 @@ describe('e2e stream over a mux session', () => {
   it('a half-closed side still receives until the other side ends', async () => {
     const { initiator, responder } = pair();
     await opened(initiator);
-    await until(() => responder()?.isOpen === true);
+    await waitUntil(() => responder()?.isOpen === true);
     initiator.end();
     await new Promise((r) => responder().once('end', r).resume());
     const got = drain(initiator);
@@ -80,21 +81,21 @@ describe('e2e stream over a mux session', () => {
     const { initiator, responder } = pair('ssh', user.publicKey, generateKeyPair().publicKey);
     const err = await failure(initiator);
     expect(err.code === 'ERR_E2E_HANDSHAKE' || err.code === 'ERR_MUX_STREAM_RESET').toBe(true);
-    await until(() => responder()?.destroyed === true);
+    await waitUntil(() => responder()?.destroyed === true);
     expect(responder().errored && (responder().errored as Error & { code?: string }).code).toBe('ERR_E2E_HANDSHAKE');
   });
 
   it('refuses a user whose key is not the one the server vouched for', async () => {
     const { initiator, responder } = pair('ssh', generateKeyPair().publicKey);
     await failure(initiator);
-    await until(() => responder()?.destroyed === true);
+    await waitUntil(() => responder()?.destroyed === true);
     expect((responder().errored as Error & { code?: string }).code).toBe('ERR_E2E_HANDSHAKE');
   });
 
   it('refuses a stream redirected to another service (prologue)', async () => {
     const { initiator, responder } = pair('ssh', user.publicKey, device.publicKey, 'postgres');
     await failure(initiator);
-    await until(() => responder()?.destroyed === true);
+    await waitUntil(() => responder()?.destroyed === true);
     expect((responder().errored as Error & { code?: string }).code).toBe('ERR_E2E_HANDSHAKE');
   });
 
