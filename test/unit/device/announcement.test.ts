@@ -3,16 +3,17 @@
  * server reads; a closed session announces nothing and throws nothing; an oversized announcement
  * is reset with 'limit' and never handed on.
  */
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { readAnnouncement, writeAnnouncement } from '../../../src/device/announcement.js';
 import { ANNOUNCE_TARGET, MAX_ANNOUNCEMENT_BYTES } from '../../../src/device/target.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
-import { sessionPair, until } from '../../helpers/streams.js';
+import { sessionPair } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 type LogLine = Record<string, unknown>;
 
-function logger(): { log: ReturnType<typeof pino>; lines: LogLine[] } {
+function logger(): { log: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];
   return { log: pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) }), lines };
 }
@@ -36,7 +37,7 @@ describe('the @services exchange', () => {
     const p = pair();
     const agent = logger();
     writeAnnouncement(p.agentMux, ['ssh', 'web', 'ssh'], agent.log);
-    await until(() => p.read.length === 1, 5_000, 'the announcement');
+    await waitUntil(() => p.read.length === 1, 'the announcement', 5_000);
     expect(p.targets).toEqual([ANNOUNCE_TARGET]);
     expect(p.read[0]).toEqual(['ssh', 'web']);
     expect(agent.lines.find((l) => l.event === 'device.services')).toMatchObject({ services: ['ssh', 'web', 'ssh'] });
@@ -46,7 +47,7 @@ describe('the @services exchange', () => {
   it('no services is an announcement too (the server learns the list is empty)', async () => {
     const p = pair();
     writeAnnouncement(p.agentMux, [], logger().log);
-    await until(() => p.read.length === 1, 5_000, 'the announcement');
+    await waitUntil(() => p.read.length === 1, 'the announcement', 5_000);
     expect(p.read[0]).toEqual([]);
   });
 
@@ -73,7 +74,7 @@ describe('the @services exchange', () => {
     const stream = p.agentMux.openStream(ANNOUNCE_TARGET);
     stream.on('error', () => {});
     stream.end('{"services": ["no.dots"]}');
-    await until(() => p.server.lines.some((l) => typeof l.err === 'string'), 5_000, 'the warning');
+    await waitUntil(() => p.server.lines.some((l) => typeof l.err === 'string'), 'the warning', 5_000);
     expect(p.read).toEqual([]);
   });
 });

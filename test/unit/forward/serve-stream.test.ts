@@ -14,7 +14,9 @@ import type { PipeResult } from '../../../src/forward/pipe.js';
 import { serveStream, type ServeOptions } from '../../../src/forward/serve-stream.js';
 import type { ReasonCode } from '../../../src/mux/reason.js';
 import { compileRules } from '../../../src/policy/access-rules.js';
-import { closedPort, readAll, streamPair, tcpServer, waitFor } from '../../helpers/fake-opener.js';
+import { readAll, streamPair, tcpServer } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
+import { refusingPort } from '../../helpers/ports.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -85,7 +87,7 @@ describe('serveStream', () => {
     const [near, far] = streamPair();
     const trace = serve(dialTarget(`127.0.0.1:${target.port}`, { rules: loopback }), near);
     expect(trace.steps).toEqual([]);
-    await waitFor(() => trace.opened !== undefined, 5_000, 'the open');
+    await waitUntil(() => trace.opened !== undefined, 'the open', 5_000);
     expect(trace.steps).toEqual(['dialed', 'accept', 'open']);
     expect(trace.opened?.stream).toBe(near);
     expect(trace.opened?.dialed.port).toBe(target.port);
@@ -93,7 +95,7 @@ describe('serveStream', () => {
     const back = readAll(far);
     far.end(up);
     expect((await back).equals(down)).toBe(true);
-    await waitFor(() => trace.closed !== undefined, 5_000, 'the close');
+    await waitUntil(() => trace.closed !== undefined, 'the close', 5_000);
     expect(target.got().equals(up)).toBe(true);
     expect(trace.closed).toMatchObject({ how: 'closed', bytesFromSocket: down.length, bytesToSocket: up.length });
     expect(trace.steps).toEqual(['dialed', 'accept', 'open', 'close']);
@@ -101,9 +103,9 @@ describe('serveStream', () => {
 
   it('a failed dial is a refusal with the dial reason and the owner message; nothing is accepted', async () => {
     const [near] = streamPair();
-    const port = await closedPort();
+    const port = await refusingPort();
     const trace = serve(dialTarget(`127.0.0.1:${port}`, { rules: loopback }), near, { dialFailure: (err) => `service ssh: ${err.message}` });
-    await waitFor(() => trace.refused !== undefined, 5_000, 'the refusal');
+    await waitUntil(() => trace.refused !== undefined, 'the refusal', 5_000);
     expect(trace.refused).toEqual({ reason: 'connection-refused', message: `service ssh: 127.0.0.1:${port}: connection refused` });
     expect(trace.steps).toEqual(['refuse']);
   });
@@ -111,7 +113,7 @@ describe('serveStream', () => {
   it('a failure without a reason is refused with error and its own message', async () => {
     const [near] = streamPair();
     const trace = serve(Promise.reject(new Error('no slot')), near);
-    await waitFor(() => trace.refused !== undefined, 5_000, 'the refusal');
+    await waitUntil(() => trace.refused !== undefined, 'the refusal', 5_000);
     expect(trace.refused).toEqual({ reason: 'error', message: 'no slot' });
   });
 
@@ -125,12 +127,12 @@ describe('serveStream', () => {
         return 'revoked during the dial';
       },
     });
-    await waitFor(() => trace.refused !== undefined, 5_000, 'the refusal');
+    await waitUntil(() => trace.refused !== undefined, 'the refusal', 5_000);
     expect(trace.refused).toEqual({ reason: 'not-permitted', message: 'revoked during the dial' });
     expect(checked?.address).toBe('127.0.0.1');
     expect(trace.steps).toEqual(['dialed', 'refuse']);
     // Reset, not a clean end: the service never takes a refused open for a finished session.
-    await waitFor(() => target.ended() !== undefined, 5_000, 'the target to see the end');
+    await waitUntil(() => target.ended() !== undefined, 'the target to see the end', 5_000);
     expect(target.ended()).toBe('ECONNRESET');
     expect(target.got().length).toBe(0);
   });
@@ -147,13 +149,13 @@ describe('serveStream', () => {
       near,
       { settled: () => settled },
     );
-    await waitFor(() => target.ended() !== undefined, 5_000, 'the target to see the close');
+    await waitUntil(() => target.ended() !== undefined, 'the target to see the close', 5_000);
     expect(trace.steps).toEqual(['dialed']);
   });
 
   it('an open settled before its dial failed is not refused again', async () => {
     const [near] = streamPair();
-    const port = await closedPort();
+    const port = await refusingPort();
     let failed = false;
     const trace = serve(
       dialTarget(`127.0.0.1:${port}`, { rules: loopback }).catch((err: unknown) => {
@@ -163,7 +165,7 @@ describe('serveStream', () => {
       near,
       { settled: () => true },
     );
-    await waitFor(() => failed, 5_000, 'the dial to fail');
+    await waitUntil(() => failed, 'the dial to fail', 5_000);
     await new Promise((r) => setImmediate(r));
     expect(trace.steps).toEqual([]);
   });
@@ -177,7 +179,7 @@ describe('serveStream', () => {
         throw new Error('open cancelled');
       },
     });
-    await waitFor(() => target.ended() !== undefined, 5_000, 'the target to see the close');
+    await waitUntil(() => target.ended() !== undefined, 'the target to see the close', 5_000);
     expect(trace.steps).toEqual(['dialed', 'accept']);
     expect(target.connections()).toBe(1);
   });

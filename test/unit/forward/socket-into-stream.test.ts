@@ -9,7 +9,8 @@ import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PipeResult } from '../../../src/forward/pipe.js';
 import { socketIntoStream, type SocketIntoStreamHooks } from '../../../src/forward/socket-into-stream.js';
-import { connectAndWatch, readAll, streamError, streamPair, waitFor } from '../../helpers/fake-opener.js';
+import { connectAndWatch, readAll, streamError, streamPair } from '../../helpers/fake-opener.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -73,7 +74,7 @@ describe('socketIntoStream', () => {
     const back = readAll(client);
     client.end(up);
     expect((await back).equals(Buffer.from(up).reverse())).toBe(true);
-    await waitFor(() => outcomes[0]?.done !== undefined, 5_000, 'the pair to close');
+    await waitUntil(() => outcomes[0]?.done !== undefined, 'the pair to close', 5_000);
     expect(outcomes[0]!.events).toEqual(['open', 'done']);
     expect(outcomes[0]!.done).toMatchObject({ opened: true, result: { how: 'closed', bytesFromSocket: up.length, bytesToSocket: up.length } });
     expect(outcomes[0]!.tapped).toBe(2 * up.length);
@@ -90,7 +91,7 @@ describe('socketIntoStream', () => {
     cleanups.push(() => void client.destroy());
     client.write('early bytes');
     expect(await outcome).toBe('ECONNRESET');
-    await waitFor(() => outcomes[0]?.done !== undefined, 5_000, 'done');
+    await waitUntil(() => outcomes[0]?.done !== undefined, 'done', 5_000);
     expect(outcomes[0]!.events).toEqual(['refused', 'done']);
     expect(outcomes[0]!.refusal?.reason).toBe('not-permitted');
     expect(outcomes[0]!.done?.opened).toBe(false);
@@ -110,7 +111,7 @@ describe('socketIntoStream', () => {
     const { client, outcome } = connectAndWatch(port);
     cleanups.push(() => void client.destroy());
     expect(await outcome).toBe('ECONNRESET');
-    await waitFor(() => outcomes[0]?.done !== undefined, 5_000, 'done');
+    await waitUntil(() => outcomes[0]?.done !== undefined, 'done', 5_000);
     expect(outcomes[0]!.events).toEqual(['open', 'done']);
     expect(outcomes[0]!.done?.opened).toBe(true);
   });
