@@ -210,8 +210,8 @@ const TABLE_CHUNK_BYTES = 16 * 1024;
  * stopping at the match, and not reading a table nobody can be in, is what saves. A page per turn,
  * read synchronously (~40 us): through the thread pool every page was a round trip, and reading on
  * without yielding kept the accepts that arrive meanwhile from joining the next round (a round per
- * connection). Measured against reading both tables whole per round: opens/s 3-4x, CPU per open
- * a third (bench/profile-notes.md, round 5).
+ * connection). Against reading both tables whole per round: the listener's CPU per open about a
+ * quarter, the tunnel bench's relay CPU per open 4.7 -> 1.9 ms (bench/profile-notes.md, round 5).
  */
 export const scanProcTable: ScanTable = (index, scan) =>
   new Promise((resolve, reject) => {
