@@ -11,6 +11,7 @@
  * closed before the lookup is not attributed to anyone, so it is refused rather than taken for
  * root.
  */
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
@@ -126,31 +127,57 @@ export function procEndpointForms(ip: string, port: number): [v4: string | undef
 }
 
 /**
- * The uid owning the connecting socket of `ends`, found in the raw tables without parsing every
- * row: a table holds a line per socket of the namespace, time-wait entries included (thousands
- * after a burst of short connections), and decoding them all for each accept cost ~10x the opens
- * per second of a forward. The line wanted is the one whose local and remote fields are exactly
- * the peer's and our endpoints, in the kernel's spelling; only such lines are parsed.
+ * The keys ("LOCAL REMOTE" as the kernel spells them) of the connecting socket's row of `ends` in
+ * tcp and in tcp6: the row whose local field is the peer's endpoint and whose remote field is ours.
+ * tcp holds IPv4 sockets, tcp6 IPv6 ones, dual-stack sockets with v4-mapped endpoints included,
+ * so an IPv4 peer may be in either and an IPv6 peer only in tcp6.
  */
-export function findOwnerInTables(tables: readonly string[], ends: AcceptedEnds): number | undefined {
-  if (ends.remoteAddress === undefined || ends.remotePort === undefined || ends.localAddress === undefined || ends.localPort === undefined) return undefined;
+export function connectingRowKeys(ends: AcceptedEnds): [tcp: string | undefined, tcp6: string | undefined] {
+  if (ends.remoteAddress === undefined || ends.remotePort === undefined || ends.localAddress === undefined || ends.localPort === undefined) return [undefined, undefined];
   const peer = procEndpointForms(ends.remoteAddress, ends.remotePort);
   const us = procEndpointForms(ends.localAddress, ends.localPort);
-  for (const text of tables) {
-    for (let form = 0; form < 2; form++) {
-      const a = peer[form];
-      const b = us[form];
-      if (a === undefined || b === undefined) continue;
-      const needle = ` ${a} ${b} `;
-      for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length)) {
-        const start = text.lastIndexOf('\n', at) + 1;
-        const end = text.indexOf('\n', at);
-        const [row] = parseProcNetTcp(`header\n${text.slice(start, end < 0 ? undefined : end)}`);
-        if (row !== undefined && row.inode !== 0) return row.uid;
+  const key = (form: 0 | 1): string | undefined => (peer[form] === undefined || us[form] === undefined ? undefined : `${peer[form]} ${us[form]}`);
+  return [key(0), key(1)];
+}
+
+/**
+ * Calls `found` for each line of `text` (whole lines of one table) that is the live row of a key
+ * in `wanted`, and deletes that key. Only the two address fields of a line are looked at unless
+ * they match: a table holds a line per socket of the namespace, time-wait entries included
+ * (thousands after a burst of short connections). A matching line with inode 0 (time-wait) is
+ * not the live socket; the search goes on.
+ */
+function matchRows(text: string, wanted: Map<string, unknown>, found: (key: string, uid: number) => void): void {
+  for (let at = 0; at < text.length && wanted.size > 0; ) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    // "   12: LOCAL REMOTE st ...": the two fields after the slot number.
+    const colon = text.indexOf(': ', at);
+    const l1 = colon < 0 || colon > end ? -1 : text.indexOf(' ', colon + 2);
+    const r1 = l1 < 0 || l1 > end ? -1 : text.indexOf(' ', l1 + 1);
+    if (r1 > 0 && r1 < end) {
+      const key = text.slice(colon + 2, r1);
+      if (wanted.has(key)) {
+        const [row] = parseProcNetTcp(`header\n${text.slice(at, end)}`);
+        if (row !== undefined && row.inode !== 0) {
+          found(key, row.uid);
+          wanted.delete(key);
+        }
       }
     }
+    at = end + 1;
   }
-  return undefined;
+}
+
+/** The uid owning the connecting socket of `ends` in whole tables ([tcp, tcp6] text). */
+export function findOwnerInTables(tables: readonly string[], ends: AcceptedEnds): number | undefined {
+  const keys = connectingRowKeys(ends);
+  let uid: number | undefined;
+  for (let index = 0; index < keys.length && uid === undefined; index++) {
+    const key = keys[index];
+    if (key !== undefined) matchRows(tables[index] ?? '', new Map([[key, true]]), (_, u) => (uid = u));
+  }
+  return uid;
 }
 
 export type ReadTables = () => Promise<string[]>;
@@ -167,17 +194,95 @@ export const readProcTables: ReadTables = () =>
   );
 
 /**
+ * Hands table `index` of PROC_NET_TCP to `scan` in whole lines, a chunk at a time, until `scan`
+ * returns false (nothing more wanted from this table) or the table ends.
+ */
+export type ScanTable = (index: number, scan: (lines: string) => boolean) => Promise<void>;
+
+/** The kernel hands out a seq_file one page per read(2) (~27 rows); a larger buffer costs nothing. */
+const TABLE_CHUNK_BYTES = 16 * 1024;
+
+/**
+ * Reads /proc/self/net/tcp{,6} a page per event-loop turn and stops as soon as `scan` has what it
+ * wants. The cost of a read is the kernel's: it walks the whole established hash (a quarter of a
+ * million buckets here, ~2 ms, and again for the read(2) that returns end of file) and prints
+ * every row before the one wanted (~1.5 us a row; thousands of time-wait rows after a burst), so
+ * stopping at the match, and not reading a table nobody can be in, is what saves. A page per turn,
+ * read synchronously (~40 us): through the thread pool every page was a round trip, and reading on
+ * without yielding kept the accepts that arrive meanwhile from joining the next round (a round per
+ * connection). Against reading both tables whole per round: the listener's CPU per open about a
+ * quarter, the tunnel bench's relay CPU per open 4.7 -> 1.9 ms (bench/profile-notes.md, round 5).
+ */
+export const scanProcTable: ScanTable = (index, scan) =>
+  new Promise((resolve, reject) => {
+    const file = PROC_NET_TCP[index]!;
+    let fd: number;
+    try {
+      fd = fsSync.openSync(file, 'r');
+    } catch (err) {
+      if (index === 1 && (err as NodeJS.ErrnoException).code === 'ENOENT') resolve();
+      else reject(err as Error);
+      return;
+    }
+    const buf = Buffer.allocUnsafe(TABLE_CHUNK_BYTES);
+    let carry = '';
+    const finish = (err?: Error): void => {
+      fsSync.close(fd, () => {});
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const page = (): void => {
+      try {
+        const n = fsSync.readSync(fd, buf, 0, buf.length, null);
+        if (n === 0) {
+          if (carry !== '') scan(carry);
+          finish();
+          return;
+        }
+        const text = carry + buf.toString('latin1', 0, n);
+        const cut = text.lastIndexOf('\n') + 1;
+        carry = text.slice(cut);
+        if (cut > 0 && !scan(text.slice(0, cut))) finish();
+        else setImmediate(page);
+      } catch (err) {
+        finish(err as Error);
+      }
+    };
+    page();
+  });
+
+/** A ScanTable over whole tables from `read`, read once per lookup round. */
+function scanOnceRead(read: ReadTables): () => ScanTable {
+  return () => {
+    let tables: Promise<string[]> | undefined;
+    return async (index, scan) => {
+      tables ??= read();
+      scan((await tables)[index] ?? '');
+    };
+  };
+}
+
+interface Waiter {
+  readonly ends: AcceptedEnds;
+  resolve(uid: number | undefined): void;
+  reject(err: Error): void;
+}
+
+/**
  * Looks up connection owners, sharing one read of the tables among the lookups that wait for it:
  * a burst of connections costs a few reads, not one each. A lookup only uses a read that began
- * after it was asked, so the connection is always in the table read.
+ * after it was asked, so the connection is always in the table read: the lookups asked while a
+ * read is under way wait for the next one. A read stops once every lookup of its round is
+ * answered; tcp6 is read only for the ones not found in tcp (an IPv6 peer is never in tcp).
  */
 export class PeerOwnerLookup {
-  readonly #read: ReadTables;
-  #waiting: Array<{ ends: AcceptedEnds; resolve(uid: number | undefined): void; reject(err: Error): void }> = [];
+  readonly #open: () => ScanTable;
+  #waiting: Waiter[] = [];
   #reading = false;
 
-  constructor(read: ReadTables = readProcTables) {
-    this.#read = read;
+  /** `read` (tests): whole tables, read once per round; else `scan`, the tables a chunk at a time. */
+  constructor(read?: ReadTables, scan: ScanTable = scanProcTable) {
+    this.#open = read === undefined ? () => scan : scanOnceRead(read);
   }
 
   /** The uid owning the peer socket; undefined when it is not (or no longer) in the tables. */
@@ -194,14 +299,37 @@ export class PeerOwnerLookup {
     if (batch.length === 0) return;
     this.#reading = true;
     try {
-      const tables = await this.#read();
-      for (const w of batch) w.resolve(findOwnerInTables(tables, w.ends));
+      await this.#round(batch);
     } catch (err) {
       for (const w of batch) w.reject(err as Error);
     } finally {
       this.#reading = false;
     }
     void this.#next();
+  }
+
+  async #round(batch: readonly Waiter[]): Promise<void> {
+    const scan = this.#open();
+    const keys = new Map(batch.map((w) => [w, connectingRowKeys(w.ends)] as const));
+    for (let index = 0; index < PROC_NET_TCP.length; index++) {
+      const wanted = new Map<string, Waiter[]>();
+      for (const [w, k] of keys) {
+        const key = k[index];
+        if (key !== undefined) wanted.set(key, [...(wanted.get(key) ?? []), w]);
+      }
+      if (wanted.size === 0) continue;
+      await scan(index, (text) => {
+        matchRows(text, wanted, (key, uid) => {
+          for (const w of wanted.get(key) ?? []) {
+            w.resolve(uid);
+            keys.delete(w);
+          }
+        });
+        return wanted.size > 0;
+      });
+    }
+    // Not in either table: gone, or not from this host.
+    for (const w of keys.keys()) w.resolve(undefined);
   }
 }
 

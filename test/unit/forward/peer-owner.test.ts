@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeProcEndpoint, endpointKey, findOwnerInTables, parseProcNetTcp, PeerOwnerLookup, procEndpointForms } from '../../../src/forward/peer-owner.js';
+import { decodeProcEndpoint, endpointKey, findOwnerInTables, parseProcNetTcp, PeerOwnerLookup, procEndpointForms, scanProcTable, type ScanTable } from '../../../src/forward/peer-owner.js';
 
 const run = promisify(execFile);
 const cleanups: Array<() => void> = [];
@@ -113,5 +113,90 @@ describe('PeerOwnerLookup on this machine', () => {
     expect(await Promise.all(lookups)).toEqual(Array(20).fill(65534));
     // One read for the first lookup, one shared by the nineteen that came while it ran.
     expect(reads).toBe(2);
+  });
+});
+
+describe('PeerOwnerLookup rounds (tables a page at a time)', () => {
+  const HEAD = TCP.split('\n')[0]!;
+  const row = (port: number, uid: number, inode = 7000 + port) =>
+    `   9: 0100007F:${port.toString(16).toUpperCase()} 0100007F:0438 01 00000000:00000000 00:00000000 00000000 ${uid} 0 ${inode} 1 0000000000000000 20 4 30 10 -1`;
+  const ends = (port: number) => ({ remoteAddress: '127.0.0.1', remotePort: port, localAddress: '127.0.0.1', localPort: 1080 });
+
+  /** Hands out `pages(round, table)` one page per turn, as scanProcTable does, and logs what was read. */
+  function pagedScan(pages: (round: number, index: number) => string[], beforePage?: (round: number, page: number) => Promise<void>) {
+    const log: string[] = [];
+    let round = 0;
+    let lastIndex = Infinity;
+    const scan: ScanTable = async (index, take) => {
+      if (index <= lastIndex) round++;
+      lastIndex = index;
+      const list = pages(round, index);
+      for (let p = 0; p < list.length; p++) {
+        await beforePage?.(round, p);
+        log.push(`round ${round} table ${index} page ${p}`);
+        if (!take(`${list[p]}\n`)) return;
+      }
+    };
+    return { scan, log };
+  }
+
+  it('never judges a connection by a read that began before it was asked, even by the pages read after', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let asked!: Promise<number | undefined>;
+    // Round 1 began for port 0xd401 alone. Its second page, read after 0xd402 was asked, shows a
+    // row with 0xd402's endpoints as that moment's table has it (uid 65534, a socket of another
+    // user); the round that began after the ask shows the connection's own row (uid 1000).
+    const { scan, log } = pagedScan(
+      (round) => (round === 1 ? [`${HEAD}\n${row(0xd400, 0)}`, `${row(0xd402, 65534)}\n${row(0xd401, 1001)}`] : [`${HEAD}\n${row(0xd402, 1000)}`]),
+      async (round, page) => {
+        if (round === 1 && page === 1) await gate;
+      },
+    );
+    const lookup = new PeerOwnerLookup(undefined, scan);
+    const first = lookup.ownerOf(ends(0xd401));
+    await new Promise((r) => setImmediate(r));
+    expect(log).toEqual(['round 1 table 0 page 0']);
+    asked = lookup.ownerOf(ends(0xd402));
+    release();
+    expect(await first).toBe(1001);
+    expect(await asked).toBe(1000);
+    expect(log).toEqual(['round 1 table 0 page 0', 'round 1 table 0 page 1', 'round 2 table 0 page 0']);
+  });
+
+  it('stops reading at the last match of a round and reads tcp6 only for what tcp did not have', async () => {
+    const tcpPages = [`${HEAD}\n${row(0xd411, 1000)}`, row(0xd412, 1001), row(0xd413, 1002)];
+    const tcp6Pages = [TCP6];
+    const { scan, log } = pagedScan((_, index) => (index === 0 ? tcpPages : tcp6Pages));
+    const page = (line: string) => line.replace(/^round \d+ /, '');
+    const lookup = new PeerOwnerLookup(undefined, scan);
+    // The first lookup's round stops at page 0; the second's (it waited) at page 1. Page 2 and
+    // tcp6 are never read.
+    expect(await Promise.all([lookup.ownerOf(ends(0xd411)), lookup.ownerOf(ends(0xd412))])).toEqual([1000, 1001]);
+    expect(log.splice(0).map(page)).toEqual(['table 0 page 0', 'table 0 page 0', 'table 0 page 1']);
+    // An IPv6 peer is never in tcp.
+    expect(await lookup.ownerOf({ remoteAddress: '::1', remotePort: 0xd433, localAddress: '::1', localPort: 1080 })).toBe(1000);
+    expect(log.splice(0).map(page)).toEqual(['table 1 page 0']);
+    // An IPv4 peer from a dual-stack socket is in tcp6 only: all of tcp, then tcp6.
+    expect(await lookup.ownerOf({ remoteAddress: '::ffff:127.0.0.1', remotePort: 0xd434, localAddress: '::ffff:127.0.0.1', localPort: 1080 })).toBe(1001);
+    expect(log.splice(0).map(page)).toEqual(['table 0 page 0', 'table 0 page 1', 'table 0 page 2', 'table 1 page 0']);
+    // Nobody found: both tables to the end, and the answer is "unknown", never a guess.
+    expect(await lookup.ownerOf(ends(0xd499))).toBeUndefined();
+    expect(log.splice(0).map(page)).toEqual(['table 0 page 0', 'table 0 page 1', 'table 0 page 2', 'table 1 page 0']);
+  });
+
+  it('passes over a time-wait row of the same endpoints to the live one on a later page', async () => {
+    const { scan } = pagedScan(() => [`${HEAD}\n${row(0xd421, 0, 0)}`, row(0xd421, 1000)]);
+    expect(await new PeerOwnerLookup(undefined, scan).ownerOf(ends(0xd421))).toBe(1000);
+  });
+
+  it('scanProcTable hands out the real table in whole lines and stops when told', async () => {
+    const chunks: string[] = [];
+    await scanProcTable(0, (text) => (chunks.push(text), true));
+    expect(chunks[0]).toMatch(/^\s*sl\s+local_address/);
+    for (const c of chunks) expect(c.endsWith('\n')).toBe(true);
+    let pages = 0;
+    await scanProcTable(0, () => (pages++, false));
+    expect(pages).toBe(1);
   });
 });
