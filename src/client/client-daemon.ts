@@ -15,7 +15,7 @@ import { EVENTS } from '../log/events.js';
 import type { MuxLimits } from '../mux/mux-limits.js';
 import { MuxStreamError } from '../mux/reason.js';
 import { MuxSession } from '../mux/session.js';
-import { connectSecure } from '../session/connect-secure.js';
+import { connectSecure, type ConnectSecureOptions } from '../session/connect-secure.js';
 import type { SessionLimits } from '../session/session-limits.js';
 import type { SecureSession } from '../session/secure-session.js';
 import type { ServiceConfig } from '../config/client-config.js';
@@ -67,6 +67,13 @@ export interface ClientDaemonOptions {
   readonly services?: readonly ServiceConfig[];
   /** Stop after the first failed connection instead of retrying (one-off commands). */
   readonly once?: boolean;
+  /**
+   * Establishes one secure session (default connectSecure: WebSocket to the URL). Tests pass one
+   * that runs the real handshake over in-memory channels (test/helpers/daemon-pair.ts).
+   */
+  readonly connect?: (options: ConnectSecureOptions) => Promise<SecureSession>;
+  /** The backoff's jitter source, in [0, 1) (default Math.random). */
+  readonly random?: () => number;
 }
 
 interface Listener {
@@ -383,7 +390,7 @@ export class ClientDaemon {
       } else if (this.#o.once) {
         return;
       }
-      const delay = backoffDelayMs(this.#attempt++, { minMs: this.#o.reconnectMinMs, maxMs: this.#o.reconnectMaxMs });
+      const delay = backoffDelayMs(this.#attempt++, { minMs: this.#o.reconnectMinMs, maxMs: this.#o.reconnectMaxMs, ...(this.#o.random ? { random: this.#o.random } : {}) });
       this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: delay, attempt: this.#attempt }, `reconnecting in ${delay} ms`);
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
@@ -403,7 +410,7 @@ export class ClientDaemon {
       if (this.#stopping) return undefined;
       this.#log.debug({ event: EVENTS.connectAttempt, url }, `connecting to ${url}`);
       try {
-        const session = await connectSecure({
+        const session = await (this.#o.connect ?? connectSecure)({
           url,
           staticKeyPair: this.#o.staticKeyPair,
           serverPublicKeys: this.#o.serverPublicKeys,

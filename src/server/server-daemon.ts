@@ -38,6 +38,11 @@ export interface ServerDaemonOptions {
   readonly logger: Logger;
   /** Sees every byte relayed between users and devices (`--debug-relay-capture`). */
   readonly relayTap?: (chunk: Buffer) => void;
+  /**
+   * Accepts secure sessions (default listenSecure: WebSocket on `listen`). Tests pass one that
+   * runs the real handshake over in-memory channels (test/helpers/daemon-pair.ts).
+   */
+  readonly accept?: (options: ListenSecureOptions) => Promise<SecureServer>;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -84,7 +89,7 @@ export class ServerDaemon {
   /** Listens and resolves with the bound address. */
   async start(): Promise<{ host: string; port: number }> {
     const o = this.#options;
-    this.#server = await listenSecure({
+    this.#server = await (o.accept ?? listenSecure)({
       host: o.listen.host,
       port: o.listen.port,
       path: o.path,
