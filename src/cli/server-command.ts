@@ -21,7 +21,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   if (tls !== undefined && config.tls !== undefined) checkTlsPair(tls, config.tls);
   const capture = options.relayCapture === undefined ? undefined : openRelayCapture(options.relayCapture);
   let metrics: ServerMetrics | undefined;
-  const logger = createLogger({ level: options.logLevel, base: { role: 'server' }, onEvent: (fields) => metrics?.observe(fields) });
+  const logger = createLogger({ level: options.logLevel, base: { role: 'server' } });
 
   const daemon = new ServerDaemon({
     listen: config.listen,
@@ -40,6 +40,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
       ? { proxies: { trusted: new TrustedProxies(config.trustedProxies), protocol: config.proxyProtocol ? 'proxy-v2' : 'x-forwarded-for' } as const }
       : {}),
     logger,
+    audit: (event) => metrics?.count(event),
     ...(capture ? { relayTap: capture.tap } : {}),
   });
   if (capture) logger.warn({ event: EVENTS.daemonStart }, 'relayed device stream bytes are being captured to a file (--debug-relay-capture)');
@@ -49,10 +50,12 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     try {
       const next = loadServerPeers(config);
       const result = daemon.reload(next);
+      metrics?.count({ type: 'reload', ok: true });
       logger.info({ event: EVENTS.reload, trigger, ...result }, `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset, ${result.opensRefused} pending opens refused`);
       return { ok: true, ...result };
     } catch (err) {
       const message = (err as Error).message;
+      metrics?.count({ type: 'reload', ok: false });
       logger.error({ event: EVENTS.reloadFailed, trigger, err: message }, `reload refused, the previous allowlist stays in force: ${message}`);
       return { ok: false, error: message };
     }
@@ -93,7 +96,6 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   if (metricsServer !== undefined) {
     const a = metricsServer.address();
     logger.info({ event: EVENTS.listen, kind: 'metrics', host: a.host, port: a.port }, `metrics on http://${a.host}:${a.port}/metrics`);
-    if (!logger.isLevelEnabled('info')) logger.warn({ event: EVENTS.listen }, 'metrics count audit events: with a log level above info the counters stay at zero');
   }
   const run = runUntilStopped({
     logger,

@@ -10,6 +10,7 @@
 import type { Logger } from 'pino';
 import { ANNOUNCE_TARGET, encodeRelayedTarget, type DeviceTarget } from './target.js';
 import { readAnnouncement } from './announcement.js';
+import { NO_AUDIT, type AuditSink } from '../log/audit.js';
 import { EVENTS } from '../log/events.js';
 import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
@@ -83,9 +84,13 @@ export class DeviceRouter {
   /** The allowlist in force (route and reload set it): a queued open is checked again at its turn. */
   #peers: ServerPeers | undefined;
 
-  constructor(logger: Logger, tap?: (chunk: Buffer) => void) {
+  /** Relays counted by the server's metrics, whatever the log level. */
+  readonly #audit: AuditSink;
+
+  constructor(logger: Logger, tap?: (chunk: Buffer) => void, audit: AuditSink = NO_AUDIT) {
     this.#log = logger;
     this.#tap = tap;
+    this.#audit = audit;
   }
 
   /** Relays and reverse-listener connections in progress (counted in the shutdown drain). */
@@ -162,6 +167,7 @@ export class DeviceRouter {
     this.#peers = peers;
     const fields = { user: peer.name, device, service };
     const refuse = (reason: ReasonCode, message: string): void => {
+      this.#audit({ type: 'stream-refused', via: 'device', reason });
       log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
       request.reject(reason, message);
     };
@@ -185,6 +191,7 @@ export class DeviceRouter {
       signal: request.signal,
       refuse: (reason, detail) => {
         const message = reason === 'device-offline' ? `device ${device} is not connected` : `device ${device}: ${detail}`;
+        this.#audit({ type: 'stream-refused', via: 'device', reason });
         // Rate-limited per user and device by the logger (src/log/rate-limit.ts).
         log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
         request.reject(reason, message);
@@ -285,6 +292,7 @@ export class DeviceRouter {
           onDone: (r) => {
             this.#relays.delete(active);
             slot.done();
+            this.#audit({ type: 'stream-closed', via: 'device', bytesToTarget: r.aToB, bytesFromTarget: r.bToA });
             log.info(
               { event: EVENTS.deviceStreamClose, stream: fromUser.id, ...fields, bytesToDevice: r.aToB, bytesFromDevice: r.bToA, durationMs: r.durationMs, how: r.how, ...(r.reason ? { reason: r.reason } : {}) },
               `stream ${fromUser.id} to ${device}:${service} closed (${r.how})`,
@@ -293,6 +301,7 @@ export class DeviceRouter {
         }),
       };
       this.#relays.add(active);
+      this.#audit({ type: 'stream-opened', via: 'device' });
       log.info({ event: EVENTS.deviceStreamOpen, stream: fromUser.id, ...fields, openMs: Date.now() - started }, `stream ${fromUser.id} open to ${device}:${service}`);
     });
   }

@@ -1,11 +1,12 @@
 /**
  * The optional Prometheus endpoint, on its own listen address (keep it on loopback or a
- * management network). Counters follow the audit log's events, gauges are read from the daemon
- * at scrape time. Anything but GET /metrics gets a bare 404.
+ * management network). Counters follow the typed audit events (src/log/audit.ts: the daemon's
+ * and the device router's, whatever the log level), gauges are read from the daemon at scrape
+ * time. Anything but GET /metrics gets a bare 404.
  */
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { EVENTS } from '../log/events.js';
+import type { AuditEvent } from '../log/audit.js';
 import type { ServerStatus } from './server-daemon.js';
 
 export class ServerMetrics {
@@ -54,35 +55,29 @@ export class ServerMetrics {
     });
   }
 
-  /** Counts one audit event (wired to the logger's onEvent). */
-  observe(fields: Readonly<Record<string, unknown>>): void {
-    const reason = typeof fields.reason === 'string' ? fields.reason : 'unknown';
-    switch (fields.event) {
-      case EVENTS.authAccepted:
+  /** Counts one audit event (the daemon's and the device router's sink): counters only go up. */
+  count(event: AuditEvent): void {
+    switch (event.type) {
+      case 'handshake-accepted':
         this.#handshakes.inc({ outcome: 'accepted' });
         break;
-      case EVENTS.authRefused:
+      case 'handshake-refused':
         this.#handshakes.inc({ outcome: 'refused' });
-        this.#refusals.inc({ reason });
+        this.#refusals.inc({ reason: event.reason });
         break;
-      case EVENTS.streamOpen:
+      case 'stream-opened':
         this.#streams.inc({ outcome: 'opened' });
         break;
-      case EVENTS.streamRefused:
+      case 'stream-refused':
         this.#streams.inc({ outcome: 'refused' });
-        this.#streamRefusals.inc({ reason });
+        this.#streamRefusals.inc({ reason: event.reason });
         break;
-      case EVENTS.streamClose:
-        if (typeof fields.bytesToTarget === 'number') this.#streamBytes.inc({ direction: 'to_target' }, fields.bytesToTarget);
-        if (typeof fields.bytesFromTarget === 'number') this.#streamBytes.inc({ direction: 'from_target' }, fields.bytesFromTarget);
+      case 'stream-closed':
+        this.#streamBytes.inc({ direction: 'to_target' }, Math.max(0, event.bytesToTarget));
+        this.#streamBytes.inc({ direction: 'from_target' }, Math.max(0, event.bytesFromTarget));
         break;
-      case EVENTS.reload:
-        this.#reloads.inc({ outcome: 'ok' });
-        break;
-      case EVENTS.reloadFailed:
-        this.#reloads.inc({ outcome: 'failed' });
-        break;
-      default:
+      case 'reload':
+        this.#reloads.inc({ outcome: event.ok ? 'ok' : 'failed' });
         break;
     }
   }

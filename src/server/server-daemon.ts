@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { fingerprint, type KeyPair } from '../crypto/keys.js';
+import { NO_AUDIT, type AuditSink } from '../log/audit.js';
 import { EVENTS } from '../log/events.js';
 import { MuxSession } from '../mux/session.js';
 import type { StreamRequest } from '../mux/stream-request.js';
@@ -43,6 +44,8 @@ export interface ServerDaemonOptions {
    * runs the real handshake over in-memory channels (test/helpers/daemon-pair.ts).
    */
   readonly accept?: (options: ListenSecureOptions) => Promise<SecureServer>;
+  /** Audit events as typed values (the metrics count them), whatever the log level. */
+  readonly audit?: AuditSink;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -74,12 +77,14 @@ export class ServerDaemon {
   readonly #handlesByKey = new Map<string, Set<ServerSessionHandle>>();
   #draining = false;
   readonly #devices: DeviceRouter;
+  readonly #audit: AuditSink;
 
   constructor(options: ServerDaemonOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#peers = options.peers;
-    this.#devices = new DeviceRouter(options.logger, options.relayTap);
+    this.#audit = options.audit ?? NO_AUDIT;
+    this.#devices = new DeviceRouter(options.logger, options.relayTap, this.#audit);
   }
 
   get publicKey(): Uint8Array {
@@ -101,6 +106,7 @@ export class ServerDaemon {
       logger: this.#log,
       lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
       onSession: (session, info) => this.#onSession(session, info),
+      onHandshake: (outcome) => this.#audit(outcome.accepted ? { type: 'handshake-accepted' } : { type: 'handshake-refused', reason: outcome.reason }),
     });
     const address = this.#server.address();
     this.#own.setListen([address.host]);
@@ -173,6 +179,7 @@ export class ServerDaemon {
       for (const other of this.#handlesByKey.get(handle.fingerprint) ?? []) held += other.mux.streamCount;
       if (held > maxPerKey) {
         const message = `too many streams for this key (max_streams_per_key = ${maxPerKey})`;
+        this.#audit({ type: 'stream-refused', via: 'target', reason: 'limit' });
         log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'limit', detail: message }, `stream refused: ${message}`);
         request.reject('limit', message);
         return;
@@ -182,6 +189,7 @@ export class ServerDaemon {
     try {
       device = parseDeviceTarget(request.target);
     } catch (err) {
+      this.#audit({ type: 'stream-refused', via: 'target', reason: 'not-permitted' });
       log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'not-permitted', detail: (err as Error).message }, `stream refused: ${(err as Error).message}`);
       request.reject('not-permitted', (err as Error).message);
       return;
@@ -198,6 +206,7 @@ export class ServerDaemon {
       dialTimeoutMs: this.#options.dialTimeoutMs,
       ownAddresses: () => this.#own.list(),
       logger: log,
+      audit: this.#audit,
     });
   }
 

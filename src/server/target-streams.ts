@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { DialLimiter } from '../forward/dial-limiter.js';
 import { dialTarget, type Dialed } from '../forward/dial-target.js';
 import { serveStream } from '../forward/serve-stream.js';
+import type { AuditSink } from '../log/audit.js';
 import { EVENTS } from '../log/events.js';
 import type { ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
@@ -55,6 +56,8 @@ export interface ServeStreamOptions {
   /** The server's own addresses at the time of the call (src/policy/own-addresses.ts). */
   readonly ownAddresses: () => readonly string[];
   readonly logger: Logger;
+  /** Counts the open's outcome and bytes (metrics), whatever the log level. */
+  readonly audit?: AuditSink;
 }
 
 const NO_LONGER_LISTED = 'peer is no longer on the allowlist';
@@ -69,6 +72,7 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
     if (settled) return;
     settled = true;
     finish();
+    o.audit?.({ type: 'stream-refused', via: 'target', reason });
     log.warn({ event: EVENTS.streamRefused, target: request.target, reason, detail: message }, `stream to ${request.target} refused: ${message}`);
     request.reject(reason, message);
   };
@@ -126,12 +130,14 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
     onOpen: (stream, dialed) => {
       const active: ActiveStream = { stream, socket: dialed.socket, target: request.target, host: dialed.host, address: dialed.address, port: dialed.port };
       handle.streams.add(active);
+      o.audit?.({ type: 'stream-opened', via: 'target' });
       log.info(
         { event: EVENTS.streamOpen, stream: stream.id, target: request.target, address: dialed.address, port: dialed.port, dialMs: Date.now() - started },
         `stream ${stream.id} open to ${request.target}`,
       );
       return (result) => {
         handle.streams.delete(active);
+        o.audit?.({ type: 'stream-closed', via: 'target', bytesToTarget: result.bytesToSocket, bytesFromTarget: result.bytesFromSocket });
         log.info(
           {
             event: EVENTS.streamClose,

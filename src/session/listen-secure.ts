@@ -49,6 +49,8 @@ export interface ListenSecureOptions {
   readonly proxies?: TransportListenOptions['proxies'];
   readonly logger: Logger;
   onSession(session: SecureSession, info: SessionInfo): void;
+  /** Sees every handshake outcome, whatever the log level (the server's metrics count them). */
+  onHandshake?(outcome: { readonly accepted: true } | { readonly accepted: false; readonly reason: RefusalReason }): void;
 }
 
 /** What the upgrade request said about the client, beyond the handshake. */
@@ -95,6 +97,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       if (pending.refusalLogged) return;
       pending.refusalLogged = true;
     }
+    opts.onHandshake?.({ accepted: false, reason });
     refusals.refused(reason, {
       remote,
       ...(pending?.fingerprint !== undefined ? { fingerprint: pending.fingerprint } : {}),
@@ -208,6 +211,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
             sessionsPerKey.set(fp, held + 1);
             sessions.add(confirmed);
             // peerLog already carries peer, fingerprint and remote: repeating them makes duplicate JSON keys.
+            opts.onHandshake?.({ accepted: true });
             peerLog.info({ event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
             try {
               opts.onSession(confirmed, info);

@@ -70,6 +70,7 @@ export class MemoryNetwork {
     const clientKey = consumed.clientPublicKey;
     const peer = listener.lookupPeer(clientKey);
     if (peer === undefined || (listener.requirePsk === true && peer.psk === undefined)) {
+      listener.onHandshake?.({ accepted: false, reason: peer === undefined ? 'unknown-key' : 'psk-required' });
       throw new SessionError('ERR_SESSION_AUTH', `server ${options.url} refused this client (unknown or revoked key, or a psk is required)`);
     }
     const response = createResponse(consumed, peer.psk ?? ZERO_PSK);
@@ -100,6 +101,7 @@ export class MemoryNetwork {
       onConfirmed: (confirmed) => {
         this.#sessions.add(confirmed);
         this.#wires.set(confirmed, serverEnd);
+        listener.onHandshake?.({ accepted: true });
         peerLog.info({ event: EVENTS.authAccepted }, 'handshake accepted and key confirmed');
         listener.onSession(confirmed, { muxSettings: true });
       },
@@ -169,6 +171,8 @@ export interface DaemonPairOptions {
   readonly peers?: readonly PeerSpec[];
   readonly server?: Partial<ServerDaemonOptions>;
   readonly client?: Partial<ClientDaemonOptions>;
+  /** The server daemon's log level (default debug). */
+  readonly serverLogLevel?: string;
   /** Start the client daemon and wait for its session (default true). */
   readonly startClient?: boolean;
 }
@@ -187,7 +191,7 @@ export interface DaemonPair {
   /** Log lines of `event` on one side. */
   events(side: 'server' | 'client', event: string): LogLine[];
   /** Starts one more client daemon with the key of `peers[index]` and waits for its session. */
-  addClient(index: number): Promise<{ client: ClientDaemon; lines: LogLine[] }>;
+  addClient(index: number, options?: Partial<ClientDaemonOptions>): Promise<{ client: ClientDaemon; lines: LogLine[] }>;
   /** Waits for the client's next session (after `sessionsBefore` opened). */
   reconnected(sessionsBefore: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -199,7 +203,7 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
   const peers = (options.peers ?? [{ name: 'alice' }]).map((p) => ({ ...p, key: p.key ?? generateKeyPair() }));
   const allowlist = (list: ReadonlyArray<PeerSpec & { key: KeyPair }>): ServerPeers => new ServerPeers(list.map(serverPeer));
   const network = options.realSocket ? undefined : new MemoryNetwork();
-  const serverLog = capture();
+  const serverLog = capture(options.serverLogLevel);
   const clientLog = capture();
   const server = new ServerDaemon({
     listen: { host: '127.0.0.1', port: 0 },
@@ -217,7 +221,7 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
     ...options.server,
   });
   const address = await server.start();
-  const newClient = (key: KeyPair, logger: Logger): ClientDaemon => new ClientDaemon({
+  const newClient = (key: KeyPair, logger: Logger, more: Partial<ClientDaemonOptions> = {}): ClientDaemon => new ClientDaemon({
     serverUrls: [network ? 'ws://memory/twoway' : `ws://127.0.0.1:${address.port}/twoway`],
     serverPublicKeys: [serverKey.publicKey],
     staticKeyPair: key,
@@ -231,6 +235,7 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
     logger,
     ...(network ? { connect: network.connect } : {}),
     ...options.client,
+    ...more,
   });
   const client = newClient(peers[0]!.key, clientLog.logger);
   const extra: ClientDaemon[] = [];
@@ -252,9 +257,9 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
     network,
     allowlist,
     events,
-    async addClient(index) {
+    async addClient(index, more) {
       const log = capture();
-      const c = newClient(peers[index]!.key, log.logger);
+      const c = newClient(peers[index]!.key, log.logger, more);
       extra.push(c);
       const before = server.status().sessions.length;
       await c.start();
