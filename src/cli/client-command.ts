@@ -5,8 +5,7 @@ import type { ControlSocketAccess } from '../config/control-socket-access.js';
 import { ConfigError } from '../errors.js';
 import { ClientDaemon } from '../client/client-daemon.js';
 import { startControlServer, type ControlRequest, type ControlServer, type ControlSocketPermissions } from '../control/control-server.js';
-import { ControlStream } from '../control/control-stream.js';
-import { relayStreams } from '../forward/relay.js';
+import { serveConnect } from '../control/connect-serve.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { loadClientOptions, type ClientOverrides } from './load-client.js';
@@ -38,7 +37,7 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
             if (request.cmd === 'status') return { ok: true, status: daemon.status() };
             if (request.cmd === 'reconnect') return { ok: true, ...(await daemon.reconnectNow(RECONNECT_REPLY_WAIT_MS)) };
             if (request.cmd === 'connect' && typeof request.target === 'string') {
-              serveConnect(daemon, request.target, socket);
+              serveConnect((target) => daemon.openStream(target), request.target, socket);
               return 'taken';
             }
             return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
@@ -90,31 +89,6 @@ function privateRuntimeDir(dir: string): void {
     throw new ConfigError('ERR_CONFIG_FILE', `control socket folder ${dir} is not a folder owned by this user (uid ${uid})`);
   }
   if ((st.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
-}
-
-/**
- * `twoway connect` through a running client daemon: answer one JSON line (open or refused), then
- * the control socket carries the stream both ways in control-stream frames.
- */
-function serveConnect(daemon: ClientDaemon, target: string, socket: net.Socket): void {
-  const stream = daemon.openStream(target);
-  let answered = false;
-  stream.once('open', () => {
-    answered = true;
-    socket.write(`${JSON.stringify({ ok: true })}\n`);
-    // Framed from here on (src/control/control-stream.ts): a half-close and a reset each reach
-    // the `twoway connect` process as such, with the reason, never as a plain end of the socket.
-    relayStreams(stream, new ControlStream(socket));
-  });
-  stream.once('error', (err: Error & { reason?: string; code?: string }) => {
-    if (answered) return;
-    answered = true;
-    socket.end(`${JSON.stringify({ ok: false, error: err.message, reason: err.reason ?? 'error', code: err.code })}\n`);
-  });
-  // The caller waits for the answer line before sending, so nothing is read until then.
-  socket.once('close', () => {
-    if (!answered) stream.destroy();
-  });
 }
 
 /** `control_socket_mode` and `control_socket_group` with the group resolved to its gid (NSS, then /etc/group). */

@@ -1,11 +1,8 @@
-import net from 'node:net';
 import os from 'node:os';
 import { Writable, type Duplex } from 'node:stream';
-import { ControlStream } from '../control/control-stream.js';
-import { controlSocketTrust } from '../control/control-trust.js';
+import { requestConnect } from '../control/connect-request.js';
 import { ClientDaemon } from '../client/client-daemon.js';
-import { ConfigError } from '../errors.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
+import type { ReasonCode } from '../mux/reason.js';
 import { connectStdio } from '../forward/stdio.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { EXIT } from './exit-codes.js';
@@ -64,52 +61,27 @@ export async function connectCommand(target: string, options: { config?: string;
  * accepted the control connection is final: its refusal, a reset, a closed socket.
  */
 async function connectViaDaemon(socketPath: string, target: string): Promise<number | undefined> {
-  const trust = controlSocketTrust(socketPath, process.getuid?.() ?? 0);
-  if (trust.kind === 'absent' || trust.kind === 'not-a-socket') return undefined;
-  if (trust.kind === 'untrusted') {
-    throw new CliError(
-      `control socket ${socketPath} ${trust.why}: not sending the target there (another user may have bound it); use your own daemon's socket (--socket) or fix its owner and folder`,
-      EXIT.unreachable,
-    );
+  const answer = await requestConnect(socketPath, target, process.getuid?.() ?? 0);
+  switch (answer.kind) {
+    case 'no-daemon':
+      return undefined;
+    case 'untrusted':
+      throw new CliError(
+        `control socket ${socketPath} ${answer.why}: not sending the target there (another user may have bound it); use your own daemon's socket (--socket) or fix its owner and folder`,
+        EXIT.unreachable,
+      );
+    case 'bad-answer':
+      if (answer.why === 'too-long') throw new CliError('control socket: answer too long');
+      throw new CliError(
+        answer.why === 'closed' ? `control socket ${socketPath}: the client daemon closed the connection without answering` : `control socket ${socketPath}: malformed answer from the client daemon`,
+        EXIT.failure,
+      );
+    case 'not-a-client-daemon':
+      throw new CliError(`control socket ${socketPath}: not a client daemon (${answer.message})`, EXIT.unreachable);
+    case 'open':
+      // The same stdio pipe as without a daemon: a reset or a truncation rejects with its error.
+      return pipeStdio(target, answer.stream);
   }
-  const socket = await new Promise<net.Socket | undefined>((resolve, reject) => {
-    const s = net.connect(socketPath);
-    s.once('connect', () => {
-      s.off('error', onError);
-      resolve(s);
-    });
-    const onError = (err: NodeJS.ErrnoException): void => {
-      if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') resolve(undefined);
-      else reject(new ConfigError('ERR_CONTROL', `control socket ${socketPath}: ${err.code === 'EACCES' ? 'permission denied' : (err.code ?? err.message)}`));
-    };
-    s.once('error', onError);
-  });
-  if (socket === undefined) return undefined;
-  socket.on('error', () => {});
-  socket.write(`${JSON.stringify({ cmd: 'connect', target })}\n`);
-  const answer = await readLine(socket);
-  if (answer === undefined) {
-    socket.destroy();
-    throw new CliError(`control socket ${socketPath}: the client daemon closed the connection without answering`, EXIT.failure);
-  }
-  let reply: { ok?: unknown; error?: unknown; reason?: unknown };
-  try {
-    reply = JSON.parse(answer) as typeof reply;
-  } catch {
-    socket.destroy();
-    throw new CliError(`control socket ${socketPath}: malformed answer from the client daemon`, EXIT.failure);
-  }
-  if (reply.ok !== true) {
-    socket.destroy();
-    const reason: ReasonCode = isReasonCode(reply.reason) ? reply.reason : 'error';
-    const message = typeof reply.error === 'string' ? reply.error.slice(0, 1000) : `stream to ${target} refused`;
-    if (reason === 'error' && typeof reply.error === 'string' && reply.error.startsWith('unknown control command')) {
-      throw new CliError(`control socket ${socketPath}: not a client daemon (${message})`, EXIT.unreachable);
-    }
-    throw new MuxStreamError('ERR_MUX_STREAM_REFUSED', message, reason);
-  }
-  // The same stdio pipe as without a daemon: a reset or a truncation rejects with its error.
-  return pipeStdio(target, () => new ControlStream(socket));
 }
 
 /**
@@ -196,38 +168,4 @@ async function pipeStdio(target: string, open: (target: string) => Duplex): Prom
     process.stdin.off('end', onInputEnd);
     stdout.off('error', onStdoutError);
   }
-}
-
-function readLine(socket: net.Socket): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0);
-    const done = (): void => {
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
-    };
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const nl = buffered.indexOf(0x0a);
-      if (nl < 0) {
-        if (buffered.length > 64 * 1024) {
-          done();
-          reject(new CliError('control socket: answer too long'));
-        }
-        return;
-      }
-      done();
-      socket.pause();
-      const rest = buffered.subarray(nl + 1);
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(buffered.subarray(0, nl).toString('utf8'));
-    };
-    const onEnd = (): void => {
-      done();
-      resolve(undefined);
-    };
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
-  });
 }

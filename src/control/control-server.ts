@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { EVENTS } from '../log/events.js';
+import { MAX_LINE_BYTES, readLine } from './json-line.js';
 
 /**
  * The local control socket: a unix socket of mode 0600 that speaks one JSON request per line and
@@ -15,7 +16,7 @@ export type ControlHandler = (
   socket: net.Socket,
 ) => Promise<ControlReply | 'taken'>;
 
-const MAX_REQUEST_BYTES = 64 * 1024;
+const MAX_REQUEST_BYTES = MAX_LINE_BYTES;
 const REQUEST_TIMEOUT_MS = 5_000;
 
 export interface ControlServer {
@@ -95,38 +96,32 @@ function isListening(path: string): Promise<boolean> {
 
 function serve(socket: net.Socket, handler: ControlHandler, logger: Logger): void {
   socket.on('error', () => {});
-  let buffered = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS).unref();
-  const onData = (chunk: Buffer): void => {
-    buffered = Buffer.concat([buffered, chunk]);
-    const newline = buffered.indexOf(0x0a);
-    if (newline < 0) {
-      if (buffered.length > MAX_REQUEST_BYTES) socket.destroy();
-      return;
-    }
-    socket.off('data', onData);
-    socket.pause();
-    clearTimeout(timer);
-    const line = buffered.subarray(0, newline).toString('utf8');
-    const rest = buffered.subarray(newline + 1);
-    let request: ControlRequest;
-    try {
-      request = JSON.parse(line) as ControlRequest;
-      if (typeof request !== 'object' || request === null || typeof request.cmd !== 'string') throw new Error('no cmd');
-    } catch {
-      socket.end(`${JSON.stringify({ ok: false, error: 'malformed request' })}\n`);
-      return;
-    }
-    if (rest.length > 0) socket.unshift(rest);
-    handler(request, socket).then(
-      (reply) => {
-        if (reply !== 'taken') socket.end(`${JSON.stringify(reply)}\n`);
-      },
-      (err: unknown) => {
-        logger.warn({ event: EVENTS.controlFailed, cmd: request.cmd, err: (err as Error).message }, 'control request failed');
-        socket.end(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`);
-      },
-    );
-  };
-  socket.on('data', onData);
+  readLine(socket, MAX_REQUEST_BYTES).then(
+    (line) => {
+      clearTimeout(timer);
+      if (line === undefined) return;
+      let request: ControlRequest;
+      try {
+        request = JSON.parse(line) as ControlRequest;
+        if (typeof request !== 'object' || request === null || typeof request.cmd !== 'string') throw new Error('no cmd');
+      } catch {
+        socket.end(`${JSON.stringify({ ok: false, error: 'malformed request' })}\n`);
+        return;
+      }
+      handler(request, socket).then(
+        (reply) => {
+          if (reply !== 'taken') socket.end(`${JSON.stringify(reply)}\n`);
+        },
+        (err: unknown) => {
+          logger.warn({ event: EVENTS.controlFailed, cmd: request.cmd, err: (err as Error).message }, 'control request failed');
+          socket.end(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`);
+        },
+      );
+    },
+    () => {
+      clearTimeout(timer);
+      socket.destroy();
+    },
+  );
 }
