@@ -13,10 +13,10 @@ import { listenSecure, type ListenSecureOptions, type SecureServer, type Session
 import type { SecureSession } from '../session/secure-session.js';
 import type { SessionLimits } from '../session/session-limits.js';
 import type { MuxLimits } from '../mux/mux-limits.js';
-import { ANNOUNCE_TARGET, parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { DeviceRouter, type DeviceStatus } from '../device/router.js';
 import { DialLimiter } from '../forward/dial-limiter.js';
 import { OwnAddresses } from '../policy/own-addresses.js';
+import { dispatchStreamRequest, type Dispatch } from './dispatch.js';
 import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type PendingOpen } from './target-streams.js';
 import type { ServerPeer, ServerPeers } from '../policy/peer-table.js';
 
@@ -78,6 +78,8 @@ export class ServerDaemon {
   #draining = false;
   readonly #devices: DeviceRouter;
   readonly #audit: AuditSink;
+  /** Every open of every session: src/server/dispatch.ts decides where it goes. */
+  readonly #dispatch: Dispatch<ServerSessionHandle>;
 
   constructor(options: ServerDaemonOptions) {
     this.#options = options;
@@ -85,6 +87,29 @@ export class ServerDaemon {
     this.#peers = options.peers;
     this.#audit = options.audit ?? NO_AUDIT;
     this.#devices = new DeviceRouter(options.logger, options.relayTap, this.#audit);
+    this.#dispatch = {
+      peers: () => this.#peers,
+      devices: this.#devices,
+      draining: () => this.#draining,
+      ...(options.maxStreamsPerKey !== undefined ? { maxStreamsPerKey: options.maxStreamsPerKey } : {}),
+      streamsOfKey: (keyFingerprint) => {
+        // This open is already counted in its session's streams.
+        let held = 0;
+        for (const other of this.#handlesByKey.get(keyFingerprint) ?? []) held += other.mux.streamCount;
+        return held;
+      },
+      serveTarget: (handle, request) =>
+        serveStreamRequest({
+          handle,
+          currentPeer: () => this.#peers.lookup(handle.peerKey),
+          request,
+          dialTimeoutMs: options.dialTimeoutMs,
+          ownAddresses: () => this.#own.list(),
+          logger: handle.log,
+          audit: this.#audit,
+        }),
+      audit: this.#audit,
+    };
   }
 
   get publicKey(): Uint8Array {
@@ -162,54 +187,8 @@ export class ServerDaemon {
   }
 
   #onStreamRequest(handle: ServerSessionHandle, request: StreamRequest): void {
-    const peer = this.#peers.lookup(handle.peerKey);
-    if (this.#draining) {
-      request.reject('limit', 'server is shutting down');
-      return;
-    }
-    const log = handle.log;
-    if (peer !== undefined && request.target === ANNOUNCE_TARGET) {
-      this.#devices.announce(handle, peer, request);
-      return;
-    }
-    const maxPerKey = this.#options.maxStreamsPerKey;
-    if (maxPerKey !== undefined) {
-      // This open is already counted in its session's streams.
-      let held = 0;
-      for (const other of this.#handlesByKey.get(handle.fingerprint) ?? []) held += other.mux.streamCount;
-      if (held > maxPerKey) {
-        const message = `too many streams for this key (max_streams_per_key = ${maxPerKey})`;
-        this.#audit({ type: 'stream-refused', via: 'target', reason: 'limit' });
-        log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'limit', detail: message }, `stream refused: ${message}`);
-        request.reject('limit', message);
-        return;
-      }
-    }
-    let device: DeviceTarget | undefined;
-    try {
-      device = parseDeviceTarget(request.target);
-    } catch (err) {
-      this.#audit({ type: 'stream-refused', via: 'target', reason: 'not-permitted' });
-      log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'not-permitted', detail: (err as Error).message }, `stream refused: ${(err as Error).message}`);
-      request.reject('not-permitted', (err as Error).message);
-      return;
-    }
-    if (device !== undefined) {
-      if (peer === undefined) request.reject('not-permitted', 'peer is no longer on the allowlist');
-      else this.#devices.route(handle, peer, this.#peers, device, request, log);
-      return;
-    }
-    serveStreamRequest({
-      handle,
-      currentPeer: () => this.#peers.lookup(handle.peerKey),
-      request,
-      dialTimeoutMs: this.#options.dialTimeoutMs,
-      ownAddresses: () => this.#own.list(),
-      logger: log,
-      audit: this.#audit,
-    });
+    dispatchStreamRequest(this.#dispatch, handle, request);
   }
-
 
   /**
    * Puts a new allowlist in force. Sessions of keys no longer listed are closed at once; streams

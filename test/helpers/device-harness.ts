@@ -1,13 +1,16 @@
 /**
  * An in-process server for the device-routing tests: a DeviceRouter, an allowlist, and peers
- * (users and device agents) each connected by a MuxSession pair over the in-memory channel, with
- * the server's dispatch done as ServerDaemon does it.
+ * (users and device agents) each connected by a MuxSession pair over the in-memory channel, each
+ * open dispatched by the server's own dispatchStreamRequest (src/server/dispatch.ts); plain
+ * targets, the server's own dial, are not part of these tests and are refused.
  */
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { createChannelPair, type CloseReason } from '../../src/channel.js';
-import { ANNOUNCE_TARGET, encodeAnnouncement, parseDeviceTarget } from '../../src/device/target.js';
-import { DeviceRouter, type DeviceSessionHandle } from '../../src/device/router.js';
+import { ANNOUNCE_TARGET, encodeAnnouncement } from '../../src/device/target.js';
+import { DeviceRouter } from '../../src/device/router.js';
+import { NO_AUDIT } from '../../src/log/audit.js';
+import { dispatchStreamRequest, type Dispatch, type DispatchHandle } from '../../src/server/dispatch.js';
 import { ServerPeers, type ReverseListen, type ServerPeer } from '../../src/policy/peer-table.js';
 import { MuxSession } from '../../src/mux/session.js';
 import type { StreamRequest } from '../../src/mux/stream-request.js';
@@ -31,7 +34,7 @@ export interface PeerSpec {
 export interface Connected {
   readonly name: string;
   readonly agent: MuxSession;
-  readonly handle: DeviceSessionHandle;
+  readonly handle: DispatchHandle;
   /** Relayed opens the agent received (when no handler was given). */
   readonly requests: StreamRequest[];
   readonly closes: CloseReason[];
@@ -54,11 +57,20 @@ export class DeviceServer {
   readonly router: DeviceRouter;
   peers: ServerPeers;
   readonly #byName = new Map<string, ServerPeer>();
+  readonly #dispatch: Dispatch<DispatchHandle>;
 
   constructor(specs: readonly PeerSpec[]) {
     this.logger = pino({ level: 'debug' }, { write: (s: string) => void this.lines.push(JSON.parse(s) as LogLine) });
     this.router = new DeviceRouter(this.logger);
     this.peers = this.#build(specs);
+    this.#dispatch = {
+      peers: () => this.peers,
+      devices: this.router,
+      draining: () => false,
+      streamsOfKey: () => 0,
+      serveTarget: (_handle, request) => request.reject('not-permitted', 'plain targets are not part of these tests'),
+      audit: NO_AUDIT,
+    };
   }
 
   #build(specs: readonly PeerSpec[]): ServerPeers {
@@ -87,41 +99,21 @@ export class DeviceServer {
     const requests: StreamRequest[] = [];
     const closes: CloseReason[] = [];
     const agent = new MuxSession(agentEnd, { role: 'client', onStreamRequest: onRequest ?? ((r) => requests.push(r)) });
-    const handle: DeviceSessionHandle = {
+    const handle: DispatchHandle = {
       peerKey: this.key(name),
       fingerprint: Buffer.from(this.key(name)).toString('base64'),
+      log: this.logger.child({ peer: name }),
       session: {
         close: (reason: CloseReason = { code: 'normal' }) => {
           closes.push(reason);
           serverEnd.close(reason);
         },
       },
-      mux: new MuxSession(serverEnd, { role: 'server', onStreamRequest: (request) => this.#dispatch(handle, request) }),
+      mux: new MuxSession(serverEnd, { role: 'server', onStreamRequest: (request) => dispatchStreamRequest(this.#dispatch, handle, request) }),
     };
     const p = this.peers.lookup(this.key(name));
     if (p?.kind === 'device') this.router.online(handle, p);
     return { name, agent, handle, requests, closes };
-  }
-
-  #dispatch(handle: DeviceSessionHandle, request: StreamRequest): void {
-    const p = this.peers.lookup(handle.peerKey);
-    if (p === undefined) {
-      request.reject('not-permitted', 'peer is no longer on the allowlist');
-      return;
-    }
-    if (request.target === ANNOUNCE_TARGET) {
-      this.router.announce(handle, p, request);
-      return;
-    }
-    let target;
-    try {
-      target = parseDeviceTarget(request.target);
-    } catch (err) {
-      request.reject('not-permitted', (err as Error).message);
-      return;
-    }
-    if (target === undefined) request.reject('not-permitted', 'plain targets are not part of these tests');
-    else this.router.route(handle, p, this.peers, target, request, this.logger.child({ peer: p.name }));
   }
 
   /** The device announces `services`; resolves once the router has them. */
