@@ -62,7 +62,8 @@ describe('ServerMetrics from audit events', () => {
     await server.addClient(1, { services: [{ name: 'files', target: `127.0.0.1:${echo.port}`, allow: ['*'], reverse: false }] });
     await until(() => server.server.status().devices[0]?.services.includes('files') === true, 5_000, 'the device to announce');
     // A key the server does not know.
-    await expect(server.network!.connect({ url: 'ws://memory/twoway', staticKeyPair: generateKeyPair(), serverPublicKeys: [server.serverKey.publicKey], logger: pino({ level: 'silent' }) })).rejects.toThrow();
+    const stranger = { url: 'ws://memory/twoway', staticKeyPair: generateKeyPair(), serverPublicKeys: [server.serverKey.publicKey], logger: pino({ level: 'silent' }) };
+    await expect(server.network!.connect(stranger)).rejects.toMatchObject({ code: 'ERR_SESSION_AUTH' });
 
     await roundTrip(pair.client.openStream(`127.0.0.1:${echo.port}`), 'plain!');
     await until(() => pair!.server.status().sessions.every((s) => s.streams === 0), 5_000, 'the plain stream to close');
