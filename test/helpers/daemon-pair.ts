@@ -24,7 +24,7 @@ import { RecordType } from '../../src/session/record.js';
 import { RecordSession, type SecureSession } from '../../src/session/secure-session.js';
 import { resolveSessionLimits } from '../../src/session/session-limits.js';
 import { WIRE, ZERO_PSK } from '../../src/session/wire.js';
-import { until } from './streams.js';
+import { waitUntil } from './wait.js';
 
 export type LogLine = Record<string, unknown>;
 
@@ -245,7 +245,7 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
     await client.start();
     await client.firstSession;
     // The server has the session once it saw the key confirmation.
-    await until(() => server.status().sessions.length > 0, 5_000, 'the server to see the session');
+    await waitUntil(() => server.status().sessions.length > 0, 'the server to see the session', 5_000);
   }
   return {
     server,
@@ -264,10 +264,10 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
       const before = server.status().sessions.length;
       await c.start();
       await c.firstSession;
-      await until(() => server.status().sessions.length > before, 5_000, 'the server to see the session');
+      await waitUntil(() => server.status().sessions.length > before, 'the server to see the session', 5_000);
       return { client: c, lines: log.lines };
     },
-    reconnected: (before, timeoutMs = 5_000) => until(() => client.connected && client.status().sessionsOpened > before, timeoutMs, 'the client to reconnect'),
+    reconnected: (before, timeoutMs = 5_000) => waitUntil(() => client.connected && client.status().sessionsOpened > before, 'the client to reconnect', timeoutMs),
     async stop() {
       await Promise.all(extra.map((c) => c.stop()));
       await client.stop();

@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDaemonPair, TRANSPORTS, type DaemonPair } from '../../helpers/daemon-pair.js';
-import { until } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { startEchoServer } from '../../helpers/tunnel.js';
 
 let echo: { server: net.Server; port: number };
@@ -55,7 +55,7 @@ describe.each(TRANSPORTS)('ClientDaemon $name', ({ realSocket }) => {
     const before = pair.client.status().sessionsOpened;
     // The server drops the session (the key is removed), then lets it back in.
     pair.server.reload(pair.allowlist([]));
-    await until(() => !pair!.client.connected, 5_000, 'the session to drop');
+    await waitUntil(() => !pair!.client.connected, 'the session to drop', 5_000);
     pair.server.reload(pair.allowlist([alice!]));
     await pair.reconnected(before);
     expect(pair.events('client', 'reconnect.scheduled').length).toBeGreaterThan(0);
@@ -70,7 +70,7 @@ describe.each(TRANSPORTS)('ClientDaemon $name', ({ realSocket }) => {
     const [alice] = pair.peers;
     const before = pair.client.status().sessionsOpened;
     pair.server.reload(pair.allowlist([]));
-    await until(() => !pair!.client.connected, 5_000, 'the session to drop');
+    await waitUntil(() => !pair!.client.connected, 'the session to drop', 5_000);
     const waiting = pair.client.openStream(`127.0.0.1:${echo.port}`);
     const answer = echoed(waiting, 'waited');
     pair.server.reload(pair.allowlist([alice!]));

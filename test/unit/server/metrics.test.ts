@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/crypto/keys.js';
 import { ServerMetrics } from '../../../src/server/metrics.js';
 import { startDaemonPair, type DaemonPair } from '../../helpers/daemon-pair.js';
-import { until } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { startEchoServer } from '../../helpers/tunnel.js';
 
 let echo: { server: net.Server; port: number };
@@ -60,19 +60,19 @@ describe('ServerMetrics from audit events', () => {
     });
     const server = pair;
     await server.addClient(1, { services: [{ name: 'files', target: `127.0.0.1:${echo.port}`, allow: ['*'], reverse: false }] });
-    await until(() => server.server.status().devices[0]?.services.includes('files') === true, 5_000, 'the device to announce');
+    await waitUntil(() => server.server.status().devices[0]?.services.includes('files') === true, 'the device to announce', 5_000);
     // A key the server does not know.
     const stranger = { url: 'ws://memory/twoway', staticKeyPair: generateKeyPair(), serverPublicKeys: [server.serverKey.publicKey], logger: pino({ level: 'silent' }) };
     await expect(server.network!.connect(stranger)).rejects.toMatchObject({ code: 'ERR_SESSION_AUTH' });
 
     await roundTrip(pair.client.openStream(`127.0.0.1:${echo.port}`), 'plain!');
-    await until(() => pair!.server.status().sessions.every((s) => s.streams === 0), 5_000, 'the plain stream to close');
+    await waitUntil(() => pair!.server.status().sessions.every((s) => s.streams === 0), 'the plain stream to close', 5_000);
     expect(await value(metrics, 'twoway_stream_bytes_total{direction="to_target"}')).toBe(6);
     expect(await value(metrics, 'twoway_stream_bytes_total{direction="from_target"}')).toBe(6);
     await roundTrip(pair.client.openStream('nas:files'), 'relayed');
     const refused = pair.client.openStream('nas:other');
     await new Promise((resolve) => refused.once('error', resolve));
-    await until(() => pair!.server.status().devices[0]?.streams === 0 && pair!.server.status().sessions.every((s) => s.streams === 0), 5_000, 'the streams to close');
+    await waitUntil(() => pair!.server.status().devices[0]?.streams === 0 && pair!.server.status().sessions.every((s) => s.streams === 0), 'the streams to close', 5_000);
 
     expect(pair.serverLines.filter((l) => (l.level as number) < 50)).toEqual([]);
     expect(await value(metrics, 'twoway_handshakes_total{outcome="accepted"}')).toBe(2);

@@ -10,7 +10,7 @@ import { generateKeyPair } from '../../../src/crypto/keys.js';
 import { ANNOUNCE_TARGET, encodeAnnouncement } from '../../../src/device/target.js';
 import { startDaemonPair, TRANSPORTS, type DaemonPair } from '../../helpers/daemon-pair.js';
 import { startSlowTarget, type SlowTarget } from '../../helpers/slow-target.js';
-import { until } from '../../helpers/streams.js';
+import { waitUntil } from '../../helpers/wait.js';
 import { startEchoServer } from '../../helpers/tunnel.js';
 
 let echo: { server: net.Server; port: number };
@@ -124,7 +124,7 @@ describe.each(TRANSPORTS)('ServerDaemon $name', ({ realSocket }) => {
     const result = pair.server.reload(pair.allowlist([alice, { ...dave, allow: ['127.0.0.1:1'] }, carol]));
     expect(result).toMatchObject({ removed: 1, streamsReset: 1, peers: 3 });
     // bob's session ends with 'revoked'.
-    await until(() => !bobClient.client.connected, 5_000, 'bob to lose the session');
+    await waitUntil(() => !bobClient.client.connected, 'bob to lose the session', 5_000);
     expect(pair.server.status().sessions.map((s) => s.peer).sort()).toEqual(['alice', 'dave']);
     expect(bobClient.lines.find((l) => l.event === 'session.closed')?.reason).toBe('revoked');
     // dave keeps his session, not his stream.
@@ -146,7 +146,7 @@ describe.each(TRANSPORTS)('ServerDaemon $name', ({ realSocket }) => {
     const open = pair.client.openStream(`127.0.0.1:${echo.port}`);
     expect(await echoed(open, 'before')).toBe('before');
     const stopped = pair.server.shutdown();
-    await until(() => pair!.server.status().draining, 5_000, 'the drain to start');
+    await waitUntil(() => pair!.server.status().draining, 'the drain to start', 5_000);
     // A new open is refused while the old stream still carries data.
     const late = pair.client.openStream(`127.0.0.1:${echo.port}`);
     const refused = await failure(late);
@@ -160,7 +160,7 @@ describe.each(TRANSPORTS)('ServerDaemon $name', ({ realSocket }) => {
     expect(await done).toBe('end');
     await stopped;
     expect(pair.events('server', 'daemon.stop').at(-1)).toMatchObject({ streamsCut: 0 });
-    await until(() => pair!.events('client', 'session.closed').length > 0, 5_000, 'the client to see the close');
+    await waitUntil(() => pair!.events('client', 'session.closed').length > 0, 'the client to see the close', 5_000);
     expect(pair.events('client', 'session.closed')[0]).toMatchObject({ reason: 'shutdown' });
   });
 
@@ -198,15 +198,15 @@ describe.each(TRANSPORTS)('ServerDaemon dial queue $name', ({ realSocket }) => {
     // A holds the one slot (its dial hangs), B and C wait behind it.
     const a = pair.client.openStream(`127.0.0.1:${slow.port}`);
     a.on('error', () => {});
-    await until(() => dials().inFlight === 1, 5_000, 'A to dial');
+    await waitUntil(() => dials().inFlight === 1, 'A to dial', 5_000);
     const b = pair.client.openStream(`127.0.0.1:${slow.port}`);
     b.on('error', () => {});
-    await until(() => dials().queued === 1, 5_000, 'B to queue');
+    await waitUntil(() => dials().queued === 1, 'B to queue', 5_000);
     const c = pair.client.openStream(`127.0.0.1:${echo.port}`);
-    await until(() => dials().queued === 2, 5_000, 'C to queue');
+    await waitUntil(() => dials().queued === 2, 'C to queue', 5_000);
     // B gives up while queued: its place is freed at once, A still holds the slot.
     b.destroy();
-    await until(() => dials().queued === 1, 5_000, 'B to leave the queue');
+    await waitUntil(() => dials().queued === 1, 'B to leave the queue', 5_000);
     expect(dials().inFlight).toBe(1);
     // A gives up during its dial: the slot passes to C, which opens.
     a.destroy();
