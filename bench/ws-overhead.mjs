@@ -13,7 +13,7 @@ function cpu(start) { const u = process.cpuUsage(start); return (u.user + u.syst
 if (role === 'recv') {
   let got = 0, t0, c0;
   const done = () => { process.send({ cpu: cpu(c0), secs: Number(process.hrtime.bigint() - t0) / 1e9 }); setTimeout(() => process.exit(0), 50); };
-  const onMsg = (n) => { if (got === 0) { t0 = process.hrtime.bigint(); c0 = process.cpuUsage(); } if (++got === COUNT) done(); };
+  const onMsg = () => { if (got === 0) { t0 = process.hrtime.bigint(); c0 = process.cpuUsage(); } if (++got === COUNT) done(); };
   if (mode === 'ws') {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false, maxPayload: 70000, skipUTF8Validation: true }, () => process.send({ port: wss.address().port }));
     wss.on('connection', (ws) => ws.on('message', (d) => onMsg(d.length)));

@@ -56,7 +56,7 @@ export function decodeBase64KeyBytes(bytes: Uint8Array): Uint8Array | undefined 
   }
   // Canonical only: the 2 bits left over past byte 32 must be zero.
   const spare = acc & ((1 << bits) - 1);
-  acc = 0;
+  acc = 0; // eslint-disable-line no-useless-assignment -- wipes the key bits
   if (spare !== 0) {
     out.fill(0);
     return undefined;

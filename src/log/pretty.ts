@@ -29,6 +29,11 @@ function render(value: unknown): string {
   return escapeText(JSON.stringify(value) ?? String(value));
 }
 
+/** A string as it is, anything else as JSON (an object field must not print as `[object Object]`). */
+function plain(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+}
+
 function asIs(line: string): string {
   return line.endsWith('\n') ? `${escapeText(line.slice(0, -1))}\n` : escapeText(line);
 }
@@ -51,7 +56,7 @@ export function formatPrettyLine(line: string): string {
     if (HIDDEN.has(key) || value === undefined) continue;
     if (key === 'err' && typeof value === 'object' && value !== null) {
       const err = value as { type?: unknown; message?: unknown; code?: unknown };
-      parts.push(`err=${render(`${String(err.type ?? 'Error')}${err.code ? ` ${String(err.code)}` : ''}: ${String(err.message ?? '')}`)}`);
+      parts.push(`err=${render(`${plain(err.type ?? 'Error')}${err.code ? ` ${plain(err.code)}` : ''}: ${plain(err.message ?? '')}`)}`);
       continue;
     }
     parts.push(`${escapeText(key)}=${render(value)}`);

@@ -8,7 +8,7 @@ import type { SecureSession } from '../../src/session/secure-session.js';
 import { createInitiation, consumeResponse, type CompletedHandshake } from '../../src/session/handshake.js';
 import { decodeBase64Url, encodeBase64Url } from '../../src/session/base64url.js';
 import { HANDSHAKE_HEADER, WIRE, ZERO_PSK, type WireProtocol } from '../../src/session/wire.js';
-import { PHASE_HEADERS, RecordType, TYPE_BYTES } from '../../src/session/record.js';
+import { PHASE_HEADERS, type RecordType, TYPE_BYTES } from '../../src/session/record.js';
 import type { SessionLimits } from '../../src/session/session-limits.js';
 
 export type LogLine = Record<string, unknown>;

@@ -35,7 +35,7 @@ export function ikParties(backend: CryptoBackend = defaultBackend, lateResponder
 }
 
 /** Asserts that `fn` throws a NoiseError (or subclass of TwowayError) with `code`. */
-export function expectCode(fn: () => unknown, code: ErrorCode, errorClass: Function = NoiseError): Error {
+export function expectCode(fn: () => unknown, code: ErrorCode, errorClass: abstract new (...args: never[]) => Error = NoiseError): Error {
   let caught: unknown;
   try {
     fn();

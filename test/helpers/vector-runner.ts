@@ -39,7 +39,7 @@ export function loadVectors(file: string): NoiseVector[] {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`noise vectors ${file}: cannot read or parse: ${(err as Error).message}`);
+    throw new Error(`noise vectors ${file}: cannot read or parse: ${(err as Error).message}`, { cause: err });
   }
   const vectors = (parsed as { vectors?: unknown }).vectors;
   if (!Array.isArray(vectors) || vectors.length === 0) throw new Error(`noise vectors ${file}: no "vectors" array`);

@@ -18,7 +18,6 @@ import { TestTunnel, startEchoServer } from '../helpers/tunnel.js';
 import { waitUntil } from '../helpers/wait.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
-const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 

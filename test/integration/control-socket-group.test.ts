@@ -6,7 +6,7 @@
  * non-member is refused by the kernel. The uids are numeric (setpriv), the group one of the host's.
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey } from '../../src/crypto/keys.js';

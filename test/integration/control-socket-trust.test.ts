@@ -5,7 +5,7 @@
  * only root can have made) is used.
  */
 import fs from 'node:fs';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Proc, runTwoway } from '../helpers/processes.js';

@@ -125,7 +125,7 @@ describe('daemon log lines', () => {
     // Debug lines of the stream layer may carry no event; every other line names a stable one.
     const odd = [tunnel.server!, client, bob]
       .flatMap((p) => p.logLines())
-      .filter((l) => (l.event === undefined ? Number(l.level) >= 30 : !STABLE.has(String(l.event))));
+      .filter((l) => (l.event === undefined ? Number(l.level) >= 30 : !STABLE.has(l.event as string)));
     expect(odd).toEqual([]);
   });
 

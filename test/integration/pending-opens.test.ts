@@ -64,7 +64,7 @@ async function waitDials(inFlight: number, queued: number): Promise<void> {
       return last.inFlight === inFlight && last.queued === queued;
     }, `dials ${inFlight} in flight and ${queued} queued`);
   } catch (err) {
-    throw new Error(`${(err as Error).message} (last seen ${JSON.stringify(last)})`);
+    throw new Error(`${(err as Error).message} (last seen ${JSON.stringify(last)})`, { cause: err });
   }
 }
 

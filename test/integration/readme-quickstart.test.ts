@@ -14,7 +14,7 @@
  * twoway; a login session's /run/user/UID for the employee. The hand-over of server.pub and
  * alice.pub between them is a file copy.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -5,7 +5,7 @@
  * that is not trusted, X-Forwarded-For is ignored and a PROXY header is refused. And once message
  * 1 decrypts, an allowlisted key pays from its own handshake budget, not its address's.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestTunnel } from '../helpers/tunnel.js';
 import { holdOpen, proxyV2Header, sendRaw, startReverseProxy, upgradeRequest, validHandshakeHeader } from '../helpers/raw-upgrade.js';

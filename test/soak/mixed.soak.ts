@@ -78,7 +78,8 @@ function life(plan: Plan): Promise<string | undefined> {
       }
       resolve(undefined);
     });
-    socket.once('connect', async () => {
+    // A failure while sending destroys the socket (reported through 'error'), never an unhandled rejection.
+    const send = async (): Promise<void> => {
       socket.write(header);
       let at = 0;
       while (at < data.length && !socket.destroyed) {
@@ -88,6 +89,9 @@ function life(plan: Plan): Promise<string | undefined> {
         if (!ok) await new Promise((r) => socket.once('drain', r).once('close', r));
       }
       if (!socket.destroyed) socket.end();
+    };
+    socket.once('connect', () => {
+      send().catch((e: Error) => socket.destroy(e));
     });
   });
 }

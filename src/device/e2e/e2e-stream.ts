@@ -15,7 +15,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Duplex } from 'node:stream';
 import type { KeyPair } from '../../crypto/keys.js';
-import { E2EError, TwowayError } from '../../errors.js';
+import { E2EError, type TwowayError } from '../../errors.js';
 import type { CipherState } from '../../noise/cipher-state.js';
 import { HandshakeState } from '../../noise/handshake-state.js';
 import { MAX_E2E_PAYLOAD_BYTES, MessageReassembler, RecordType, lengthPrefix } from './e2e-records.js';
@@ -238,7 +238,7 @@ export class E2EStream extends Duplex {
       callback(new E2EError('ERR_E2E_HANDSHAKE', 'end-to-end session is not open'));
       return;
     }
-    let ok = true;
+    let ok: boolean;
     try {
       ok = this.#writeData(chunk);
     } catch (err) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
 import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/mux-limits.js';
 import { TokenBucket } from '../../../src/lib/token-bucket.js';
+import type { MuxStream } from '../../../src/mux/stream.js';
 import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
 import { drain, pump, sessionPair } from '../../helpers/streams.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -119,8 +120,8 @@ describe('window growth for readers that keep up', () => {
    * (The receiver enforces its window, so what it holds can never exceed the window it granted.)
    */
   async function stallAfter(
-    reader: import('../../../src/mux/stream.js').MuxStream,
-    writer: import('../../../src/mux/stream.js').MuxStream,
+    reader: MuxStream,
+    writer: MuxStream,
     readBytes: number,
   ): Promise<number> {
     let read = 0;

@@ -50,7 +50,7 @@ describe.runIf(extraFiles.length > 0)('extra vectors from NOISE_VECTORS', () => 
       loadError = err;
     }
     it(`${file} loads`, () => {
-      if (loadError !== undefined) throw loadError;
+      if (loadError !== undefined) throw loadError as Error;
       expect(vectors!.length).toBeGreaterThan(0);
     });
     for (const backend of BACKENDS) {
