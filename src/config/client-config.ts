@@ -12,6 +12,7 @@ import { formatLocalListen, type LocalAccess, type LocalListen } from '../forwar
 import { readClientLimits, type ClientLimits } from './limits.js';
 import { isBase64Key } from './base64-key.js';
 import { DEVICE_NAME, MAX_SERVICES, SERVICE_NAME, parseDeviceTarget } from '../device/target.js';
+import type { ServiceConfig } from '../device/agent.js';
 import { describeBadKey } from './peers.js';
 import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
 
@@ -35,16 +36,8 @@ export interface DevicePinConfig {
   readonly publicKey: string;
 }
 
-/** A service this client exposes as a device agent (`[[service]]`). */
-export interface ServiceConfig {
-  readonly name: string;
-  /** `host:port` the agent connects to (usually on loopback). */
-  readonly target: string;
-  /** Base64 public keys, `NAME=KEY` (the name only labels the key), or "*" (whoever the server admits). */
-  readonly allow: readonly string[];
-  /** Whether the server's reverse listeners may reach it (plain TCP at the server). */
-  readonly reverse: boolean;
-}
+/** A service this client exposes as a device agent (`[[service]]`); the agent owns its shape. */
+export type { ServiceConfig };
 
 /**
  * Why a service's `allow` entry is refused, or undefined when it is a base64 key, `NAME=KEY` or

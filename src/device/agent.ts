@@ -11,7 +11,6 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { ServiceConfig } from '../config/client-config.js';
 import type { KeyPair } from '../crypto/keys.js';
 import { decodeRelayedTarget, type RelayedOpen } from './target.js';
 import { writeAnnouncement } from './announcement.js';
@@ -28,6 +27,17 @@ import { compileRules, type AccessRules } from '../policy/access-rules.js';
 
 /** Dialing a local service must finish within this long. */
 export const SERVICE_DIAL_TIMEOUT_MS = 10_000;
+
+/** A service this client exposes as a device agent (`[[service]]`). */
+export interface ServiceConfig {
+  readonly name: string;
+  /** `host:port` the agent connects to (usually on loopback). */
+  readonly target: string;
+  /** Base64 public keys, `NAME=KEY` (the name only labels the key), or "*" (whoever the server admits). */
+  readonly allow: readonly string[];
+  /** Whether the server's reverse listeners may reach it (plain TCP at the server). */
+  readonly reverse: boolean;
+}
 
 interface Service extends ServiceConfig {
   readonly rules: AccessRules;
