@@ -80,4 +80,10 @@ describe('log lines carry no raw control or format character', () => {
   it('the terminal format escapes a line that is not JSON', () => {
     expect(formatPrettyLine(`not json ${HOSTILE}\n`)).not.toMatch(RAW);
   });
+
+  it('the terminal format shows an err field that is not a string as JSON, not [object Object]', () => {
+    const line = formatPrettyLine(JSON.stringify({ level: 50, time: 0, msg: 'm', err: { type: 'Error', code: { x: 1 }, message: { why: 'no' } } }));
+    expect(line).not.toContain('[object Object]');
+    expect(line).toContain('err="Error {\\"x\\":1}: {\\"why\\":\\"no\\"}"');
+  });
 });
