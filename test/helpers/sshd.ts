@@ -64,7 +64,7 @@ export async function startSshd(dir: string): Promise<TestSshd> {
     } catch (err) {
       child.kill('SIGTERM');
       if (child.exitCode !== null && attempt < 3) continue;
-      throw new Error(`${(err as Error).message}\n${stderr}`);
+      throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
     }
     // The check that the one listening is ours: it is alive and it speaks SSH.
     if (child.exitCode !== null || !greeting!.startsWith('SSH-2.0-')) throw new Error(`port ${port} answered ${JSON.stringify(greeting)}, not our sshd\n${stderr}`);

@@ -143,7 +143,6 @@ describe('PeerOwnerLookup rounds (tables a page at a time)', () => {
   it('never judges a connection by a read that began before it was asked, even by the pages read after', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    let asked!: Promise<number | undefined>;
     // Round 1 began for port 0xd401 alone. Its second page, read after 0xd402 was asked, shows a
     // row with 0xd402's endpoints as that moment's table has it (uid 65534, a socket of another
     // user); the round that began after the ask shows the connection's own row (uid 1000).
@@ -157,7 +156,7 @@ describe('PeerOwnerLookup rounds (tables a page at a time)', () => {
     const first = lookup.ownerOf(ends(0xd401));
     await new Promise((r) => setImmediate(r));
     expect(log).toEqual(['round 1 table 0 page 0']);
-    asked = lookup.ownerOf(ends(0xd402));
+    const asked = lookup.ownerOf(ends(0xd402));
     release();
     expect(await first).toBe(1001);
     expect(await asked).toBe(1000);
