@@ -3,7 +3,7 @@
  * reconnect after the server drops the session, the backoff schedule (fake timers, in memory),
  * and opens that wait for the tunnel to come back or give up after connect_wait_ms.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startDaemonPair, TRANSPORTS, type DaemonPair } from '../../helpers/daemon-pair.js';

@@ -22,7 +22,7 @@ import { drain, sha256 } from '../../helpers/streams.js';
 const silent = pino({ level: 'silent' });
 const uid = process.getuid?.() ?? 0;
 let dir: string;
-let servers: ControlServer[] = [];
+const servers: ControlServer[] = [];
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twoway-control-'));

@@ -2,7 +2,7 @@
  * The server's counters come from typed audit events (src/log/audit.ts), not from log lines: they
  * count with the log level at `error`, and they count streams relayed into a device.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -3,7 +3,7 @@
  * channel pair with the real handshake and over a real WebSocket on loopback: dispatch of a
  * stream request, reload diffing, drain on shutdown, the dial queue with a cancelled entry.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/crypto/keys.js';
