@@ -11,7 +11,8 @@ import { ConfigError } from '../errors.js';
 import { DEVICE_NAME, SERVICE_NAME } from '../device/target.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
-import { formatHostPort, parseHostPort } from './listen-address.js';
+import { formatHostPort } from '../lib/host-port.js';
+import { parseListenAddress } from './listen-address.js';
 import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
 
 /** Peer names: short, printable, safe in logs and file names. */
@@ -56,7 +57,7 @@ export function parseReverseEntry(text: string): ReverseEntry | undefined {
   const eq = text.indexOf('=');
   if (eq <= 0) return undefined;
   const service = text.slice(0, eq);
-  const listen = parseHostPort(text.slice(eq + 1));
+  const listen = parseListenAddress(text.slice(eq + 1));
   if (!SERVICE_NAME.test(service) || listen === undefined || listen.port === 0) return undefined;
   return { service, host: listen.host, port: listen.port };
 }
@@ -105,7 +106,7 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   const reverseCanonical = reverse.map((r, i) => {
     const entry = parseReverseEntry(r);
     if (entry === undefined) throw t.fail(`reverse[${i}]`, `expected "SERVICE=HOST:PORT" (a port above 0), got ${JSON.stringify(r.slice(0, 80))}`);
-    const listen = formatHostPort({ host: entry.host, port: entry.port });
+    const listen = formatHostPort(entry.host, entry.port);
     if (claimed.has(listen)) throw t.fail(`reverse[${i}]`, `${listen} is listed twice`);
     claimed.add(listen);
     return `${entry.service}=${listen}`;

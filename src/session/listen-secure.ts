@@ -14,7 +14,8 @@ import { listenTransport, type TransportConnection, type TransportListenOptions,
 import { decodeBase64Url, encodeBase64Url } from './base64url.js';
 import { consumeInitiation, createResponse } from './handshake.js';
 import { resolveSessionLimits, type SessionLimits } from './session-limits.js';
-import { AddressRateLimiter, TokenBucket } from './rate-limit.js';
+import { TokenBucket } from '../lib/token-bucket.js';
+import { AddressRateLimiter } from './rate-limit.js';
 import type { StaticKeyPair } from './rekey.js';
 import { RefusalLog, type RefusalReason } from './refusal-log.js';
 import { ReplayGuard } from './replay-guard.js';
@@ -82,7 +83,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
   const replay = new ReplayGuard();
   const perAddress = new AddressRateLimiter(limits.handshakesPerSecondPerAddress, limits.handshakeBurstPerAddress);
   const perKey = new AddressRateLimiter(limits.handshakesPerSecondPerKey, limits.handshakeBurstPerKey);
-  const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal, performance.now());
+  const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal);
   const sessions = new Set<SecureSession>();
   const knownKeys = new Set<string>();
   /** Key-confirmed sessions per key fingerprint (the per-key cap). */
@@ -128,7 +129,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       return { kind: 'refuse', status: 429 };
     }
     const source = pending.addressKey!;
-    if (!global.take(performance.now()) || !perAddress.take(source)) {
+    if (!global.take() || !perAddress.take(source)) {
       refuse(pending, remote, 'rate-limited');
       return { kind: 'refuse', status: 429 };
     }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
 import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/mux-limits.js';
-import { TokenBucket } from '../../../src/lib/token-bucket.js';
 import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
 import { drain, pump, sessionPair } from '../../helpers/streams.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -40,7 +39,7 @@ describe('flow-control windows', () => {
   });
 });
 
-describe('limits and the token bucket', () => {
+describe('limits', () => {
   it('validates every field in one place and freezes the result', () => {
     expect(resolveMuxLimits()).toEqual(DEFAULT_MUX_LIMITS);
     expect(DEFAULT_MUX_LIMITS.streamWindowBytes).toBe(256 * 1024);
@@ -55,22 +54,6 @@ describe('limits and the token bucket', () => {
       }
       expect(hasCode(error, 'ERR_INVALID_ARG')).toBe(true);
     }
-  });
-
-  it('refills at its rate up to its burst', () => {
-    let now = 0;
-    const bucket = new TokenBucket(20, 50, () => now);
-    let taken = 0;
-    while (bucket.take()) taken++;
-    expect(taken).toBe(50);
-    now += 100; // 2 tokens
-    expect(bucket.take()).toBe(true);
-    expect(bucket.take()).toBe(true);
-    expect(bucket.take()).toBe(false);
-    now += 1_000_000;
-    taken = 0;
-    while (bucket.take() && taken < 1000) taken++;
-    expect(taken).toBe(50);
   });
 });
 
