@@ -5,7 +5,7 @@ import { ControlStream } from '../control/control-stream.js';
 import { controlSocketTrust } from '../control/control-trust.js';
 import { ClientDaemon } from '../client/client-daemon.js';
 import { ConfigError } from '../errors.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { MuxStreamError, toReasonCode, type ReasonCode } from '../mux/reason.js';
 import { connectStdio } from '../forward/stdio.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
 import { EXIT } from './exit-codes.js';
@@ -101,7 +101,7 @@ async function connectViaDaemon(socketPath: string, target: string): Promise<num
   }
   if (reply.ok !== true) {
     socket.destroy();
-    const reason: ReasonCode = isReasonCode(reply.reason) ? reply.reason : 'error';
+    const reason = toReasonCode(reply.reason);
     const message = typeof reply.error === 'string' ? reply.error.slice(0, 1000) : `stream to ${target} refused`;
     if (reason === 'error' && typeof reply.error === 'string' && reply.error.startsWith('unknown control command')) {
       throw new CliError(`control socket ${socketPath}: not a client daemon (${message})`, EXIT.unreachable);
