@@ -6,7 +6,7 @@ import { ServerMetrics, startMetricsServer, type MetricsServer } from '../server
 import { ServerDaemon } from '../server/server-daemon.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
-import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
+import { muxLimitsFrom, sessionLimitsFrom } from '../config/limits-map.js';
 import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
 import { openRelayCapture } from './relay-capture.js';
 import { StartupResources, runUntilStopped } from './run-daemon.js';

@@ -26,8 +26,7 @@ import { DeviceAgent } from '../device/agent.js';
 import { isE2EError } from '../device/e2e/e2e-stream.js';
 import { openUserStream } from '../device/user-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
-import { OpenPacer } from './open-pacer.js';
-import { OPEN_QUEUE_WAIT_MS } from '../config/limits.js';
+import { OPEN_QUEUE_WAIT_MS, OpenPacer } from './open-pacer.js';
 
 export interface ClientForward {
   readonly listen: LocalListen;

@@ -16,6 +16,8 @@ function ignore(): void {}
 
 /** Opens waiting at once per session; beyond, an open is refused locally at once. */
 export const MAX_QUEUED_OPENS = 4_096;
+/** How long an open may wait here for the server's open limits (client `open_queue_wait_ms`). */
+export const OPEN_QUEUE_WAIT_MS = 30_000;
 /** When the queue waits on streams it did not open itself (remote opens), look again this often. */
 const RECHECK_MS = 100;
 
