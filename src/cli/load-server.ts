@@ -5,7 +5,6 @@ import { checkSecretFile, readPrivateKeyFile, readPskFile } from '../config/key-
 import type { ServerConfig } from '../config/server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
-import { compileRules } from '../policy/access-rules.js';
 import { ServerPeers, type ServerPeer } from '../policy/peer-table.js';
 
 /** Reads the server's private key file into a key pair. */
@@ -15,8 +14,8 @@ export function loadKeyPair(privateKeyFile: string): KeyPair {
 }
 
 /**
- * Reads the peers file, every psk file it names, and compiles every access rule, so that a
- * broken file is refused as a whole (the old allowlist stays in force on reload).
+ * Reads the peers file (whose loader compiles every access rule) and every psk file it names, so
+ * that a broken file is refused as a whole (the old allowlist stays in force on reload).
  */
 export function loadServerPeers(config: ServerConfig): ServerPeers {
   const file = loadPeers(config.peersFile);
@@ -25,18 +24,12 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
     if (config.requirePsk && peer.pskFile === undefined) {
       throw new ConfigError('ERR_CONFIG', `${where}: require_psk is set but the peer has no psk_file`);
     }
-    let rules;
-    try {
-      rules = compileRules(peer.allow);
-    } catch (err) {
-      throw new ConfigError('ERR_CONFIG', `${where}: allow: ${(err as Error).message}`, { cause: err });
-    }
     return {
       name: peer.name,
       publicKey: decodeKey(peer.publicKey, `${where}: public_key`),
       ...(peer.pskFile !== undefined ? { psk: readPskFile(peer.pskFile) } : {}),
       kind: peer.kind,
-      rules,
+      rules: peer.rules,
       devices: new DeviceRules(peer.devices),
       reverse: peer.reverse.map((r) => parseReverseEntry(r)!),
     };
