@@ -55,8 +55,8 @@ function ipv6Groups(address: string): number[] {
   let tail: number[] = [];
   const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted) {
-    const o = dotted[2]!.split('.').map(Number);
-    tail = [o[0]! * 256 + o[1]!, o[2]! * 256 + o[3]!];
+    const octets = dotted[2]!.split('.').map(Number);
+    tail = [octets[0]! * 256 + octets[1]!, octets[2]! * 256 + octets[3]!];
     text = dotted[1]!.endsWith('::') ? dotted[1]! : dotted[1]!.slice(0, -1);
   }
   const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));

@@ -19,7 +19,7 @@ import { AddressRateLimiter } from './rate-limit.js';
 import type { StaticKeyPair } from './rekey.js';
 import { RefusalLog, type RefusalReason } from './refusal-log.js';
 import { ReplayGuard } from './replay-guard.js';
-import { RecordSession, type SecureSession } from './secure-session.js';
+import { RecordLayer, type SecureSession } from './secure-session.js';
 import { UnauthenticatedConnections, type PendingConnection } from './unauthenticated.js';
 import {
   HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
@@ -72,11 +72,11 @@ const MAX_REMEMBERED_KEYS = 4_096;
 
 /** Starts a secure server. */
 export async function listenSecure(opts: ListenSecureOptions): Promise<SecureServer> {
-  return listenSecureWith(opts, WIRE);
+  return listenSecureWithWireProtocol(opts, WIRE);
 }
 
 /** @internal listenSecure for a given wire protocol (tests build other versions). */
-export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProtocol): Promise<SecureServer> {
+export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wire: WireProtocol): Promise<SecureServer> {
   const limits = resolveSessionLimits(opts.limits);
   const log = opts.logger;
   const refusals = new RefusalLog(log);
@@ -177,7 +177,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       kind: 'accept',
       responseHeaders: { [HANDSHAKE_HEADER]: encodeBase64Url(response.message) },
       onOpen: (channel) => {
-        const session = new RecordSession({
+        const session = new RecordLayer({
           initiator: false,
           transport: channel,
           keys: response.keys,
