@@ -53,10 +53,13 @@ describe('loadServerConfig', () => {
     const dir = tempDir();
     const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\nproxy_protocol = true\n[limits]\nhandshake_rate_per_key = 3\n`));
     expect(config.trustedProxies).toEqual(['127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
+    // Compiled once, here: the daemon takes this set as it is.
+    expect([config.proxySet?.trusts('10.9.8.7'), config.proxySet?.trusts('fd00::1'), config.proxySet?.trusts('192.0.2.1')]).toEqual([true, true, false]);
     expect(config.proxyProtocol).toBe(true);
     expect(config.limits.handshakeRatePerKey).toBe(3);
     expect(config.limits.handshakeBurstPerKey).toBe(20);
     expect(loadServerConfig(write(dir, 't.toml', MINIMAL))).toMatchObject({ trustedProxies: [], proxyProtocol: false });
+    expect(loadServerConfig(write(dir, 't.toml', MINIMAL)).proxySet).toBeUndefined();
   });
 
   const cases: [string, string, string | RegExp][] = [

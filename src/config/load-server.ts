@@ -1,8 +1,12 @@
+/**
+ * What a server config names, read into what the server daemon takes: its key pair, the
+ * allowlist (peers file, psk files, rules already compiled by the peers loader) and TLS files.
+ */
 import fs from 'node:fs';
-import { loadPeers, parseReverseEntry } from '../config/peers.js';
+import { loadPeers, parseReverseEntry } from './peers.js';
 import { DeviceRules } from '../policy/device-rules.js';
-import { checkSecretFile, readPrivateKeyFile, readPskFile } from '../config/key-file.js';
-import type { ServerConfig } from '../config/server-config.js';
+import { checkSecretFile, readPrivateKeyFile, readPskFile } from './key-file.js';
+import type { ServerConfig } from './server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import { ServerPeers, type ServerPeer } from '../policy/peer-table.js';
