@@ -3,8 +3,7 @@
  * allowlist (peers file, psk files, rules already compiled by the peers loader) and TLS files.
  */
 import fs from 'node:fs';
-import { loadPeers, parseReverseEntry } from './peers.js';
-import { DeviceRules } from '../policy/device-rules.js';
+import { loadPeers } from './peers.js';
 import { checkSecretFile, readPrivateKeyFile, readPskFile } from './key-file.js';
 import type { ServerConfig } from './server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
@@ -18,7 +17,7 @@ export function loadKeyPair(privateKeyFile: string): KeyPair {
 }
 
 /**
- * Reads the peers file (whose loader compiles every access rule) and every psk file it names, so
+ * Reads the peers file (whose loader compiles every rule) and every psk file it names, so
  * that a broken file is refused as a whole (the old allowlist stays in force on reload).
  */
 export function loadServerPeers(config: ServerConfig): ServerPeers {
@@ -34,8 +33,8 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
       ...(peer.pskFile !== undefined ? { psk: readPskFile(peer.pskFile) } : {}),
       kind: peer.kind,
       rules: peer.rules,
-      devices: new DeviceRules(peer.devices),
-      reverse: peer.reverse.map((r) => parseReverseEntry(r)!),
+      devices: peer.deviceRules,
+      reverse: peer.reverseListeners,
     };
   });
   return new ServerPeers(peers);

@@ -10,6 +10,7 @@ import { stringify } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { DEVICE_NAME, SERVICE_NAME } from '../device/target.js';
 import { compileRules, type AccessRules } from '../policy/access-rules.js';
+import { DeviceRules } from '../policy/device-rules.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
 import { formatHostPort } from '../lib/host-port.js';
@@ -44,11 +45,14 @@ export interface PeerEntry {
 }
 
 /**
- * One allowlisted client as loaded: its `allow` rules compiled once, here. `rules` is not
- * enumerable, so what is printed (`twoway peers list --json`) or written back is the file's fields.
+ * One allowlisted client as loaded: its `allow` and `devices` rules compiled and its `reverse`
+ * entries parsed once, here. These three are not enumerable, so what is printed
+ * (`twoway peers list --json`) or written back is the file's fields.
  */
 export interface PeerConfig extends PeerEntry {
   readonly rules: AccessRules;
+  readonly deviceRules: DeviceRules;
+  readonly reverseListeners: readonly ReverseEntry[];
 }
 
 /**
@@ -120,14 +124,15 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   if (reverse.length > MAX_DEVICE_RULES_PER_PEER) throw t.fail('reverse', `at most ${MAX_DEVICE_RULES_PER_PEER} entries, got ${reverse.length}`);
   if (reverse.length > 0 && kind !== 'device') throw t.fail('reverse', 'reverse listeners belong to peers of kind = "device"');
   const claimed = new Set<string>();
-  const reverseCanonical = reverse.map((r, i) => {
+  const reverseListeners = reverse.map((r, i) => {
     const entry = parseReverseEntry(r);
     if (entry === undefined) throw t.fail(`reverse[${i}]`, `expected "SERVICE=HOST:PORT" (a port above 0), got ${JSON.stringify(r.slice(0, 80))}`);
     const listen = formatHostPort(entry.host, entry.port);
     if (claimed.has(listen)) throw t.fail(`reverse[${i}]`, `${listen} is listed twice`);
     claimed.add(listen);
-    return `${entry.service}=${listen}`;
+    return entry;
   });
+  const reverseCanonical = reverseListeners.map((e) => `${e.service}=${formatHostPort(e.host, e.port)}`);
   t.done();
   let rules: AccessRules;
   try {
@@ -137,7 +142,11 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   }
   const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
   const peer = psk === undefined ? entry : { ...entry, pskFile: resolveAgainst(file, psk) };
-  return Object.defineProperty(peer, 'rules', { value: rules, enumerable: false }) as PeerConfig;
+  return Object.defineProperties(peer, {
+    rules: { value: rules, enumerable: false },
+    deviceRules: { value: new DeviceRules(devices), enumerable: false },
+    reverseListeners: { value: Object.freeze(reverseListeners.map((e) => Object.freeze(e))), enumerable: false },
+  }) as PeerConfig;
 }
 
 /** Validates a parsed peers document; exported for checkConfig and savePeers. */

@@ -33,6 +33,19 @@ describe('loadPeers', () => {
     expect(JSON.stringify(alice)).not.toContain('rules');
   });
 
+  it('compiles devices and parses reverse entries once, at load, without showing them as fields', () => {
+    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, 'devices = ["build1:ssh", "*:web"]') + peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]')));
+    const [alice, build1] = p.peers;
+    expect([alice!.deviceRules.allows('build1', 'ssh'), alice!.deviceRules.allows('other', 'web'), alice!.deviceRules.allows('build1', 'db')]).toEqual([true, true, false]);
+    expect(build1!.reverseListeners).toEqual([
+      { service: 'ssh', host: '127.0.0.1', port: 2222 },
+      { service: 'web', host: '::1', port: 8080 },
+    ]);
+    expect(Object.isFrozen(build1!.reverseListeners[0])).toBe(true);
+    expect(Object.keys(build1!)).not.toContain('reverseListeners');
+    expect(JSON.stringify(alice)).not.toContain('deviceRules');
+  });
+
   it('refuses a bad rule naming the file, the peer and the rule', () => {
     const file = write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('carol', B, '').replace('["10.0.0.0/8:22"]', '["10.0.0.1:22", "10.0.0.0/33:22"]'));
     const err = thrown(() => loadPeers(file));
