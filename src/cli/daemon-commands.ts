@@ -7,7 +7,6 @@ import { defaultClientConfigFile, loadClientConfig } from '../config/client-conf
 import { loadServerConfig } from '../config/server-config.js';
 import { ConfigError } from '../errors.js';
 import type { LogLevel } from '../log/logger.js';
-import { compileRules } from '../policy/access-rules.js';
 import { clientCommand } from './client-command.js';
 import { connectCommand, findClientConfig } from './connect-command.js';
 import { reconnectCommand } from './reconnect-command.js';
@@ -100,14 +99,6 @@ export function registerDaemonCommands(program: Command): void {
     .addHelpText('after', '\nExample:\n  twoway check-config --user twoway /etc/twoway/server.toml && systemctl reload twoway-server\n')
     .action((file: string, opts: { user?: string }) => {
       const checked = checkConfig(file, { env: process.env, ...(opts.user !== undefined ? { owner: { uid: userId(opts.user), name: opts.user } } : {}) });
-      const peers = checked.kind === 'server' ? checked.peers.peers : checked.kind === 'peers' ? checked.config.peers : [];
-      peers.forEach((p, i) => {
-        try {
-          compileRules(p.allow);
-        } catch (err) {
-          throw new ConfigError('ERR_CONFIG', `${checked.kind === 'server' ? checked.peers.file : file}: [peer.${i + 1}] (${p.name}): allow: ${(err as Error).message}`);
-        }
-      });
       process.stdout.write(`ok: ${file} is a valid ${checked.kind} file (checked: ${checked.filesChecked.join(', ')})\n`);
     });
 

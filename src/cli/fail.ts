@@ -1,4 +1,4 @@
-import { TwowayError } from '../errors.js';
+import { TwowayError, type ErrorCode } from '../errors.js';
 import { escapeText } from '../log/escape.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 
@@ -11,34 +11,85 @@ export class CliError extends Error {
   }
 }
 
-/** Maps a twoway error code to the documented exit code. */
+/**
+ * The documented exit code (README "Exit codes") of every error code: a Record over the whole
+ * ErrorCode union, so a code added to src/errors.ts without an exit code here fails to compile.
+ * Most codes are runtime failures (1); the others are what scripts branch on.
+ */
+export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = Object.freeze({
+  // A configuration, key file or argument is invalid or unsafe.
+  ERR_CONFIG: EXIT.config,
+  ERR_CONFIG_FILE: EXIT.config,
+  ERR_KEY_FILE: EXIT.config,
+  ERR_KEY_FILE_MODE: EXIT.config,
+  ERR_INVALID_KEY: EXIT.config,
+  ERR_INVALID_ARG: EXIT.config,
+  ERR_INVALID_LENGTH: EXIT.config,
+  ERR_POLICY_BAD_RULE: EXIT.config,
+  // The control socket could not be reached.
+  ERR_CONTROL: EXIT.unreachable,
+  // Authentication failed: refused by the server, or not the pinned server.
+  ERR_SESSION_AUTH: EXIT.auth,
+  ERR_SESSION_SERVER_KEY_MISMATCH: EXIT.auth,
+  ERR_SESSION_PROTOCOL_VERSION: EXIT.auth,
+  ERR_SESSION_DECRYPT: EXIT.auth,
+  // The tunnel is up but the target was refused: not permitted, refused, unreachable, DNS, timeout.
+  ERR_MUX_STREAM_REFUSED: EXIT.refused,
+  ERR_POLICY_DENIED: EXIT.refused,
+  ERR_TARGET_INVALID: EXIT.refused,
+  ERR_DIAL_REFUSED: EXIT.refused,
+  ERR_DIAL_UNREACHABLE: EXIT.refused,
+  ERR_DIAL_DNS: EXIT.refused,
+  ERR_DIAL_TIMEOUT: EXIT.refused,
+  // A device target the command line cannot use: malformed, or a device without a [[device]]
+  // pin (README: `connect: target "X": expected ...` and `-L "X": ...` exit 2).
+  ERR_DEVICE_TARGET: EXIT.usage,
+  ERR_E2E_NO_DEVICE_KEY: EXIT.usage,
+  // Runtime failures.
+  ERR_NOISE_UNSUPPORTED: EXIT.failure,
+  ERR_NOISE_MESSAGE_TOO_LONG: EXIT.failure,
+  ERR_NOISE_MESSAGE_TOO_SHORT: EXIT.failure,
+  ERR_NOISE_DECRYPT: EXIT.failure,
+  ERR_NOISE_NONCE_EXHAUSTED: EXIT.failure,
+  ERR_NOISE_BAD_PSK: EXIT.failure,
+  ERR_NOISE_WRONG_STATE: EXIT.failure,
+  ERR_NOISE_MISSING_KEY: EXIT.failure,
+  ERR_NOISE_INVALID_DH: EXIT.failure,
+  ERR_NOISE_UNUSABLE: EXIT.failure,
+  ERR_SESSION_UNKNOWN_KEY: EXIT.failure,
+  ERR_SESSION_REPLAY: EXIT.failure,
+  ERR_SESSION_HANDSHAKE_TIMEOUT: EXIT.failure,
+  ERR_SESSION_RATE_LIMITED: EXIT.failure,
+  ERR_SESSION_TOO_MANY_UNAUTHENTICATED: EXIT.failure,
+  ERR_SESSION_RECORD_TOO_LARGE: EXIT.failure,
+  ERR_SESSION_BAD_MESSAGE: EXIT.failure,
+  ERR_SESSION_KEEPALIVE_TIMEOUT: EXIT.failure,
+  ERR_SESSION_CLOSED: EXIT.failure,
+  ERR_TRANSPORT: EXIT.failure,
+  ERR_MUX_BAD_FRAME: EXIT.failure,
+  ERR_MUX_UNKNOWN_FRAME: EXIT.failure,
+  ERR_MUX_WINDOW_EXCEEDED: EXIT.failure,
+  ERR_MUX_STREAM_LIMIT: EXIT.failure,
+  ERR_MUX_OPEN_RATE: EXIT.failure,
+  ERR_MUX_FLOOD: EXIT.failure,
+  ERR_MUX_STREAM_STATE: EXIT.failure,
+  ERR_MUX_CLOSED: EXIT.failure,
+  // A reset exits 1 (README, `twoway connect`); so do a broken or truncated inner session.
+  ERR_MUX_STREAM_RESET: EXIT.failure,
+  ERR_E2E_HANDSHAKE: EXIT.failure,
+  ERR_E2E_RECORD: EXIT.failure,
+  ERR_E2E_TRUNCATED: EXIT.failure,
+  ERR_SOCKS_PROTOCOL: EXIT.failure,
+  ERR_POLICY_BAD_PEER: EXIT.failure,
+  ERR_DIAL_LIMIT: EXIT.failure,
+  ERR_FORWARD_ABORTED: EXIT.failure,
+} satisfies Record<ErrorCode, ExitCode>);
+
+/** Maps an error to the documented exit code: a CliError's own, a twoway error's by its code, else 1. */
 export function exitCodeFor(err: unknown): ExitCode {
   if (err instanceof CliError) return err.exitCode;
   if (!(err instanceof TwowayError)) return EXIT.failure;
-  switch (err.code) {
-    case 'ERR_CONFIG':
-    case 'ERR_CONFIG_FILE':
-    case 'ERR_KEY_FILE':
-    case 'ERR_KEY_FILE_MODE':
-    case 'ERR_INVALID_KEY':
-    case 'ERR_INVALID_ARG':
-    case 'ERR_INVALID_LENGTH':
-    case 'ERR_POLICY_BAD_RULE':
-      return EXIT.config;
-    case 'ERR_SESSION_AUTH':
-    case 'ERR_SESSION_SERVER_KEY_MISMATCH':
-    case 'ERR_SESSION_PROTOCOL_VERSION':
-    case 'ERR_SESSION_DECRYPT':
-      return EXIT.auth;
-    case 'ERR_MUX_STREAM_REFUSED':
-    case 'ERR_POLICY_DENIED':
-    case 'ERR_TARGET_INVALID':
-      return EXIT.refused;
-    case 'ERR_CONTROL':
-      return EXIT.unreachable;
-    default:
-      return EXIT.failure;
-  }
+  return EXIT_CODE_OF[err.code] ?? EXIT.failure;
 }
 
 /**

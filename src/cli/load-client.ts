@@ -5,8 +5,8 @@ import { decodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
 import type { ClientDaemonOptions, ClientForward } from '../client/client-daemon.js';
 import type { Logger } from '../log/logger.js';
-import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
-import { loadKeyPair } from './load-server.js';
+import { muxLimitsFrom, sessionLimitsFrom } from '../config/limits-map.js';
+import { loadKeyPair } from '../config/load-server.js';
 import { checkDevicePinned, checkListen, parseForwardFlag } from './targets.js';
 
 export interface ClientOverrides {

@@ -1,11 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PEER_NAME, loadPeers, savePeers, type PeerConfig, type PeerKind } from '../config/peers.js';
+import { PEER_NAME, compilePeerRules, loadPeers, savePeers, type PeerConfig, type PeerEntry, type PeerKind } from '../config/peers.js';
 import { loadServerConfig } from '../config/server-config.js';
 import { controlRequest } from '../control/control-client.js';
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
-import { compileRules } from '../policy/access-rules.js';
 
 export interface PeersResult {
   readonly action: 'add' | 'set' | 'remove' | 'list';
@@ -30,7 +29,7 @@ export async function addPeer(
     throw new ConfigError('ERR_CONFIG', `peer name ${JSON.stringify(peer.name.slice(0, 64))}: expected 1-64 of A-Z a-z 0-9 . _ -`);
   }
   const publicKey = encodeKey(decodeKey(peer.publicKey.trim(), '--public-key'));
-  compileRules(peer.allow);
+  compilePeerRules(peer.allow);
   const current = loadPeers(config.peersFile).peers;
   if (current.some((p) => p.name === peer.name)) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: a peer named ${peer.name} exists already`);
   const clash = current.find((p) => p.publicKey === publicKey);
@@ -40,7 +39,7 @@ export async function addPeer(
     pskFile = path.resolve(peer.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerConfig = {
+  const entry: PeerEntry = {
     name: peer.name,
     publicKey,
     allow: [...peer.allow],
@@ -104,7 +103,7 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
   const clash = current.find((p) => p.publicKey === publicKey && p.name !== name);
   if (clash) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: that public key belongs to peer ${clash.name} already`);
   const allow = editList(name, 'allow rule', old.allow, changes.allow, changes.addAllow, changes.removeAllow);
-  compileRules(allow);
+  compilePeerRules(allow);
   const devices = editList(name, 'device rule', old.devices, changes.devices, changes.addDevices, changes.removeDevices);
   const reverse = changes.reverse === undefined ? [...old.reverse] : [...changes.reverse];
   let pskFile = old.pskFile;
@@ -113,7 +112,7 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
     pskFile = path.resolve(changes.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerConfig = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
+  const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
   const saved = savePeers(config.peersFile, current.map((p) => (p.name === name ? entry : p)));
   return { action: 'set', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }

@@ -6,11 +6,10 @@ import { ServerMetrics, startMetricsServer, type MetricsServer } from '../server
 import { ServerDaemon } from '../server/server-daemon.js';
 import { EVENTS } from '../log/events.js';
 import { createLogger, type LogLevel } from '../log/logger.js';
-import { muxLimitsFrom, sessionLimitsFrom } from './limits-map.js';
-import { loadKeyPair, loadServerPeers, loadTls } from './load-server.js';
+import { muxLimitsFrom, sessionLimitsFrom } from '../config/limits-map.js';
+import { loadKeyPair, loadServerPeers, loadTls } from '../config/load-server.js';
 import { openRelayCapture } from './relay-capture.js';
 import { StartupResources, runUntilStopped } from './run-daemon.js';
-import { TrustedProxies } from '../transport/trusted-proxies.js';
 
 /** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
 export async function serverCommand(options: { config: string; logLevel: LogLevel; relayCapture?: string }): Promise<void> {
@@ -36,8 +35,8 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     dialTimeoutMs: config.limits.dialTimeoutMs,
     maxStreamsPerKey: config.limits.maxStreamsPerKey,
     shutdownGraceMs: config.shutdownGraceMs,
-    ...(config.trustedProxies.length > 0
-      ? { proxies: { trusted: new TrustedProxies(config.trustedProxies), protocol: config.proxyProtocol ? 'proxy-v2' : 'x-forwarded-for' } as const }
+    ...(config.proxySet !== undefined
+      ? { proxies: { trusted: config.proxySet, protocol: config.proxyProtocol ? 'proxy-v2' : 'x-forwarded-for' } as const }
       : {}),
     logger,
     audit: (event) => metrics?.count(event),

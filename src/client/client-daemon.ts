@@ -12,13 +12,13 @@ import { startLocalForward } from '../forward/local-forward.js';
 import { formatLocalListen, type BoundAddress, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
 import { startSocksServer } from '../forward/socks5.js';
 import { EVENTS } from '../log/events.js';
-import type { MuxLimits } from '../mux/mux-limits.js';
+import { OPEN_QUEUE_WAIT_MS, type MuxLimits } from '../mux/mux-limits.js';
 import { MuxStreamError } from '../mux/reason.js';
 import { MuxSession } from '../mux/session.js';
 import { connectSecure, type ConnectSecureOptions } from '../session/connect-secure.js';
 import type { SessionLimits } from '../session/session-limits.js';
 import type { SecureSession } from '../session/secure-session.js';
-import type { ServiceConfig } from '../config/client-config.js';
+import type { ServiceConfig } from '../device/agent.js';
 import { parseDeviceTarget, type DeviceTarget } from '../device/target.js';
 import { backoffDelayMs } from './backoff.js';
 import { DeferredStream } from './deferred-stream.js';
@@ -27,7 +27,6 @@ import { isE2EError } from '../device/e2e/e2e-stream.js';
 import { openUserStream } from '../device/user-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 import { OpenPacer } from './open-pacer.js';
-import { OPEN_QUEUE_WAIT_MS } from '../config/limits.js';
 
 export interface ClientForward {
   readonly listen: LocalListen;

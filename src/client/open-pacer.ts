@@ -7,6 +7,7 @@
  * while it fits, otherwise it waits here, first in first out, in a bounded queue and for at most
  * `waitMs`, and then gets a clear local refusal (reason `limit`).
  */
+import { monotonicMs, type Clock } from '../lib/clock.js';
 import { MuxStreamError } from '../mux/reason.js';
 import type { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
@@ -30,7 +31,7 @@ export interface OpenPacerOptions {
   readonly waitMs: number;
   readonly maxQueued?: number;
   /** Monotonic milliseconds (tests). */
-  readonly clock?: () => number;
+  readonly clock?: Clock;
 }
 
 /** A pending open: its stream once sent, and a way to give up while it waits. */
@@ -43,7 +44,7 @@ export class OpenPacer {
   readonly mux: MuxSession;
   readonly #waitMs: number;
   readonly #maxQueued: number;
-  readonly #clock: () => number;
+  readonly #clock: Clock;
   readonly #queue: QueuedOpen[] = [];
   /** Opens sent and not yet answered (the server counts them as pending). */
   #unanswered = 0;
@@ -58,7 +59,7 @@ export class OpenPacer {
     this.mux = mux;
     this.#waitMs = options.waitMs;
     this.#maxQueued = options.maxQueued ?? MAX_QUEUED_OPENS;
-    this.#clock = options.clock ?? (() => performance.now());
+    this.#clock = options.clock ?? monotonicMs;
     this.#tokens = this.#burst();
     this.#at = this.#clock();
     mux.onClose(() => this.close());

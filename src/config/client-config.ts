@@ -6,7 +6,8 @@
 import * as path from 'node:path';
 import { TableReader, type TomlTable } from './fields.js';
 import { readControlSocketAccess, type ControlSocketAccess } from './control-socket-access.js';
-import { formatHostPort, parseHostPort } from './listen-address.js';
+import { formatHostPort } from '../lib/host-port.js';
+import { parseListenAddress } from './listen-address.js';
 import { readLocalListener } from './local-listen.js';
 import { formatLocalListen, type LocalAccess, type LocalListen } from '../forward/local-listener.js';
 import { readClientLimits, type ClientLimits } from './limits.js';
@@ -169,10 +170,10 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
       t.done();
       return { listen, access, target: `${device.device}:${device.service}` };
     }
-    const parsed = parseHostPort(target);
+    const parsed = parseListenAddress(target);
     if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port") or "DEVICE:SERVICE", got ${JSON.stringify(target.slice(0, 64))}`);
     t.done();
-    return { listen, access, target: formatHostPort(parsed) };
+    return { listen, access, target: formatHostPort(parsed.host, parsed.port) };
   });
   const socks = top.tableList('socks', MAX_SOCKS).map((t): SocksConfig => {
     const { listen, access } = readLocalListener(t);
@@ -191,7 +192,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     const name = t.string('name');
     if (!SERVICE_NAME.test(name)) throw t.fail('name', `expected a letter then up to 31 of [A-Za-z0-9_-], got ${JSON.stringify(name.slice(0, 64))}`);
     const target = t.string('target');
-    const parsed = parseHostPort(target);
+    const parsed = parseListenAddress(target);
     if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(target.slice(0, 64))}`);
     const allow = t.stringList('allow');
     if (allow.length > MAX_SERVICE_ALLOW) throw t.fail('allow', `at most ${MAX_SERVICE_ALLOW} entries, got ${allow.length}`);
@@ -201,7 +202,7 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
     });
     const reverse = t.boolean('reverse', false);
     t.done();
-    return { name, target: formatHostPort(parsed), allow: [...allow], reverse };
+    return { name, target: formatHostPort(parsed.host, parsed.port), allow: [...allow], reverse };
   });
   const limits = readClientLimits(top.optionalTable('limits'));
   top.done();

@@ -9,9 +9,12 @@ import * as path from 'node:path';
 import { stringify } from 'smol-toml';
 import { ConfigError } from '../errors.js';
 import { DEVICE_NAME, SERVICE_NAME } from '../device/target.js';
+import { compileRules, type AccessRules } from '../policy/access-rules.js';
+import { DeviceRules } from '../policy/device-rules.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
-import { formatHostPort, parseHostPort } from './listen-address.js';
+import { formatHostPort } from '../lib/host-port.js';
+import { parseListenAddress } from './listen-address.js';
 import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
 
 /** Peer names: short, printable, safe in logs and file names. */
@@ -25,20 +28,39 @@ export const PEERS_FILE_MODE = 0o644;
 
 export type PeerKind = 'user' | 'device';
 
-/** One allowlisted client. */
-export interface PeerConfig {
+/** One allowlisted client as written in the file (what `twoway peers` edits and savePeers writes). */
+export interface PeerEntry {
   readonly name: string;
   /** Canonical base64 of the peer's static public key (44 characters). */
   readonly publicKey: string;
   /** Absolute path of the peer's psk file, when it has one. */
   readonly pskFile?: string;
-  /** Access rules, `HOST:PORTS` (syntax checked by src/policy/). */
+  /** Access rules, `HOST:PORTS`, as written (compiled into PeerConfig.rules). */
   readonly allow: readonly string[];
   readonly kind: PeerKind;
   /** Device services this peer may reach, `DEVICE:SERVICE` (either part may be `*`). */
   readonly devices: readonly string[];
   /** A device's reverse listeners, `SERVICE=HOST:PORT` (kind "device" only). */
   readonly reverse: readonly string[];
+}
+
+/**
+ * One allowlisted client as loaded: its `allow` and `devices` rules compiled and its `reverse`
+ * entries parsed once, here. These three are not enumerable, so what is printed
+ * (`twoway peers list --json`) or written back is the file's fields.
+ */
+export interface PeerConfig extends PeerEntry {
+  readonly rules: AccessRules;
+  readonly deviceRules: DeviceRules;
+  readonly reverseListeners: readonly ReverseEntry[];
+}
+
+/**
+ * Compiles access rules (`HOST:PORTS`): the one compilation, used by the loader below and for
+ * rules given on the command line. Throws ERR_POLICY_BAD_RULE naming the first bad rule.
+ */
+export function compilePeerRules(allow: readonly string[]): AccessRules {
+  return compileRules(allow);
 }
 
 /** Upper bound on `devices` and `reverse` entries per peer. */
@@ -56,7 +78,7 @@ export function parseReverseEntry(text: string): ReverseEntry | undefined {
   const eq = text.indexOf('=');
   if (eq <= 0) return undefined;
   const service = text.slice(0, eq);
-  const listen = parseHostPort(text.slice(eq + 1));
+  const listen = parseListenAddress(text.slice(eq + 1));
   if (!SERVICE_NAME.test(service) || listen === undefined || listen.port === 0) return undefined;
   return { service, host: listen.host, port: listen.port };
 }
@@ -102,17 +124,29 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   if (reverse.length > MAX_DEVICE_RULES_PER_PEER) throw t.fail('reverse', `at most ${MAX_DEVICE_RULES_PER_PEER} entries, got ${reverse.length}`);
   if (reverse.length > 0 && kind !== 'device') throw t.fail('reverse', 'reverse listeners belong to peers of kind = "device"');
   const claimed = new Set<string>();
-  const reverseCanonical = reverse.map((r, i) => {
+  const reverseListeners = reverse.map((r, i) => {
     const entry = parseReverseEntry(r);
     if (entry === undefined) throw t.fail(`reverse[${i}]`, `expected "SERVICE=HOST:PORT" (a port above 0), got ${JSON.stringify(r.slice(0, 80))}`);
-    const listen = formatHostPort({ host: entry.host, port: entry.port });
+    const listen = formatHostPort(entry.host, entry.port);
     if (claimed.has(listen)) throw t.fail(`reverse[${i}]`, `${listen} is listed twice`);
     claimed.add(listen);
-    return `${entry.service}=${listen}`;
+    return entry;
   });
+  const reverseCanonical = reverseListeners.map((e) => `${e.service}=${formatHostPort(e.host, e.port)}`);
   t.done();
-  const peer: PeerConfig = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
-  return psk === undefined ? peer : { ...peer, pskFile: resolveAgainst(file, psk) };
+  let rules: AccessRules;
+  try {
+    rules = compilePeerRules(allow);
+  } catch (err) {
+    throw new ConfigError('ERR_CONFIG', `${file}: ${t.where} (${name}): allow: ${(err as Error).message}`, { cause: err });
+  }
+  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
+  const peer = psk === undefined ? entry : { ...entry, pskFile: resolveAgainst(file, psk) };
+  return Object.defineProperties(peer, {
+    rules: { value: rules, enumerable: false },
+    deviceRules: { value: new DeviceRules(devices), enumerable: false },
+    reverseListeners: { value: Object.freeze(reverseListeners.map((e) => Object.freeze(e))), enumerable: false },
+  }) as PeerConfig;
 }
 
 /** Validates a parsed peers document; exported for checkConfig and savePeers. */
@@ -163,7 +197,7 @@ const HEADER = `# twoway peers (the server's allowlist).
 `;
 
 /** The TOML text savePeers writes: psk paths inside the file's folder are written relative. */
-export function formatPeers(file: string, peers: readonly PeerConfig[]): string {
+export function formatPeers(file: string, peers: readonly PeerEntry[]): string {
   const dir = path.dirname(path.resolve(file));
   const doc = {
     peer: peers.map((p) => {
@@ -189,7 +223,7 @@ export function formatPeers(file: string, peers: readonly PeerConfig[]): string 
  * the old one's owner, group and mode (so root editing the service user's file leaves it the
  * service user's); when that owner cannot be kept, nothing is written. A new file gets mode 0644.
  */
-export function savePeers(file: string, peers: readonly PeerConfig[]): PeersConfig {
+export function savePeers(file: string, peers: readonly PeerEntry[]): PeersConfig {
   const text = formatPeers(file, peers);
   const saved = readPeersTable(file, parseToml(file, text));
   const dir = path.dirname(path.resolve(file));

@@ -34,6 +34,8 @@ export interface ServerConfig {
   readonly shutdownGraceMs: number;
   /** Addresses and CIDR ranges of reverse proxies whose word on the client address is taken. */
   readonly trustedProxies: readonly string[];
+  /** The same, compiled once here; undefined when there are none. */
+  readonly proxySet?: TrustedProxies;
   /** Trusted proxies send a PROXY protocol v2 header (else: X-Forwarded-For). */
   readonly proxyProtocol: boolean;
   readonly limits: ServerLimits;
@@ -64,13 +66,20 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   const shutdownGraceMs = s.int('shutdown_grace_ms', SHUTDOWN_GRACE_MS, { min: 0, max: MAX_SHUTDOWN_GRACE_MS });
   const trustedProxies = s.stringList('trusted_proxies');
   if (trustedProxies.length > MAX_TRUSTED_PROXIES) throw s.fail('trusted_proxies', `at most ${MAX_TRUSTED_PROXIES} entries, got ${trustedProxies.length}`);
-  trustedProxies.forEach((entry, i) => {
-    try {
-      new TrustedProxies([entry]);
-    } catch (err) {
-      throw s.fail(`trusted_proxies[${i}]`, (err as Error).message);
-    }
-  });
+  let proxySet: TrustedProxies | undefined;
+  try {
+    if (trustedProxies.length > 0) proxySet = new TrustedProxies(trustedProxies);
+  } catch (err) {
+    // Name the first bad entry (only on failure is each entry compiled alone).
+    trustedProxies.forEach((entry, i) => {
+      try {
+        new TrustedProxies([entry]);
+      } catch (one) {
+        throw s.fail(`trusted_proxies[${i}]`, (one as Error).message);
+      }
+    });
+    throw err;
+  }
   const proxyProtocol = s.boolean('proxy_protocol', false);
   if (proxyProtocol && trustedProxies.length === 0) throw s.fail('proxy_protocol', 'needs trusted_proxies: the addresses allowed to send a PROXY header');
   if (proxyProtocol && cert !== undefined) throw s.fail('proxy_protocol', 'is supported for plain ws:// only: terminate TLS at the proxy, or drop tls_cert_file and tls_key_file');
@@ -83,6 +92,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
     config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };
   }
   if (metricsListen !== undefined) config.metricsListen = metricsListen;
+  if (proxySet !== undefined) config.proxySet = proxySet;
   return deepFreeze(config);
 }
 

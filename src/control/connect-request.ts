@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { ConfigError } from '../errors.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { MuxStreamError, toReasonCode } from '../mux/reason.js';
 import { ControlStream } from './control-stream.js';
 import { controlSocketTrust } from './control-trust.js';
 import { LineTooLongError, readLine } from './json-line.js';
@@ -68,7 +68,7 @@ export async function requestConnect(socketPath: string, target: string, uid: nu
   }
   if (reply.ok !== true) {
     socket.destroy();
-    const reason: ReasonCode = isReasonCode(reply.reason) ? reply.reason : 'error';
+    const reason = toReasonCode(reply.reason);
     const message = typeof reply.error === 'string' ? reply.error.slice(0, 1000) : `stream to ${target} refused`;
     if (reason === 'error' && typeof reply.error === 'string' && reply.error.startsWith('unknown control command')) {
       return { kind: 'not-a-client-daemon', message };

@@ -15,7 +15,7 @@ import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import { ForwardError } from '../errors.js';
 import { ByteQueue } from '../lib/byte-queues.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { MuxStreamError, toReasonCode, type ReasonCode } from '../mux/reason.js';
 
 export const ControlFrame = Object.freeze({ DATA: 0, END: 1, RESET: 2 } as const);
 const HEADER_BYTES = 5;
@@ -37,7 +37,7 @@ function resetError(payload: Buffer): Error {
   } catch {
     // A malformed RESET is still a reset.
   }
-  const reason: ReasonCode = isReasonCode(parsed.reason) ? parsed.reason : 'error';
+  const reason = toReasonCode(parsed.reason);
   const message = typeof parsed.message === 'string' ? parsed.message.slice(0, 1000) : `stream reset (${reason})`;
   const code = parsed.code === 'ERR_MUX_STREAM_REFUSED' ? 'ERR_MUX_STREAM_REFUSED' : 'ERR_MUX_STREAM_RESET';
   return new MuxStreamError(code, message, reason);
@@ -139,7 +139,7 @@ export class ControlStream extends Duplex {
       const e = error as (Error & { code?: unknown; reason?: unknown }) | null;
       const body = JSON.stringify({
         code: typeof e?.code === 'string' ? e.code : 'ERR_MUX_STREAM_RESET',
-        reason: isReasonCode(e?.reason) ? e.reason : 'error',
+        reason: toReasonCode(e?.reason),
         message: (e?.message ?? 'stream reset').slice(0, 1000),
       });
       const payload = Buffer.from(body, 'utf8').subarray(0, MAX_RESET_BYTES);

@@ -19,7 +19,8 @@
  */
 import type { MuxLimits } from '../mux/mux-limits.js';
 import type { ReasonCode } from '../mux/reason.js';
-import { TokenBucket, monotonicMs, type Clock } from '../lib/token-bucket.js';
+import { monotonicMs, type Clock } from '../lib/clock.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 
 /** Share of the device's open rate the server uses (the rest absorbs jitter between the two). */
 export const DEVICE_OPEN_RATE_SHARE = 0.8;

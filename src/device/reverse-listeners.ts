@@ -19,6 +19,7 @@ import type { MuxSession } from '../mux/session.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import type { DeviceOpenQueue, OpenSlot } from './open-queue.js';
 import type { ReverseListen } from '../policy/peer-table.js';
+import { formatHostPort } from '../lib/host-port.js';
 
 /** Connections one reverse listener holds open at most. */
 export const MAX_REVERSE_CONNECTIONS = 1_024;
@@ -243,5 +244,5 @@ function keyOf(spec: ReverseListen): string {
 }
 
 function hostPort(spec: ReverseListen): string {
-  return spec.host.includes(':') ? `[${spec.host}]:${spec.port}` : `${spec.host}:${spec.port}`;
+  return formatHostPort(spec.host, spec.port);
 }

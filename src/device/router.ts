@@ -12,7 +12,7 @@ import { ANNOUNCE_TARGET, encodeRelayedTarget, type DeviceTarget } from './targe
 import { readAnnouncement } from './announcement.js';
 import { NO_AUDIT, type AuditSink } from '../log/audit.js';
 import { EVENTS } from '../log/events.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { MuxStreamError, toReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamRequest } from '../mux/stream-request.js';
 import type { MuxSession } from '../mux/session.js';
 import type { MuxStream } from '../mux/stream.js';
@@ -256,7 +256,7 @@ export class DeviceRouter {
       this.#pending.delete(pending);
       request.signal.removeEventListener('abort', onCancel);
       if (request.cancelled) return;
-      const reason = isReasonCode(err.reason) ? err.reason : 'error';
+      const reason = toReasonCode(err.reason);
       if (reason === 'tunnel-closed') refuse('device-offline', `device ${device} is not connected`);
       // The device's own words travel as a field of the refusal (OPEN_FAIL's message), not in its text.
       else refuse(reason, `device ${device}: ${err instanceof MuxStreamError && err.detail !== '' ? err.detail : 'refused'}`);

@@ -16,6 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { EVENTS } from '../log/events.js';
 import { checkOwnerTablesReadable, PeerOwnerLookup, type ReadTables } from './peer-owner.js';
+import { formatHostPort } from '../lib/host-port.js';
 
 /** Listen backlog: at least the connect concurrency of a busy client. */
 export const LISTEN_BACKLOG = 1024;
@@ -67,7 +68,7 @@ export interface LocalListenerOptions {
 /** `unix:/path` for unix sockets, `host:port` (IPv6 bracketed) otherwise. */
 export function formatLocalListen(listen: LocalListen | BoundAddress): string {
   if ('path' in listen) return `unix:${listen.path}`;
-  return net.isIPv6(listen.host) ? `[${listen.host}]:${listen.port}` : `${listen.host}:${listen.port}`;
+  return formatHostPort(listen.host, listen.port);
 }
 
 let sharedOwners: PeerOwnerLookup | undefined;

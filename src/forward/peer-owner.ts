@@ -15,6 +15,7 @@ import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
+import { formatHostPort } from '../lib/host-port.js';
 
 export const PROC_NET_TCP = ['/proc/self/net/tcp', '/proc/self/net/tcp6'] as const;
 
@@ -30,7 +31,7 @@ export interface SocketRow {
 export function endpointKey(ip: string, port: number): string {
   let host = ip.toLowerCase();
   if (host.startsWith('::ffff:') && isIPv4(host.slice(7))) host = host.slice(7);
-  return host.includes(':') ? `[${expandIPv6(host)}]:${port}` : `${host}:${port}`;
+  return formatHostPort(host.includes(':') ? expandIPv6(host) : host, port);
 }
 
 function expandIPv6(ip: string): string {

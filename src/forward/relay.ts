@@ -4,7 +4,7 @@
  * on the other with its reason, so neither application ever takes a cut for a clean end.
  */
 import type { Duplex } from 'node:stream';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { reasonOfError, type ReasonCode } from '../mux/reason.js';
 
 /** How a relay ended: both ends carried, or reset (by either side, or by the server). */
 export type RelayEnd = 'closed' | 'reset';
@@ -51,11 +51,6 @@ function resetStream(stream: Resettable, reason: ReasonCode, cause?: Error): voi
   else stream.destroy();
 }
 
-function reasonOf(err: unknown): ReasonCode {
-  const reason = (err as { reason?: unknown } | undefined)?.reason;
-  return isReasonCode(reason) ? reason : 'error';
-}
-
 /**
  * Relays `a` and `b` both ways until both have closed, then calls `hooks.onDone` once. Installs
  * 'error' listeners on both. A stream that is already destroyed counts as reset at once.
@@ -96,7 +91,7 @@ export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {
       if (done) return;
       done = true;
       // Closed before both of its ends were carried: a reset, never a clean end on the other side.
-      if (!(from.readableEnded && from.writableFinished)) cut(translate(side, from.errored ? reasonOf(from.errored) : 'error'));
+      if (!(from.readableEnded && from.writableFinished)) cut(translate(side, from.errored ? reasonOfError(from.errored) : 'error'));
       onClosed();
     };
     from.on('data', (chunk: Buffer) => {
@@ -117,7 +112,7 @@ export function relayStreams(a: Resettable, b: Resettable, hooks: RelayHooks = {
     from.on('end', () => {
       if (!to.destroyed) to.end();
     });
-    from.on('error', (err: Error) => cut(translate(side, reasonOf(err)), err));
+    from.on('error', (err: Error) => cut(translate(side, reasonOfError(err)), err));
     from.on('close', finish);
     // A stream destroyed before the relay began may have emitted 'close' already.
     if (from.destroyed) setImmediate(finish);

@@ -12,7 +12,7 @@
 import type { Duplex } from 'node:stream';
 import type { Dialed } from './dial-target.js';
 import { pipeSocketStream, type PipeResult } from './pipe.js';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { reasonOfError, type ReasonCode } from '../mux/reason.js';
 
 export interface ServeOptions<S extends Duplex> {
   /**
@@ -41,12 +41,6 @@ export interface ServeOptions<S extends Duplex> {
   readonly onOpen: (stream: S, dialed: Dialed) => (result: PipeResult) => void;
 }
 
-/** The stream reason a failure carries, or 'error'. */
-function reasonOf(err: unknown): ReasonCode {
-  const reason = (err as { reason?: unknown } | undefined)?.reason;
-  return isReasonCode(reason) ? reason : 'error';
-}
-
 /** Dials, re-checks, accepts and pipes one stream (see the file header); never throws. */
 export function serveStream<S extends Duplex>(o: ServeOptions<S>): void {
   o.dialing.then(
@@ -66,7 +60,7 @@ export function serveStream<S extends Duplex>(o: ServeOptions<S>): void {
     },
     (err: Error) => {
       if (o.settled()) return;
-      o.refuse(reasonOf(err), o.dialFailure ? o.dialFailure(err) : err.message);
+      o.refuse(reasonOfError(err), o.dialFailure ? o.dialFailure(err) : err.message);
     },
   );
 }

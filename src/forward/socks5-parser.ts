@@ -5,7 +5,8 @@
  */
 import net from 'node:net';
 import { ForwardError } from '../errors.js';
-import { canonicalIPv6, formatTarget, parseLegacyIPv4 } from '../policy/address.js';
+import { formatHostPort } from '../lib/host-port.js';
+import { canonicalIPv6, parseLegacyIPv4 } from '../policy/address.js';
 
 export const SOCKS_VERSION = 5;
 export const AUTH_NONE = 0x00;
@@ -104,7 +105,7 @@ export class Socks5Parser {
     if (port === 0) throw protocolError('port 0');
     this.#buffer = b.subarray(offset + 2);
     this.#stage = 'done';
-    return { kind: 'request', command: b[1]!, target: formatTarget(host, port) };
+    return { kind: 'request', command: b[1]!, target: formatHostPort(host, port) };
   }
 }
 

@@ -4,7 +4,7 @@
  * stream is open or refused, so the application sees the real outcome.
  */
 import type net from 'node:net';
-import { isReasonCode, type ReasonCode } from '../mux/reason.js';
+import { toReasonCode, type ReasonCode } from '../mux/reason.js';
 import type { StreamOpener } from './local-forward.js';
 import { listenLocal, type ForwardLogger, type ListenerHandle, type LocalAccess, type LocalListen } from './local-listener.js';
 import { pipeSocketStream } from './pipe.js';
@@ -105,7 +105,7 @@ function connect(socket: net.Socket, target: string, early: Buffer, options: Soc
   stream.on('error', (err: Error & { reason?: unknown }) => {
     if (answered) return;
     answered = true;
-    const reason = isReasonCode(err.reason) ? err.reason : 'error';
+    const reason = toReasonCode(err.reason);
     options.logger?.debug({ target, reason }, 'SOCKS5 stream refused');
     socket.end(encodeReply(REPLY_FOR[reason]));
   });

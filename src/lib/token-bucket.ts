@@ -1,11 +1,9 @@
 /**
  * A token bucket driven by a monotonic clock read on demand: no timers, so nothing to clear.
+ * The one bucket of the code base: stream opens and no-data frames (mux), handshake admission
+ * (session), device opens and reverse-listener accepts (device).
  */
-
-/** Milliseconds from a monotonic clock; injectable for tests. */
-export type Clock = () => number;
-
-export const monotonicMs: Clock = () => performance.now();
+import { monotonicMs, type Clock } from './clock.js';
 
 /** `ratePerSecond` tokens refill continuously up to `burst`; `take()` spends them. */
 export class TokenBucket {
@@ -31,5 +29,10 @@ export class TokenBucket {
     if (this.#tokens < cost) return false;
     this.#tokens -= cost;
     return true;
+  }
+
+  /** Gives back `cost` tokens taken for work that turned out to be someone else's to pay for. */
+  refund(cost = 1): void {
+    this.#tokens = Math.min(this.#burst, this.#tokens + cost);
   }
 }

@@ -12,6 +12,7 @@
  *
  * Metrics still see every line (they count before the limiter decides).
  */
+import { monotonicMs, type Clock } from '../lib/clock.js';
 import { EVENTS } from './events.js';
 
 /** Length of one logging interval, milliseconds. */
@@ -89,11 +90,11 @@ export type SummaryWriter = (fields: Record<string, unknown>, message: string) =
 
 export class RefusalLimiter {
   readonly #write: SummaryWriter;
-  readonly #now: () => number;
+  readonly #now: Clock;
   readonly #buckets = new Map<string, Bucket>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(write: SummaryWriter, now: () => number = () => performance.now()) {
+  constructor(write: SummaryWriter, now: Clock = monotonicMs) {
     this.#write = write;
     this.#now = now;
   }

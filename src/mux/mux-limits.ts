@@ -5,6 +5,11 @@
 import { InputError } from '../errors.js';
 
 /** Receive window per stream per direction. */
+/**
+ * How long the client's open pacer lets an open wait for the server's open limits (client
+ * `open_queue_wait_ms`); the pacer paces opens to the mux SETTINGS of this layer.
+ */
+export const OPEN_QUEUE_WAIT_MS = 30_000;
 export const DEFAULT_STREAM_WINDOW_BYTES = 256 * 1024;
 /**
  * Ceiling of a stream's window when it grows: a stream whose reader keeps up (at most half the
@@ -22,6 +27,11 @@ export const MIN_STREAM_WINDOW_BYTES = 16 * 1024;
 export const MAX_STREAM_WINDOW_BYTES = 16 * 1024 * 1024;
 /** Concurrent streams per session, both directions together. */
 export const DEFAULT_MAX_STREAMS = 256;
+/** Most concurrent streams a session may be configured for. */
+export const MAX_STREAMS_CEILING = 65_536;
+/** Most remote opens per second, and in a burst, a session may be configured for. */
+export const MAX_OPEN_RATE_PER_SECOND = 100_000;
+export const MAX_OPEN_BURST = 100_000;
 /** Remote stream opens per second (token bucket refill). */
 export const DEFAULT_OPEN_RATE_PER_SECOND = 20;
 /** Remote stream opens in a burst (token bucket size). */
@@ -82,9 +92,9 @@ export function resolveMuxLimits(overrides: Partial<MuxLimits> = {}): MuxLimits 
   const limits: MuxLimits = { ...DEFAULT_MUX_LIMITS, ...overrides };
   checkInteger('streamWindowBytes', limits.streamWindowBytes, MIN_STREAM_WINDOW_BYTES, MAX_STREAM_WINDOW_BYTES);
   checkInteger('maxStreamWindowBytes', limits.maxStreamWindowBytes, MIN_STREAM_WINDOW_BYTES, MAX_STREAM_WINDOW_BYTES);
-  checkInteger('maxStreams', limits.maxStreams, 1, 65_536);
-  checkInteger('openRatePerSecond', limits.openRatePerSecond, 1, 100_000);
-  checkInteger('openBurst', limits.openBurst, 1, 100_000);
+  checkInteger('maxStreams', limits.maxStreams, 1, MAX_STREAMS_CEILING);
+  checkInteger('openRatePerSecond', limits.openRatePerSecond, 1, MAX_OPEN_RATE_PER_SECOND);
+  checkInteger('openBurst', limits.openBurst, 1, MAX_OPEN_BURST);
   checkInteger('maxPendingOpens', limits.maxPendingOpens, 1, limits.maxStreams);
   checkInteger('idleFramesPerSecond', limits.idleFramesPerSecond, 1, 1_000_000);
   checkInteger('idleFrameBurst', limits.idleFrameBurst, 1, 1_000_000);

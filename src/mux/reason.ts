@@ -67,6 +67,16 @@ export function isReasonCode(value: unknown): value is ReasonCode {
   return typeof value === 'string' && Object.hasOwn(REASON_WIRE, value);
 }
 
+/** `value` when it names a stream reason code, else `error` (a reason from outside the protocol). */
+export function toReasonCode(value: unknown): ReasonCode {
+  return isReasonCode(value) ? value : 'error';
+}
+
+/** The reason code an error carries in its `reason` field (MuxStreamError, dial errors), else `error`. */
+export function reasonOfError(err: unknown): ReasonCode {
+  return toReasonCode(typeof err === 'object' && err !== null ? (err as { reason?: unknown }).reason : undefined);
+}
+
 /**
  * A stream-level failure: refused open, reset by the peer, or the session going away. `reason`
  * tells a forwarder what to report (e.g. a SOCKS5 reply code) without parsing the message.

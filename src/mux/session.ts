@@ -26,7 +26,8 @@ import { DEFAULT_MUX_LIMITS, resolveMuxLimits, type MuxLimits } from './mux-limi
 import { MuxStreamError, type GoAwayCode } from './reason.js';
 import { PendingOpen, type PendingOpenHost, type StreamRequest } from './stream-request.js';
 import { MuxStream, type StreamHost } from './stream.js';
-import { TokenBucket, type Clock } from '../lib/token-bucket.js';
+import type { Clock } from '../lib/clock.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 
 /** The subset of a pino logger the mux uses. */
 export interface MuxLogger {

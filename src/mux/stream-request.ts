@@ -4,7 +4,7 @@
  * buffered (within OPEN_EARLY_CREDIT_BYTES) and a RESET from the opener cancels the request.
  */
 import { MuxError } from '../errors.js';
-import { MuxStreamError, isReasonCode, type ReasonCode } from './reason.js';
+import { MuxStreamError, toReasonCode, type ReasonCode } from './reason.js';
 import type { MuxStream } from './stream.js';
 
 /** What `onStreamRequest` receives. */
@@ -73,7 +73,7 @@ export class PendingOpen implements StreamRequest {
 
   reject(reason: ReasonCode, message = ''): void {
     if (this.settled) return;
-    const code: ReasonCode = isReasonCode(reason) ? reason : 'error';
+    const code = toReasonCode(reason);
     this.#settled = true;
     this.#host.rejected(this, code, String(message));
   }

@@ -22,6 +22,7 @@
  */
 import net from 'node:net';
 import { ForwardError } from '../errors.js';
+import { splitHostPort } from '../lib/host-port.js';
 import { canonicalIPv6, embeddedIPv4, normalizeHost, parseLegacyIPv4 } from './address.js';
 
 type PortRange = readonly [number, number];
@@ -205,18 +206,14 @@ function portIn(port: number, ranges: readonly PortRange[]): boolean {
 }
 
 function splitRule(rule: string): { hostPart: string; portPart: string } {
-  if (rule.startsWith('[')) {
-    const close = rule.indexOf(']');
-    if (close < 0 || rule[close + 1] !== ':') throw bad(rule, 'expected [IPv6 or IPv6/prefix]:PORTS');
-    const hostPart = rule.slice(1, close);
-    if (!net.isIPv6(hostPart.split('/')[0]!)) throw bad(rule, `${JSON.stringify(hostPart.slice(0, 100))} is not an IPv6 address`);
-    return { hostPart, portPart: rule.slice(close + 2) };
+  const split = splitHostPort(rule);
+  if (!split.ok) {
+    if (split.problem === 'unclosed-bracket') throw bad(rule, 'expected [IPv6 or IPv6/prefix]:PORTS');
+    if (split.problem === 'no-port') throw bad(rule, 'expected HOST:PORTS, e.g. 10.0.0.0/8:22 or db.corp.example:5432');
+    throw bad(rule, 'IPv6 addresses go in brackets: [fd00::/8]:22');
   }
-  const colon = rule.lastIndexOf(':');
-  if (colon <= 0) throw bad(rule, 'expected HOST:PORTS, e.g. 10.0.0.0/8:22 or db.corp.example:5432');
-  const hostPart = rule.slice(0, colon);
-  if (hostPart.includes(':')) throw bad(rule, 'IPv6 addresses go in brackets: [fd00::/8]:22');
-  return { hostPart, portPart: rule.slice(colon + 1) };
+  if (split.bracketed && !net.isIPv6(split.host.split('/')[0]!)) throw bad(rule, `${JSON.stringify(split.host.slice(0, 100))} is not an IPv6 address`);
+  return { hostPart: split.host, portPart: split.port };
 }
 
 /** Compiles rule texts; throws ForwardError 'ERR_POLICY_BAD_RULE' naming the first bad rule. */

@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import { ForwardError } from '../errors.js';
+import { splitHostPort } from '../lib/host-port.js';
 
 export interface Target {
   /** Lower-case host name without a trailing dot, or a canonical IP address. */
@@ -54,8 +55,8 @@ function ipv6Groups(address: string): number[] {
   let tail: number[] = [];
   const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted) {
-    const o = dotted[2]!.split('.').map(Number);
-    tail = [o[0]! * 256 + o[1]!, o[2]! * 256 + o[3]!];
+    const octets = dotted[2]!.split('.').map(Number);
+    tail = [octets[0]! * 256 + octets[1]!, octets[2]! * 256 + octets[3]!];
     text = dotted[1]!.endsWith('::') ? dotted[1]! : dotted[1]!.slice(0, -1);
   }
   const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));
@@ -142,27 +143,14 @@ export function parsePort(text: string, original: string): number {
 /** Parses `host:port` or `[v6]:port` into a normalised target. */
 export function parseTarget(text: string): Target {
   if (typeof text !== 'string' || text.length === 0 || text.length > 300) throw invalid(String(text), 'expected host:port');
-  let hostPart: string;
-  let portPart: string;
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']');
-    if (close < 0 || text[close + 1] !== ':') throw invalid(text, 'expected [IPv6]:port');
-    hostPart = text.slice(1, close);
-    portPart = text.slice(close + 2);
-    if (!net.isIPv6(hostPart)) throw invalid(text, 'not an IPv6 address in brackets');
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon <= 0) throw invalid(text, 'expected host:port');
-    hostPart = text.slice(0, colon);
-    portPart = text.slice(colon + 1);
-    if (hostPart.includes(':')) throw invalid(text, 'IPv6 addresses go in brackets: [addr]:port');
+  const split = splitHostPort(text);
+  if (!split.ok) {
+    throw invalid(text, split.problem === 'unclosed-bracket' ? 'expected [IPv6]:port' : split.problem === 'no-port' ? 'expected host:port' : 'IPv6 addresses go in brackets: [addr]:port');
   }
+  if (split.bracketed && !net.isIPv6(split.host)) throw invalid(text, 'not an IPv6 address in brackets');
+  const hostPart = split.host;
+  const portPart = split.port;
   const port = parsePort(portPart, text);
   const { host, family } = normalizeHost(hostPart, text);
   return { host, port, family };
-}
-
-/** `host:port` text of a normalised target (IPv6 in brackets). */
-export function formatTarget(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -9,6 +9,7 @@
  * than `maxAgeMs` at the time of a check, and on every reload. No timer runs.
  */
 import os from 'node:os';
+import { monotonicMs, type Clock } from '../lib/clock.js';
 import { canonicalAddress, isSpecialAddress } from './access-rules.js';
 
 /** A list older than this is read again at the next check. */
@@ -21,13 +22,13 @@ export interface OwnAddressOptions {
   readonly interfaces?: InterfaceReader;
   readonly maxAgeMs?: number;
   /** Monotonic milliseconds (tests). */
-  readonly now?: () => number;
+  readonly now?: Clock;
 }
 
 export class OwnAddresses {
   readonly #interfaces: InterfaceReader;
   readonly #maxAgeMs: number;
-  readonly #now: () => number;
+  readonly #now: Clock;
   #listen: readonly string[] = [];
   #list: readonly string[] = [];
   #readAt = -Infinity;
@@ -35,7 +36,7 @@ export class OwnAddresses {
   constructor(options: OwnAddressOptions = {}) {
     this.#interfaces = options.interfaces ?? os.networkInterfaces;
     this.#maxAgeMs = options.maxAgeMs ?? OWN_ADDRESSES_MAX_AGE_MS;
-    this.#now = options.now ?? ((): number => performance.now());
+    this.#now = options.now ?? monotonicMs;
   }
 
   /** The addresses the daemon listens on (as bound). */

@@ -19,6 +19,7 @@ import { OwnAddresses } from '../policy/own-addresses.js';
 import { dispatchStreamRequest, type Dispatch } from './dispatch.js';
 import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type PendingOpen } from './target-streams.js';
 import type { ServerPeer, ServerPeers } from '../policy/peer-table.js';
+import { formatHostPort } from '../lib/host-port.js';
 
 export interface ServerDaemonOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -137,7 +138,7 @@ export class ServerDaemon {
     this.#own.setListen([address.host]);
     this.#log.info(
       { event: EVENTS.listen, host: address.host, port: address.port, path: o.path, tls: o.tls !== undefined, fingerprint: fingerprint(o.staticKeyPair.publicKey) },
-      `listening on ${o.tls ? 'wss' : 'ws'}://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}${o.path}`,
+      `listening on ${o.tls ? 'wss' : 'ws'}://${formatHostPort(address.host, address.port)}${o.path}`,
     );
     return address;
   }

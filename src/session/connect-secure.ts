@@ -17,7 +17,7 @@ import { consumeResponse, createInitiation, type CompletedHandshake } from './ha
 import { CONNECT_TIMEOUT_MS, resolveSessionLimits, type SessionLimits } from './session-limits.js';
 import { RecordType } from './record.js';
 import type { StaticKeyPair } from './rekey.js';
-import { RecordSession, type SecureSession } from './secure-session.js';
+import { RecordLayer, type SecureSession } from './secure-session.js';
 import {
   HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
 } from './wire.js';
@@ -41,7 +41,7 @@ export interface ConnectSecureOptions {
 
 /** Connects, authenticates both ends and resolves with an established session. */
 export async function connectSecure(opts: ConnectSecureOptions): Promise<SecureSession> {
-  return connectSecureWith(opts, WIRE);
+  return connectSecureWithWireProtocol(opts, WIRE);
 }
 
 function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
@@ -58,7 +58,7 @@ function checkOptions(opts: ConnectSecureOptions): void {
 }
 
 /** @internal connectSecure for a given wire protocol (tests build other versions). */
-export async function connectSecureWith(opts: ConnectSecureOptions, wire: WireProtocol): Promise<SecureSession> {
+export async function connectSecureWithWireProtocol(opts: ConnectSecureOptions, wire: WireProtocol): Promise<SecureSession> {
   checkOptions(opts);
   const limits = resolveSessionLimits(opts.limits);
   const deadline = performance.now() + (opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
@@ -154,7 +154,7 @@ async function connectOnce(
     channel.close({ code: 'protocol-error' });
     throw new SessionError('ERR_SESSION_BAD_MESSAGE', 'server opened the WebSocket without a handshake reply');
   }
-  const session = new RecordSession({
+  const session = new RecordLayer({
     initiator: true,
     transport: channel,
     keys: completed.keys,

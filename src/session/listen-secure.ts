@@ -14,11 +14,12 @@ import { listenTransport, type TransportConnection, type TransportListenOptions,
 import { decodeBase64Url, encodeBase64Url } from './base64url.js';
 import { consumeInitiation, createResponse } from './handshake.js';
 import { resolveSessionLimits, type SessionLimits } from './session-limits.js';
-import { AddressRateLimiter, TokenBucket } from './rate-limit.js';
+import { TokenBucket } from '../lib/token-bucket.js';
+import { AddressRateLimiter } from './rate-limit.js';
 import type { StaticKeyPair } from './rekey.js';
 import { RefusalLog, type RefusalReason } from './refusal-log.js';
 import { ReplayGuard } from './replay-guard.js';
-import { RecordSession, type SecureSession } from './secure-session.js';
+import { RecordLayer, type SecureSession } from './secure-session.js';
 import { UnauthenticatedConnections, type PendingConnection } from './unauthenticated.js';
 import {
   HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
@@ -73,18 +74,18 @@ const MAX_REMEMBERED_KEYS = 4_096;
 
 /** Starts a secure server. */
 export async function listenSecure(opts: ListenSecureOptions): Promise<SecureServer> {
-  return listenSecureWith(opts, WIRE);
+  return listenSecureWithWireProtocol(opts, WIRE);
 }
 
 /** @internal listenSecure for a given wire protocol (tests build other versions). */
-export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProtocol): Promise<SecureServer> {
+export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wire: WireProtocol): Promise<SecureServer> {
   const limits = resolveSessionLimits(opts.limits);
   const log = opts.logger;
   const refusals = new RefusalLog(log);
   const replay = new ReplayGuard();
   const perAddress = new AddressRateLimiter(limits.handshakesPerSecondPerAddress, limits.handshakeBurstPerAddress);
   const perKey = new AddressRateLimiter(limits.handshakesPerSecondPerKey, limits.handshakeBurstPerKey);
-  const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal, performance.now());
+  const global = new TokenBucket(limits.handshakesPerSecondGlobal, limits.handshakeBurstGlobal);
   const sessions = new Set<SecureSession>();
   const knownKeys = new Set<string>();
   /** Key-confirmed sessions per key fingerprint (the per-key cap). */
@@ -131,7 +132,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       return { kind: 'refuse', status: 429 };
     }
     const source = pending.addressKey!;
-    if (!global.take(performance.now()) || !perAddress.take(source)) {
+    if (!global.take() || !perAddress.take(source)) {
       refuse(pending, remote, 'rate-limited');
       return { kind: 'refuse', status: 429 };
     }
@@ -179,7 +180,7 @@ export async function listenSecureWith(opts: ListenSecureOptions, wire: WireProt
       kind: 'accept',
       responseHeaders: { [HANDSHAKE_HEADER]: encodeBase64Url(response.message) },
       onOpen: (channel) => {
-        const session = new RecordSession({
+        const session = new RecordLayer({
           initiator: false,
           transport: channel,
           keys: response.keys,

@@ -1,43 +1,16 @@
 /**
- * Token buckets for handshake admission: one global, one per source address in a bounded map,
- * and (the same map type, keyed by fingerprint) one per client key once message 1 decrypted.
+ * Handshake admission by source: one token bucket (src/lib/token-bucket.ts) per source address in
+ * a bounded map, and (the same map type, keyed by fingerprint) one per client key once message 1
+ * decrypted; the global bucket is a plain TokenBucket in listen-secure.ts.
  * When the map is full the least recently refilled entry is evicted; an evicted address merely
  * starts again with a full burst, so eviction never blocks anyone.
  */
 import { isIPv4 } from 'node:net';
+import { monotonicMs, type Clock } from '../lib/clock.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 
 /** Most source addresses tracked at once. */
 export const MAX_RATE_LIMIT_ENTRIES = 16_384;
-
-type Clock = () => number;
-
-export class TokenBucket {
-  readonly #ratePerMs: number;
-  readonly #burst: number;
-  #tokens: number;
-  #at: number;
-
-  constructor(perSecond: number, burst: number, now: number) {
-    this.#ratePerMs = perSecond / 1000;
-    this.#burst = burst;
-    this.#tokens = burst;
-    this.#at = now;
-  }
-
-  /** Takes one token if available. */
-  take(now: number): boolean {
-    this.#tokens = Math.min(this.#burst, this.#tokens + (now - this.#at) * this.#ratePerMs);
-    this.#at = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-
-  /** Gives back a token taken for work that turned out to be someone else's to pay for. */
-  refund(): void {
-    this.#tokens = Math.min(this.#burst, this.#tokens + 1);
-  }
-}
 
 export class AddressRateLimiter {
   readonly #perSecond: number;
@@ -46,7 +19,7 @@ export class AddressRateLimiter {
   readonly #now: Clock;
   readonly #buckets = new Map<string, TokenBucket>();
 
-  constructor(perSecond: number, burst: number, maxEntries = MAX_RATE_LIMIT_ENTRIES, now: Clock = () => performance.now()) {
+  constructor(perSecond: number, burst: number, maxEntries = MAX_RATE_LIMIT_ENTRIES, now: Clock = monotonicMs) {
     this.#perSecond = perSecond;
     this.#burst = burst;
     this.#maxEntries = maxEntries;
@@ -55,19 +28,18 @@ export class AddressRateLimiter {
 
   /** Takes one token for `addressKey`. */
   take(addressKey: string): boolean {
-    const now = this.#now();
     let bucket = this.#buckets.get(addressKey);
     if (bucket === undefined) {
       if (this.#buckets.size >= this.#maxEntries) {
         const oldest = this.#buckets.keys().next().value;
         if (oldest !== undefined) this.#buckets.delete(oldest);
       }
-      bucket = new TokenBucket(this.#perSecond, this.#burst, now);
+      bucket = new TokenBucket(this.#perSecond, this.#burst, this.#now);
     } else {
       this.#buckets.delete(addressKey); // re-insert: Map order is recency order
     }
     this.#buckets.set(addressKey, bucket);
-    return bucket.take(now);
+    return bucket.take();
   }
 
   /** Gives back the token last taken for `addressKey` (when it is still tracked). */

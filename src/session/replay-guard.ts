@@ -5,6 +5,7 @@
  * map is bounded besides: forgetting a key re-admits an old message 1 at worst, which still
  * cannot pass key confirmation.
  */
+import { monotonicMs, type Clock } from '../lib/clock.js';
 import { compareTai64n } from './tai64n.js';
 
 export const MIN_INITIATION_INTERVAL_MS = 20;
@@ -12,13 +13,11 @@ export const MAX_REPLAY_ENTRIES = 65_536;
 
 export type ReplayVerdict = 'ok' | 'replay' | 'too-soon';
 
-type Clock = () => number;
-
 export class ReplayGuard {
   readonly #entries = new Map<string, { timestamp: Uint8Array; at: number }>();
   readonly #now: Clock;
 
-  constructor(now: Clock = () => performance.now()) {
+  constructor(now: Clock = monotonicMs) {
     this.#now = now;
   }
 

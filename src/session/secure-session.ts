@@ -57,9 +57,9 @@ export interface SecureSessionOptions {
   /** The psk for the next rekey (initiator: its own; responder: the peer's current one, or undefined when revoked). */
   rekeyPsk(): Uint8Array | undefined;
   /** Responder: the first valid record confirmed the client's keys. */
-  onConfirmed?(session: RecordSession): void;
+  onConfirmed?(session: RecordLayer): void;
   /** Called once after the session closed (before the onClose handler runs). */
-  onClosed?(session: RecordSession, reason: CloseReason, wasConfirmed: boolean): void;
+  onClosed?(session: RecordLayer, reason: CloseReason, wasConfirmed: boolean): void;
 }
 
 /** Maps a failure while opening or handling a record to the close it causes. */
@@ -71,7 +71,8 @@ function closeReasonFor(err: unknown): CloseReason {
   return { code: 'protocol-error', message: 'record handling failed' };
 }
 
-export class RecordSession implements SecureSession {
+/** The SecureSession the handshake drivers hand out: the record layer sealing and opening records on one transport channel. */
+export class RecordLayer implements SecureSession {
   readonly peerName: string;
   readonly peerPublicKey: Uint8Array;
   readonly remoteAddress: string;

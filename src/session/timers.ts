@@ -4,6 +4,7 @@
  * timestamp when it fires and re-arms for the remainder, so no timer is touched per record.
  * Every timer is unref'd and `stop()` clears them all.
  */
+import { monotonicMs, type Clock } from '../lib/clock.js';
 import type { SessionLimits } from './session-limits.js';
 
 export interface SessionTimerEvents {
@@ -16,8 +17,6 @@ export interface SessionTimerEvents {
   /** The oldest key in use reached rejectAfterMs. */
   keysExpired(): void;
 }
-
-type Clock = () => number;
 
 /** Slack before the responder asks for a rekey, so the initiator's own timer normally wins. */
 function responderRekeySlackMs(rekeyAfterMs: number): number {
@@ -37,7 +36,7 @@ export class SessionTimers {
   #reject: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(limits: SessionLimits, initiator: boolean, events: SessionTimerEvents, now: Clock = () => performance.now()) {
+  constructor(limits: SessionLimits, initiator: boolean, events: SessionTimerEvents, now: Clock = monotonicMs) {
     this.#limits = limits;
     this.#events = events;
     this.#now = now;

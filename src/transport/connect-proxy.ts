@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import { SessionError } from '../errors.js';
+import { formatHostPort } from '../lib/host-port.js';
 
 /** Opens `host:port` through the proxy at `proxyUrl` (http://[user:pass@]host:port). */
 export function connectViaProxy(
@@ -22,7 +23,7 @@ export function connectViaProxy(
   if (proxy.protocol !== 'http:') {
     return Promise.reject(new SessionError('ERR_TRANSPORT', `proxy: unsupported scheme ${proxy.protocol}`));
   }
-  const authority = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+  const authority = formatHostPort(host, port);
   const headers: Record<string, string> = { Host: authority };
   if (proxy.username !== '') {
     const user = decodeURIComponent(proxy.username);

@@ -17,6 +17,7 @@ import { parseProxyV2 } from './proxy-protocol.js';
 import { unmapIPv4, type TrustedProxies } from './trusted-proxies.js';
 import { WebSocketChannel } from './websocket-channel.js';
 import { commonWsOptions } from './ws-options.js';
+import { formatHostPort } from '../lib/host-port.js';
 
 /** SECURITY.md defaults for the HTTP server (pitfall #7: check headers every second). */
 export const HTTP_HEADERS_TIMEOUT_MS = 5_000;
@@ -99,7 +100,7 @@ export interface TransportServer {
 }
 
 function formatAddress(ip: string, port: number | undefined): string {
-  return ip.includes(':') ? `[${ip}]:${port ?? 0}` : `${ip}:${port ?? 0}`;
+  return formatHostPort(ip, port ?? 0);
 }
 
 /** A connection's fields; listen.ts alone rewrites them (a trusted proxy's client address). */

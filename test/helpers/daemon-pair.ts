@@ -21,7 +21,7 @@ import type { ConnectSecureOptions } from '../../src/session/connect-secure.js';
 import { consumeInitiation, consumeResponse, createInitiation, createResponse } from '../../src/session/handshake.js';
 import type { ListenSecureOptions, SecureServer } from '../../src/session/listen-secure.js';
 import { RecordType } from '../../src/session/record.js';
-import { RecordSession, type SecureSession } from '../../src/session/secure-session.js';
+import { RecordLayer, type SecureSession } from '../../src/session/secure-session.js';
 import { resolveSessionLimits } from '../../src/session/session-limits.js';
 import { WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { waitUntil } from './wait.js';
@@ -82,7 +82,7 @@ export class MemoryNetwork {
     }
     const [clientEnd, serverEnd] = createChannelPair();
     const peerLog = listener.logger.child({ peer: peer.name });
-    const server = new RecordSession({
+    const server = new RecordLayer({
       initiator: false,
       transport: serverEnd,
       keys: response.keys,
@@ -111,7 +111,7 @@ export class MemoryNetwork {
       },
     });
     void server;
-    const client = new RecordSession({
+    const client = new RecordLayer({
       initiator: true,
       transport: clientEnd,
       keys: done.keys,

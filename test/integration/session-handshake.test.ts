@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectSecureWith } from '../../src/session/connect-secure.js';
-import { listenSecureWith } from '../../src/session/listen-secure.js';
+import { connectSecureWithWireProtocol } from '../../src/session/connect-secure.js';
+import { listenSecureWithWireProtocol } from '../../src/session/listen-secure.js';
 import { wireProtocol, WIRE, ZERO_PSK } from '../../src/session/wire.js';
 import { createInitiation } from '../../src/session/handshake.js';
 import { fingerprint } from '../../src/crypto/keys.js';
@@ -169,7 +169,7 @@ describe('secure session handshake', () => {
     const { session } = await connectPeer(srv, alice);
     const { logger } = captureLogger();
     const err = await expectCode(
-      connectSecureWith({ url: srv.url, staticKeyPair: alice.keys, serverPublicKeys: [srv.keys.publicKey], logger }, wireProtocol(2)),
+      connectSecureWithWireProtocol({ url: srv.url, staticKeyPair: alice.keys, serverPublicKeys: [srv.keys.publicKey], logger }, wireProtocol(2)),
       'ERR_SESSION_PROTOCOL_VERSION',
     );
     expect(err.message).toContain('twoway.v1');
@@ -185,7 +185,7 @@ describe('secure session handshake', () => {
     const { logger } = captureLogger();
     const changed = { ...WIRE, prologue: new TextEncoder().encode('twoway handshake v1 tampered') };
     await expectCode(
-      connectSecureWith({ url: srv.url, staticKeyPair: alice.keys, serverPublicKeys: [srv.keys.publicKey], logger }, changed),
+      connectSecureWithWireProtocol({ url: srv.url, staticKeyPair: alice.keys, serverPublicKeys: [srv.keys.publicKey], logger }, changed),
       'ERR_SESSION_AUTH',
     );
     await waitUntil(() => refusals(srv.lines).some((l) => l['reason'] === 'bad-message'));
@@ -193,7 +193,7 @@ describe('secure session handshake', () => {
 
   it('a server of another version refuses a current client', async () => {
     const alice = makePeer('alice');
-    const srv = await server([alice], {}, (o) => listenSecureWith(o, wireProtocol(7)));
+    const srv = await server([alice], {}, (o) => listenSecureWithWireProtocol(o, wireProtocol(7)));
     const err = await expectCode(connectPeer(srv, alice), 'ERR_SESSION_PROTOCOL_VERSION');
     expect(err.message).toContain('twoway.v7');
   });
@@ -233,7 +233,7 @@ describe('secure session handshake', () => {
   it('rejects bad inputs with typed errors', async () => {
     const { logger } = captureLogger();
     const alice = makePeer('alice');
-    const err = await connectSecureWith({ url: 'ws://127.0.0.1:1/x', staticKeyPair: alice.keys, serverPublicKeys: [], logger }, WIRE).catch((e: unknown) => e);
+    const err = await connectSecureWithWireProtocol({ url: 'ws://127.0.0.1:1/x', staticKeyPair: alice.keys, serverPublicKeys: [], logger }, WIRE).catch((e: unknown) => e);
     expect(hasCode(err, 'ERR_INVALID_ARG')).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_DEVICE_RULES_PER_PEER, formatPeers, isDeviceRule, loadPeers, parseReverseEntry, savePeers, type PeerConfig } from '../../../src/config/peers.js';
+import { MAX_DEVICE_RULES_PER_PEER, formatPeers, isDeviceRule, loadPeers, parseReverseEntry, savePeers, type PeerEntry } from '../../../src/config/peers.js';
 import { randomKey, thrown, useTempDir, write } from '../../helpers/config-fixture.js';
 
 const A = randomKey();
@@ -19,6 +19,38 @@ describe('loadPeers', () => {
       { name: 'dev-1', publicKey: B, allow: ['10.0.0.0/8:22'], kind: 'device', devices: [], reverse: [] },
     ]);
     expect(Object.isFrozen(p.peers[0]?.allow)).toBe(true);
+  });
+
+  it('compiles each peer\'s allow rules once, at load, without showing them as a field', () => {
+    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('bob', B, '').replace('["10.0.0.0/8:22"]', '["db.corp.example:5432", "[fd00::/8]:22"]')));
+    const [alice, bob] = p.peers;
+    expect(alice!.rules.texts).toEqual(['10.0.0.0/8:22']);
+    expect(alice!.rules.allowsResolved('10.1.2.3', '10.1.2.3', 22)).toBe(true);
+    expect(alice!.rules.allowsResolved('10.1.2.3', '10.1.2.3', 23)).toBe(false);
+    expect(bob!.rules.namePermitted('db.corp.example', 5432)).toBe(true);
+    expect(bob!.rules.allowsResolved('fd00::1', 'fd00::1', 22)).toBe(true);
+    expect(Object.keys(alice!)).not.toContain('rules');
+    expect(JSON.stringify(alice)).not.toContain('rules');
+  });
+
+  it('compiles devices and parses reverse entries once, at load, without showing them as fields', () => {
+    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, 'devices = ["build1:ssh", "*:web"]') + peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]')));
+    const [alice, build1] = p.peers;
+    expect([alice!.deviceRules.allows('build1', 'ssh'), alice!.deviceRules.allows('other', 'web'), alice!.deviceRules.allows('build1', 'db')]).toEqual([true, true, false]);
+    expect(build1!.reverseListeners).toEqual([
+      { service: 'ssh', host: '127.0.0.1', port: 2222 },
+      { service: 'web', host: '::1', port: 8080 },
+    ]);
+    expect(Object.isFrozen(build1!.reverseListeners[0])).toBe(true);
+    expect(Object.keys(build1!)).not.toContain('reverseListeners');
+    expect(JSON.stringify(alice)).not.toContain('deviceRules');
+  });
+
+  it('refuses a bad rule naming the file, the peer and the rule', () => {
+    const file = write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('carol', B, '').replace('["10.0.0.0/8:22"]', '["10.0.0.1:22", "10.0.0.0/33:22"]'));
+    const err = thrown(() => loadPeers(file));
+    expect(err).toMatchObject({ code: 'ERR_CONFIG' });
+    expect(err.message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\[peer\\.2\\] \\(carol\\): allow: rule "10\\.0\\.0\\.0/33:22": `));
   });
 
   it('accepts an empty file (no peers)', () => {
@@ -50,7 +82,7 @@ describe('loadPeers', () => {
 
 describe('savePeers', () => {
   const tempDir = useTempDir();
-  const peers = (dir: string): PeerConfig[] => [
+  const peers = (dir: string): PeerEntry[] => [
     { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/alice.psk'), allow: ['10.0.0.0/8:22', '[fd00::/8]:*'], kind: 'user', devices: ['build1:ssh', '*:*'], reverse: [] },
     { name: 'dev', publicKey: B, pskFile: '/elsewhere/dev.psk', allow: [], kind: 'device', devices: [], reverse: ['ssh=127.0.0.1:2222', 'web=[::1]:8080'] },
   ];
@@ -159,7 +191,7 @@ describe('peers devices and reverse entries', () => {
   it('formatPeers writes devices and reverse only when set, and the text loads back the same', () => {
     const dir = tempDir();
     const file = path.join(dir, 'peers.toml');
-    const list: PeerConfig[] = [
+    const list: PeerEntry[] = [
       { name: 'alice', publicKey: A, allow: [], kind: 'user', devices: ['build1:*', '*:ssh'], reverse: [] },
       { name: 'build1', publicKey: B, allow: [], kind: 'device', devices: [], reverse: ['ssh=127.0.0.1:2222', 'web=[::1]:8080'] },
       { name: 'carol', publicKey: randomKey(), allow: ['10.0.0.0/8:22'], kind: 'user', devices: [], reverse: [] },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
-import { canonicalIPv6, embeddedIPv4, formatTarget, normalizeHost, parseLegacyIPv4, parseTarget } from '../../../src/policy/address.js';
+import { canonicalIPv6, embeddedIPv4, normalizeHost, parseLegacyIPv4, parseTarget } from '../../../src/policy/address.js';
 
 describe('parseTarget: every spelling normalised', () => {
   const table: Array<[string, string, number, 0 | 4 | 6]> = [
@@ -88,10 +88,5 @@ describe('address helpers', () => {
     expect(() => normalizeHost(' a.example')).toThrow(/not a valid host name/);
     expect(() => normalizeHost('[a.example]')).toThrow(/brackets/);
     expect(normalizeHost('[::1]')).toEqual({ host: '::1', family: 6 });
-  });
-
-  it('formatTarget puts IPv6 in brackets', () => {
-    expect(formatTarget('::1', 22)).toBe('[::1]:22');
-    expect(formatTarget('a.example', 22)).toBe('a.example:22');
   });
 });

@@ -10,7 +10,7 @@ import { consumeInitiation, consumeResponse, createInitiation, createResponse } 
 import { decodeInitiationPayload, decodeResponsePayload } from '../../../src/session/handshake-payload.js';
 import { resolveSessionLimits } from '../../../src/session/session-limits.js';
 import { decodeCloseBody, parseRecordHeader, parseRecordType } from '../../../src/session/record.js';
-import { RecordSession } from '../../../src/session/secure-session.js';
+import { RecordLayer } from '../../../src/session/secure-session.js';
 import { WIRE, ZERO_PSK } from '../../../src/session/wire.js';
 import { captureLogger, connectPeer, expectAlive, makePeer, startServer } from '../../helpers/capture-logger.js';
 import { waitUntil } from '../../helpers/wait.js';
@@ -64,7 +64,7 @@ describe('parser fuzz', () => {
       const [attacker, serverEnd] = createChannelPair();
       const { logger } = captureLogger();
       let closed: CloseReason | undefined;
-      const session = new RecordSession({
+      const session = new RecordLayer({
         initiator: false, transport: serverEnd, keys: response.keys, handshakeHash: response.handshakeHash, wire: WIRE,
         localStatic: serverKeys, remoteStatic: clientKeys.publicKey, peerName: 'p', remoteAddress: 'mem', limits, logger,
         rekeyPsk: () => ZERO_PSK,

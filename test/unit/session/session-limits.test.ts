@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_SESSION_LIMITS, resolveSessionLimits } from '../../../src/session/session-limits.js';
-import { AddressRateLimiter, TokenBucket, addressKey } from '../../../src/session/rate-limit.js';
+import { AddressRateLimiter, addressKey } from '../../../src/session/rate-limit.js';
 import { ReplayGuard } from '../../../src/session/replay-guard.js';
 import { SessionTimers } from '../../../src/session/timers.js';
 import { tai64nNow } from '../../../src/session/tai64n.js';
@@ -30,12 +30,6 @@ describe('session limits', () => {
 });
 
 describe('rate limits', () => {
-  it('a token bucket allows its burst then its rate', () => {
-    const b = new TokenBucket(10, 3, 0);
-    expect([b.take(0), b.take(0), b.take(0), b.take(0)]).toEqual([true, true, true, false]);
-    expect(b.take(50)).toBe(false);
-    expect(b.take(100)).toBe(true);
-  });
   it('per-address buckets are independent and the map stays bounded', () => {
     let now = 0;
     const r = new AddressRateLimiter(1, 1, 100, () => now);
@@ -46,6 +40,15 @@ describe('rate limits', () => {
     expect(r.size).toBe(100);
     now = 1000;
     expect(r.take('a')).toBe(true);
+  });
+  it('a refund gives the address its token back', () => {
+    const now = 0;
+    const r = new AddressRateLimiter(1, 1, 100, () => now);
+    expect(r.take('a')).toBe(true);
+    expect(r.take('a')).toBe(false);
+    r.refund('a');
+    expect(r.take('a')).toBe(true);
+    expect(r.take('a')).toBe(false);
   });
   it('groups IPv6 by /64 and unwraps IPv4-mapped addresses', () => {
     expect(addressKey('::ffff:10.0.0.1')).toBe('10.0.0.1');

@@ -1,11 +1,13 @@
+/**
+ * What a server config names, read into what the server daemon takes: its key pair, the
+ * allowlist (peers file, psk files, rules already compiled by the peers loader) and TLS files.
+ */
 import fs from 'node:fs';
-import { loadPeers, parseReverseEntry } from '../config/peers.js';
-import { DeviceRules } from '../policy/device-rules.js';
-import { checkSecretFile, readPrivateKeyFile, readPskFile } from '../config/key-file.js';
-import type { ServerConfig } from '../config/server-config.js';
+import { loadPeers } from './peers.js';
+import { checkSecretFile, readPrivateKeyFile, readPskFile } from './key-file.js';
+import type { ServerConfig } from './server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
-import { compileRules } from '../policy/access-rules.js';
 import { ServerPeers, type ServerPeer } from '../policy/peer-table.js';
 
 /** Reads the server's private key file into a key pair. */
@@ -15,8 +17,8 @@ export function loadKeyPair(privateKeyFile: string): KeyPair {
 }
 
 /**
- * Reads the peers file, every psk file it names, and compiles every access rule, so that a
- * broken file is refused as a whole (the old allowlist stays in force on reload).
+ * Reads the peers file (whose loader compiles every rule) and every psk file it names, so
+ * that a broken file is refused as a whole (the old allowlist stays in force on reload).
  */
 export function loadServerPeers(config: ServerConfig): ServerPeers {
   const file = loadPeers(config.peersFile);
@@ -25,20 +27,14 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
     if (config.requirePsk && peer.pskFile === undefined) {
       throw new ConfigError('ERR_CONFIG', `${where}: require_psk is set but the peer has no psk_file`);
     }
-    let rules;
-    try {
-      rules = compileRules(peer.allow);
-    } catch (err) {
-      throw new ConfigError('ERR_CONFIG', `${where}: allow: ${(err as Error).message}`, { cause: err });
-    }
     return {
       name: peer.name,
       publicKey: decodeKey(peer.publicKey, `${where}: public_key`),
       ...(peer.pskFile !== undefined ? { psk: readPskFile(peer.pskFile) } : {}),
       kind: peer.kind,
-      rules,
-      devices: new DeviceRules(peer.devices),
-      reverse: peer.reverse.map((r) => parseReverseEntry(r)!),
+      rules: peer.rules,
+      devices: peer.deviceRules,
+      reverse: peer.reverseListeners,
     };
   });
   return new ServerPeers(peers);
