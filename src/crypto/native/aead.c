@@ -25,9 +25,17 @@
 /* A Noise message is at most 65535 bytes: far below INT_MAX, the limit of EVP's int lengths. */
 #define MAX_INPUT_BYTES 65535
 
+/*
+ * One key. Each direction's context is set up on its first use: a handshake key seals or opens
+ * once or twice, and in one direction only. The raw key is kept until both exist.
+ */
 typedef struct {
+  const EVP_CIPHER *cipher;
   EVP_CIPHER_CTX *enc;
   EVP_CIPHER_CTX *dec;
+  int live;
+  int key_held;
+  uint8_t key[KEY_BYTES];
 } Aead;
 
 static void aead_release(Aead *a) {
@@ -36,6 +44,28 @@ static void aead_release(Aead *a) {
   if (a->dec != NULL) EVP_CIPHER_CTX_free(a->dec);
   a->enc = NULL;
   a->dec = NULL;
+  a->live = 0;
+  a->key_held = 0;
+  OPENSSL_cleanse(a->key, KEY_BYTES);
+}
+
+/* The context of one direction (encrypt != 0: sealing), set up from the key on first use. */
+static EVP_CIPHER_CTX *aead_context(Aead *a, int encrypt) {
+  EVP_CIPHER_CTX **slot = encrypt ? &a->enc : &a->dec;
+  if (*slot != NULL) return *slot;
+  if (!a->key_held) return NULL;
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  /* The 96-bit nonce is both ciphers' default IV length; the IV itself comes with each record. */
+  if (ctx == NULL || EVP_CipherInit_ex(ctx, a->cipher, NULL, a->key, NULL, encrypt) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return NULL;
+  }
+  *slot = ctx;
+  if (a->enc != NULL && a->dec != NULL) {
+    OPENSSL_cleanse(a->key, KEY_BYTES);
+    a->key_held = 0;
+  }
+  return ctx;
 }
 
 static void aead_finalize(napi_env env, void *data, void *hint) {
@@ -70,7 +100,7 @@ static int get_bytes(napi_env env, napi_value value, uint8_t **data, size_t *len
 static Aead *get_aead(napi_env env, napi_value value) {
   void *data = NULL;
   if (napi_get_value_external(env, value, &data) != napi_ok || data == NULL) return NULL;
-  return ((Aead *)data)->enc == NULL ? NULL : (Aead *)data;
+  return ((Aead *)data)->live ? (Aead *)data : NULL;
 }
 
 /* create(algorithm: 0 = chacha20-poly1305, 1 = aes-256-gcm, key: Uint8Array(32)) -> handle */
@@ -84,18 +114,13 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (napi_get_value_uint32(env, argv[0], &algorithm) != napi_ok || algorithm > 1) return bad_argument(env, "create: algorithm must be 0 or 1");
   if (!get_bytes(env, argv[1], &key, &key_length) || key_length != KEY_BYTES) return bad_argument(env, "create: key must be 32 bytes");
   const EVP_CIPHER *cipher = algorithm == 0 ? EVP_chacha20_poly1305() : EVP_aes_256_gcm();
+  if (cipher == NULL) return fail(env, "cipher not available");
   Aead *a = calloc(1, sizeof(Aead));
   if (a == NULL) return fail(env, "out of memory");
-  a->enc = EVP_CIPHER_CTX_new();
-  a->dec = EVP_CIPHER_CTX_new();
-  /* The 96-bit nonce is both ciphers' default IV length; the IV itself comes with each record. */
-  if (a->enc == NULL || a->dec == NULL || cipher == NULL
-      || EVP_EncryptInit_ex(a->enc, cipher, NULL, key, NULL) != 1
-      || EVP_DecryptInit_ex(a->dec, cipher, NULL, key, NULL) != 1) {
-    aead_release(a);
-    free(a);
-    return fail(env, "cipher set-up failed");
-  }
+  a->cipher = cipher;
+  memcpy(a->key, key, KEY_BYTES);
+  a->key_held = 1;
+  a->live = 1;
   napi_value handle;
   if (napi_create_external(env, a, aead_finalize, NULL, &handle) != napi_ok) {
     aead_release(a);
@@ -125,8 +150,10 @@ static napi_value seal(napi_env env, napi_callback_info info) {
   if (!get_bytes(env, argv[3], &out, &out_length)) return bad_argument(env, "seal: out must be a Uint8Array");
   if (napi_get_value_uint32(env, argv[4], &offset) != napi_ok || offset > out_length) return bad_argument(env, "seal: bad offset");
   if (napi_is_array(env, argv[5], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[5], &count) != napi_ok) return bad_argument(env, "seal: parts must be an array");
-  if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1) return fail(env, "seal failed");
-  if (ad_length > 0 && EVP_EncryptUpdate(a->enc, NULL, &n, ad, (int)ad_length) != 1) return fail(env, "seal failed");
+  EVP_CIPHER_CTX *ctx = aead_context(a, 1);
+  if (ctx == NULL) return fail(env, "cipher set-up failed");
+  if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, nonce) != 1) return fail(env, "seal failed");
+  if (ad_length > 0 && EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)ad_length) != 1) return fail(env, "seal failed");
   size_t position = offset;
   for (uint32_t i = 0; i < count; i++) {
     napi_value part;
@@ -135,12 +162,12 @@ static napi_value seal(napi_env env, napi_callback_info info) {
     if (napi_get_element(env, argv[5], i, &part) != napi_ok || !get_bytes(env, part, &data, &length)) return bad_argument(env, "seal: every part must be a Uint8Array");
     if (length == 0) continue;
     if (length > MAX_INPUT_BYTES || out_length - position < length + TAG_BYTES) return bad_argument(env, "seal: out is too small");
-    if (EVP_EncryptUpdate(a->enc, out + position, &n, data, (int)length) != 1 || (size_t)n != length) return fail(env, "seal failed");
+    if (EVP_EncryptUpdate(ctx, out + position, &n, data, (int)length) != 1 || (size_t)n != length) return fail(env, "seal failed");
     position += length;
   }
   if (out_length - position < TAG_BYTES) return bad_argument(env, "seal: out is too small");
-  if (EVP_EncryptFinal_ex(a->enc, out + position, &n) != 1 || n != 0) return fail(env, "seal failed");
-  if (EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, out + position) != 1) return fail(env, "seal failed");
+  if (EVP_EncryptFinal_ex(ctx, out + position, &n) != 1 || n != 0) return fail(env, "seal failed");
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_BYTES, out + position) != 1) return fail(env, "seal failed");
   position += TAG_BYTES;
   napi_value result;
   if (napi_create_uint32(env, (uint32_t)position, &result) != napi_ok) return fail(env, "seal failed");
@@ -169,12 +196,14 @@ static napi_value open_record(napi_env env, napi_callback_info info) {
   size_t length = input_length - TAG_BYTES;
   /* The tag is read before any plaintext is written: out may overlap input. */
   memcpy(tag, input + length, TAG_BYTES);
-  if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) == 1
-      && (ad_length == 0 || EVP_DecryptUpdate(a->dec, NULL, &n, ad, (int)ad_length) == 1)
-      && EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) == 1
-      && (length == 0 || (EVP_DecryptUpdate(a->dec, out, &n, input, (int)length) == 1 && (size_t)n == length))) {
+  EVP_CIPHER_CTX *ctx = aead_context(a, 0);
+  if (ctx == NULL) return fail(env, "cipher set-up failed");
+  if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1
+      && (ad_length == 0 || EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)ad_length) == 1)
+      && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_BYTES, tag) == 1
+      && (length == 0 || (EVP_DecryptUpdate(ctx, out, &n, input, (int)length) == 1 && (size_t)n == length))) {
     uint8_t spare[TAG_BYTES];
-    ok = EVP_DecryptFinal_ex(a->dec, spare, &n) == 1 && n == 0;
+    ok = EVP_DecryptFinal_ex(ctx, spare, &n) == 1 && n == 0;
   }
   if (!ok && length > 0) OPENSSL_cleanse(out, length);
   napi_value result;
@@ -182,7 +211,7 @@ static napi_value open_record(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* destroy(handle): frees both contexts now (the finalizer would, later). */
+/* destroy(handle): frees both contexts and wipes the key now (the finalizer would, later). */
 static napi_value destroy(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
