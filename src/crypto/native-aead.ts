@@ -10,6 +10,7 @@ import { createCipheriv } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { NoiseError } from '../errors.js';
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, partsLength, type Aead, type CipherName } from './backend.js';
+import { takeRecordBuffer } from './record-pool.js';
 
 /** What aead.c exports (the handle is an opaque external). */
 export interface NativeAeadBinding {
@@ -90,7 +91,7 @@ export class NativeAead implements Aead {
   seal(high: number, low: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array {
     const handle = this.#live();
     const start = prefix?.length ?? 0;
-    const out = allocRecord(start + partsLength(plaintext) + TAG_BYTES);
+    const out = takeRecordBuffer(start + partsLength(plaintext) + TAG_BYTES);
     if (prefix !== undefined) out.set(prefix, 0);
     const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext.length === 0 ? NO_PARTS : plaintext;
     this.#binding.seal(handle, this.#nonceFor(high, low), ad, out, start, parts);
