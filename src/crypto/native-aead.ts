@@ -67,7 +67,7 @@ export class NativeAead implements Aead {
     if (key.length !== KEY_BYTES) throw new RangeError(`cipher key: expected ${KEY_BYTES} bytes, got ${key.length}`);
     this.#binding = binding;
     this.#bigEndian = cipher === 'AESGCM';
-    // The key lives only in OpenSSL's context from here (freed and cleansed by destroy()).
+    // From here the key lives in the addon only (its OpenSSL contexts; wiped by destroy()).
     this.#handle = binding.create(cipher === 'ChaChaPoly' ? 0 : 1, key);
   }
 
