@@ -6,20 +6,21 @@
  * 1 KiB, 16 KiB and the largest payload that fits one 65535-byte Noise message.
  *
  * Imports the compiled output: run `npx tsc -p tsconfig.json` first.
- * Usage: node bench/crypto.mjs [--ms=1500] [--backend=node|noble] [--runs=1]
+ * Usage: node bench/crypto.mjs [--ms=1500] [--backend=node|native|noble] [--runs=1]
+ * (default: every backend this process has; 'native' where src/crypto/native/build.mjs built the addon)
  * With --runs=N every figure is measured N times and the median is printed:
  * on a shared machine single runs vary by 30% or more; note the load (`uptime`) with the figures.
  */
 
 import { createCipheriv, createPublicKey, createSecretKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
-import { getBackend } from '../dist/crypto/get-backend.js';
+import { availableBackends, getBackend } from '../dist/crypto/get-backend.js';
 import { CipherState } from '../dist/noise/cipher-state.js';
 import { MAX_PLAINTEXT_BYTES } from '../dist/noise/constants.js';
 import { HandshakeState } from '../dist/noise/handshake-state.js';
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')));
 const MEASURE_MS = Number(args.ms ?? 1500);
-const BACKENDS = args.backend ? [args.backend] : ['node', 'noble'];
+const BACKENDS = args.backend ? [args.backend] : availableBackends();
 const RUNS = Math.max(1, Math.min(25, Number(args.runs ?? 1)));
 const PROTOCOL = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
 const SIZES = [

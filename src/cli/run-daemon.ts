@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { sdNotify, watchdogIntervalMs } from './sd-notify.js';
 import { TwowayError } from '../errors.js';
+import { defaultBackend, nativeAeadStatus } from '../crypto/get-backend.js';
 import { EVENTS } from '../log/events.js';
 import { flushLogSummaries } from '../log/logger.js';
 import { EXIT } from './exit-codes.js';
@@ -61,7 +62,9 @@ export function runUntilStopped(options: {
 
   return {
     ready(status: string) {
-      logger.info({ event: EVENTS.daemonReady }, status);
+      // Which crypto seals the records: 'native' (the optional addon) or 'node' (node:crypto), and why not native.
+      const crypto = nativeAeadStatus.available ? { crypto: defaultBackend.name } : { crypto: defaultBackend.name, nativeAead: nativeAeadStatus.reason };
+      logger.info({ event: EVENTS.daemonReady, ...crypto }, status);
       notify(`READY=1\nSTATUS=${status}`);
       const every = watchdogIntervalMs(process.env.WATCHDOG_USEC, process.env.WATCHDOG_PID);
       if (every !== undefined) watchdog = setInterval(() => notify('WATCHDOG=1'), every).unref();

@@ -1,8 +1,8 @@
 /**
  * The crypto backend interface used by the Noise engine: X25519, the two Noise AEADs and the four
- * Noise hash functions (Noise rev 34, sections 4.1-4.3 and 12). Two implementations exist:
- * node:crypto (OpenSSL, the default) and @noble (the portable reference); a differential test
- * keeps them byte-identical.
+ * Noise hash functions (Noise rev 34, sections 4.1-4.3 and 12). Three implementations exist:
+ * node:crypto (OpenSSL), the same with the optional native AEAD for records (the default when it
+ * is built) and @noble (the portable reference); differential tests keep them byte-identical.
  *
  * X25519 keys are handled through opaque handles so that a backend can keep its own key objects
  * (OpenSSL KeyObjects) and cache them for static keys; the engine never sees them.
@@ -21,7 +21,8 @@ export const NONCE_BYTES = 12;
 
 export type CipherName = 'ChaChaPoly' | 'AESGCM';
 export type HashName = 'BLAKE2s' | 'BLAKE2b' | 'SHA256' | 'SHA512';
-export type BackendName = 'node' | 'noble';
+/** 'native': the node backend with the optional native AEAD (native-aead.ts) for records. */
+export type BackendName = 'node' | 'native' | 'noble';
 
 /** Noise HASHLEN per hash function. */
 export const HASH_BYTES: Readonly<Record<HashName, number>> = {
@@ -59,9 +60,11 @@ export interface Aead {
   seal(nonceHigh: number, nonceLow: number, ad: Uint8Array, plaintext: Uint8Array | readonly Uint8Array[], prefix?: Uint8Array): Uint8Array;
   /**
    * DECRYPT(k, n, ad, ciphertext). The tag is verified before any plaintext is returned; on failure
-   * throws NoiseError 'ERR_NOISE_DECRYPT' and releases nothing.
+   * throws NoiseError 'ERR_NOISE_DECRYPT' and releases nothing. `inPlace` says the caller owns
+   * `ciphertext` and lets the backend write the plaintext over it (the result is then a view of
+   * it, and on failure its bytes are wiped); a backend may ignore it and allocate.
    */
-  open(nonceHigh: number, nonceLow: number, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  open(nonceHigh: number, nonceLow: number, ad: Uint8Array, ciphertext: Uint8Array, inPlace?: boolean): Uint8Array;
   /** Drops (and where possible wipes) the key. */
   destroy(): void;
 }

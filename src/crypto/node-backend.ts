@@ -19,6 +19,9 @@
  *   of a Hash/Hmac stream object; the scratch buffer is wiped after every use.
  * - AEAD: chacha20-poly1305 and aes-256-gcm, keyed from a raw key buffer that destroy() wipes.
  *   Decryption returns plaintext only after `final()` has verified the tag (SECURITY.md #2).
+ *   Given the native AEAD binding (native-aead.ts), the backend is called 'native' and its AEADs
+ *   are the addon's (same OpenSSL ciphers, no per-record set-up or output copies); everything
+ *   else stays as described here.
  */
 
 import {
@@ -54,6 +57,7 @@ import {
 } from './backend.js';
 import { BLAKE2S_BLOCK_BYTES } from './blake2s.js';
 import { BLAKE2S_JS_MAX_BYTES, blake2sParts, hkdfBlake2s, hmacBlake2s } from './hmac-blake2s.js';
+import { NativeAead, type NativeAeadBinding } from './native-aead.js';
 
 /** PKCS#8 header of an X25519 private key (RFC 8410); the raw key follows it. */
 const PKCS8_X25519_PREFIX = Uint8Array.from([
@@ -277,14 +281,20 @@ function hmacOf(name: HashName, key: Uint8Array, parts: readonly Uint8Array[]): 
   return outer;
 }
 
+export interface NodeBackendOptions {
+  /** Seal and open through the native AEAD (a binding that passed loadNativeAead's check). */
+  readonly nativeAead?: NativeAeadBinding;
+}
+
 /** Creates a node:crypto backend with its own key caches. */
-export function createNodeBackend(): CryptoBackend {
+export function createNodeBackend(options: NodeBackendOptions = {}): CryptoBackend {
+  const native = options.nativeAead;
   // Keyed by the private key array itself: a key pair reused across handshakes imports once.
   const privateKeys = new WeakMap<Uint8Array, NodeDhPrivateKey>();
   const publicKeys = new Map<string, NodeDhPublicKey>();
 
   const backend: CryptoBackend = {
-    name: 'node',
+    name: native === undefined ? 'node' : 'native',
 
     generateKeyPair(): KeyPair {
       const { privateKey: keyObject } = generateKeyPairSync('x25519');
@@ -351,7 +361,7 @@ export function createNodeBackend(): CryptoBackend {
     },
 
     createAead(cipher: CipherName, key: Uint8Array): Aead {
-      return new NodeAead(cipher, key);
+      return native === undefined ? new NodeAead(cipher, key) : new NativeAead(native, cipher, key);
     },
 
     hash: hashOf,

@@ -122,8 +122,11 @@ export class CipherState {
     return ciphertext;
   }
 
-  /** DecryptWithAd(ad, ciphertext): the plaintext; on failure throws and n does not change. */
-  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  /**
+   * DecryptWithAd(ad, ciphertext): the plaintext; on failure throws and n does not change.
+   * `inPlace`: the caller owns `ciphertext` and lets the backend decrypt over it (Aead.open).
+   */
+  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array, inPlace = false): Uint8Array {
     if (ciphertext.length > MAX_MESSAGE_BYTES) {
       throw new NoiseError('ERR_NOISE_MESSAGE_TOO_LONG', `message of ${ciphertext.length} bytes exceeds the ${MAX_MESSAGE_BYTES}-byte Noise limit`);
     }
@@ -133,7 +136,7 @@ export class CipherState {
       throw new NoiseError('ERR_NOISE_MESSAGE_TOO_SHORT', `message of ${ciphertext.length} bytes is shorter than the ${TAG_BYTES}-byte tag`);
     }
     this.#checkNonce();
-    const plaintext = aead.open(this.#nonceHigh, this.#nonceLow, ad, ciphertext);
+    const plaintext = aead.open(this.#nonceHigh, this.#nonceLow, ad, ciphertext, inPlace);
     this.#advance();
     return plaintext;
   }

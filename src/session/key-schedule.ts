@@ -92,7 +92,11 @@ export class KeySchedule {
     return record;
   }
 
-  /** Authenticates and decrypts a whole record before any byte of it is used (SECURITY.md #2). */
+  /**
+   * Authenticates and decrypts a whole record before any byte of it is used (SECURITY.md #2). The
+   * record is the transport's message, handed over to us (channel.ts): the plaintext may be
+   * written over its ciphertext.
+   */
   open(record: Uint8Array): OpenedRecord {
     if (record.length > MAX_RECORD_BYTES) {
       throw new SessionError('ERR_SESSION_RECORD_TOO_LARGE', `record of ${record.length} bytes`);
@@ -100,13 +104,13 @@ export class KeySchedule {
     if (record.length < MIN_RECORD_BYTES) throw new SessionError('ERR_SESSION_BAD_MESSAGE', `record of ${record.length} bytes`);
     const phase = parseRecordHeader(record[0]!);
     if (phase === this.#receivePhase) {
-      const plaintext = this.#receive.decryptWithAd(PHASE_HEADERS[phase], record.subarray(1));
+      const plaintext = this.#receive.decryptWithAd(PHASE_HEADERS[phase], record.subarray(1), true);
       this.#receivedUnderKey++;
       return { plaintext, switched: false };
     }
     const next = this.#nextReceive;
     if (next === undefined) throw unexpected('key phase');
-    const plaintext = next.decryptWithAd(PHASE_HEADERS[phase], record.subarray(1));
+    const plaintext = next.decryptWithAd(PHASE_HEADERS[phase], record.subarray(1), true);
     // The peer's first record under the new key: retire the old receive key.
     this.#receive.destroy();
     this.#receive = next;

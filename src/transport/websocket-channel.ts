@@ -13,6 +13,7 @@ import {
   type MessageChannel,
 } from '../channel.js';
 import { assertNever } from '../errors.js';
+import { isPooledRecord, releaseRecordBuffer } from '../crypto/record-pool.js';
 
 /** WebSocket close status codes sent for each local close reason (RFC 6455 §7.4.1). */
 function wsStatusFor(reason: CloseReason): number {
@@ -94,7 +95,16 @@ export class WebSocketChannel implements MessageChannel {
     const bytes = concatParts(message);
     // Only a send that crosses the high-water mark pays for a completion callback: when that
     // record reaches the kernel the buffer has fallen, and onDrain can tell the layer above.
-    if (this.#ws.bufferedAmount + bytes.length > this.#highWater) {
+    const crossing = this.#ws.bufferedAmount + bytes.length > this.#highWater;
+    if (isPooledRecord(bytes)) {
+      // A pooled record buffer goes back to the pool once the socket has written it.
+      this.#ws.send(bytes, (err?: Error | null) => {
+        if (err == null) releaseRecordBuffer(bytes);
+        if (crossing) this.#afterFlush(err);
+      });
+      return !crossing;
+    }
+    if (crossing) {
       this.#ws.send(bytes, this.#afterFlush);
       return false;
     }

@@ -1,21 +1,23 @@
 /**
- * Known-answer tests: every cacophony vector (472) with each backend, plus any extra vector files
- * named by NOISE_VECTORS (paths separated by ':'), which must load and run completely. The vectors
- * come from ../shared/noise-vectors when the repository sits next to it, else from the repository's
- * copy in test/fixtures/noise-vectors (which must then equal the shared file).
+ * Known-answer tests: every cacophony vector (472) with each backend (node, native where the addon
+ * is built, noble), plus any extra vector files named by NOISE_VECTORS (paths separated by ':'),
+ * which must load and run completely. The vectors come from ../shared/noise-vectors when the
+ * repository sits next to it, else from the repository's copy in test/fixtures/noise-vectors
+ * (which must then equal the shared file).
  */
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { getBackend } from '../../../src/crypto/get-backend.js';
+import { availableBackends, getBackend } from '../../../src/crypto/get-backend.js';
 import { FIXTURE_VECTORS_DIR, SHARED_VECTORS_DIR, loadVectors, runVector, type NoiseVector } from '../../helpers/vector-runner.js';
 
 const SHARED_CACOPHONY = path.join(SHARED_VECTORS_DIR, 'cacophony.json');
 const FIXTURE_CACOPHONY = path.join(FIXTURE_VECTORS_DIR, 'cacophony.json');
 /** The shared file when the repository sits next to ../shared, else the repository's copy. */
 const CACOPHONY = existsSync(SHARED_CACOPHONY) ? SHARED_CACOPHONY : FIXTURE_CACOPHONY;
-const BACKENDS = ['node', 'noble'] as const;
+/** node, noble and, where the addon is built, native (test/unit/crypto/native-aead.test.ts fails if it is not). */
+const BACKENDS = availableBackends();
 
 // With both present, the copy must be the shared file: a stale copy fails this file loudly.
 if (CACOPHONY === SHARED_CACOPHONY && !readFileSync(FIXTURE_CACOPHONY).equals(readFileSync(SHARED_CACOPHONY))) {
