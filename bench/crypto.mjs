@@ -115,9 +115,15 @@ function benchReference() {
   }, MEASURE_MS / 2);
   const us = (perSecond) => 1e6 / perSecond;
   const floor = 6 * us(dhPerSecond) + 2 * us(ephemeralPerSecond) + 2 * us(importPerSecond);
-  console.log(`ref    node:crypto X25519 DH ${us(dhPerSecond).toFixed(1)} us; ephemeral (keygen + public) ${us(ephemeralPerSecond).toFixed(1)} us; public key import (JWK) ${us(importPerSecond).toFixed(1)} us`);
-  console.log(`ref    X25519 floor of one IKpsk2 handshake pair: ${floor.toFixed(0)} us = at most ${(1e6 / floor).toFixed(0)} handshakes/s before any hashing or AEAD`);
-  console.log(`ref    chacha20-poly1305 16 KiB one-shot (no framing, ciphertext and tag left apart) ${((aeadPerSecond * plaintext.length) / 1e6).toFixed(0)} MB/s`);
+  console.log(
+    `ref    node:crypto X25519 DH ${us(dhPerSecond).toFixed(1)} us; ephemeral (keygen + public) ${us(ephemeralPerSecond).toFixed(1)} us; public key import (JWK) ${us(importPerSecond).toFixed(1)} us`,
+  );
+  console.log(
+    `ref    X25519 floor of one IKpsk2 handshake pair: ${floor.toFixed(0)} us = at most ${(1e6 / floor).toFixed(0)} handshakes/s before any hashing or AEAD`,
+  );
+  console.log(
+    `ref    chacha20-poly1305 16 KiB one-shot (no framing, ciphertext and tag left apart) ${((aeadPerSecond * plaintext.length) / 1e6).toFixed(0)} MB/s`,
+  );
 }
 
 console.log(`# crypto benchmark (${process.version}, ${MEASURE_MS} ms per measurement)`);
@@ -128,6 +134,8 @@ for (const name of BACKENDS) {
   console.log(`${name.padEnd(6)} handshakes  ${PROTOCOL}: ${handshakes.toFixed(0)} /s`);
   for (const [label, size] of SIZES) {
     const { encrypt, decrypt } = benchTransport(backend, size);
-    console.log(`${name.padEnd(6)} transport   ${label.padEnd(10)} encrypt ${encrypt.toFixed(0).padStart(5)} MB/s   decrypt ${decrypt.toFixed(0).padStart(5)} MB/s`);
+    console.log(
+      `${name.padEnd(6)} transport   ${label.padEnd(10)} encrypt ${encrypt.toFixed(0).padStart(5)} MB/s   decrypt ${decrypt.toFixed(0).padStart(5)} MB/s`,
+    );
   }
 }

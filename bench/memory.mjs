@@ -72,11 +72,18 @@ function cleanup() {
 try {
   // The sink runs in a process of its own: with the load generator's sockets in this one, each
   // process stays under the file-descriptor limit.
-  const sink = spawn(process.execPath, ['-e', `
+  const sink = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const held = [];
     const s = require('node:net').createServer((c) => { c.on('error', () => {}); held.push(c); });
     s.listen(0, '127.0.0.1', 4096, () => console.log(s.address().port));
-  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  `,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   started.push(sink);
   const sinkPort = await new Promise((resolve) => sink.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
   const serverPort = await freePort();
@@ -93,10 +100,14 @@ try {
   const { publicKeyFromPrivate, decodeKey } = await import(path.join(ROOT, 'dist/crypto/keys.js'));
   const serverPub = publicKeyFromPrivate(decodeKey(serverKey, 'server key'));
 
-  const server = spawn(process.execPath, [...NODE_FLAGS, BIN, 'server', '--config', path.join(work, 'server.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
+  const server = spawn(process.execPath, [...NODE_FLAGS, BIN, 'server', '--config', path.join(work, 'server.toml'), '--log-level', 'warn'], {
+    stdio: 'ignore',
+  });
   started.push(server);
   await until(() => fs.existsSync(path.join(work, 'server.sock')), 'server control socket');
-  const client = spawn(process.execPath, [...NODE_FLAGS, BIN, 'client', '--config', path.join(work, 'client.toml'), '--log-level', 'warn'], { stdio: 'ignore' });
+  const client = spawn(process.execPath, [...NODE_FLAGS, BIN, 'client', '--config', path.join(work, 'client.toml'), '--log-level', 'warn'], {
+    stdio: 'ignore',
+  });
   started.push(client);
   await until(() => fs.existsSync(path.join(work, 'client.sock')), 'client control socket');
   // One stream proves the session is up before the baseline.
@@ -105,7 +116,12 @@ try {
       new Promise((resolve) => {
         const s = net.connect(clientPort, '127.0.0.1');
         s.on('error', () => resolve(false));
-        s.on('connect', () => setTimeout(() => { s.destroy(); resolve(true); }, 200));
+        s.on('connect', () =>
+          setTimeout(() => {
+            s.destroy();
+            resolve(true);
+          }, 200),
+        );
       }),
     'a first stream',
   );

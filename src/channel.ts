@@ -150,9 +150,7 @@ class MemoryEnd implements MessageChannel {
 }
 
 /** Creates two connected in-memory channels (for tests and in-process composition). */
-export function createChannelPair(
-  highWaterBytes = DEFAULT_CHANNEL_HIGH_WATER_BYTES,
-): [MessageChannel, MessageChannel] {
+export function createChannelPair(highWaterBytes = DEFAULT_CHANNEL_HIGH_WATER_BYTES): [MessageChannel, MessageChannel] {
   const a = new MemoryEnd(highWaterBytes);
   const b = new MemoryEnd(highWaterBytes);
   a.peer = b;

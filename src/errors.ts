@@ -51,12 +51,7 @@ export type MuxErrorCode =
   | 'ERR_MUX_STREAM_REFUSED';
 
 /** End-to-end sessions between a user and a device (src/device/, src/device/e2e/). */
-export type E2EErrorCode =
-  | 'ERR_E2E_HANDSHAKE'
-  | 'ERR_E2E_RECORD'
-  | 'ERR_E2E_TRUNCATED'
-  | 'ERR_E2E_NO_DEVICE_KEY'
-  | 'ERR_DEVICE_TARGET';
+export type E2EErrorCode = 'ERR_E2E_HANDSHAKE' | 'ERR_E2E_RECORD' | 'ERR_E2E_TRUNCATED' | 'ERR_E2E_NO_DEVICE_KEY' | 'ERR_DEVICE_TARGET';
 
 /** Access policy, forwards and dialing (src/policy/, src/forward/). */
 export type ForwardErrorCode =
@@ -73,21 +68,9 @@ export type ForwardErrorCode =
   | 'ERR_FORWARD_ABORTED';
 
 /** Configuration, key files and the CLI (src/config/, src/cli/, src/client/, src/server/, src/control/). */
-export type ConfigErrorCode =
-  | 'ERR_CONFIG'
-  | 'ERR_CONFIG_FILE'
-  | 'ERR_KEY_FILE'
-  | 'ERR_KEY_FILE_MODE'
-  | 'ERR_CONTROL';
+export type ConfigErrorCode = 'ERR_CONFIG' | 'ERR_CONFIG_FILE' | 'ERR_KEY_FILE' | 'ERR_KEY_FILE_MODE' | 'ERR_CONTROL';
 
-export type ErrorCode =
-  | InputErrorCode
-  | NoiseErrorCode
-  | SessionErrorCode
-  | MuxErrorCode
-  | ForwardErrorCode
-  | E2EErrorCode
-  | ConfigErrorCode;
+export type ErrorCode = InputErrorCode | NoiseErrorCode | SessionErrorCode | MuxErrorCode | ForwardErrorCode | E2EErrorCode | ConfigErrorCode;
 
 /** Base class: every error twoway raises on purpose has a stable `code`. */
 export class TwowayError extends Error {

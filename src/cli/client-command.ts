@@ -48,7 +48,11 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
       (c) => c.close(),
     );
   }
-  await resources.acquire('local listener', () => daemon.listen(), () => daemon.stop());
+  await resources.acquire(
+    'local listener',
+    () => daemon.listen(),
+    () => daemon.stop(),
+  );
   daemon.connect();
   /** SIGHUP: re-read the config's forwards and SOCKS listeners; a broken file changes nothing. */
   const reload = async (): Promise<void> => {
@@ -100,12 +104,16 @@ function controlPermissions(access: ControlSocketAccess, file: string): ControlS
     entry = execFileSync('getent', ['group', access.group], { encoding: 'utf8', timeout: 5_000, stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     try {
-      entry = fs.readFileSync('/etc/group', 'utf8').split('\n').find((line) => line.startsWith(`${access.group}:`));
+      entry = fs
+        .readFileSync('/etc/group', 'utf8')
+        .split('\n')
+        .find((line) => line.startsWith(`${access.group}:`));
     } catch {
       entry = undefined;
     }
   }
   const gid = entry === undefined ? NaN : Number(entry.split(':')[2]);
-  if (!Number.isInteger(gid)) throw new ConfigError('ERR_CONFIG', `${file}: [client].control_socket_group: no group named ${JSON.stringify(access.group)} on this host`);
+  if (!Number.isInteger(gid))
+    throw new ConfigError('ERR_CONFIG', `${file}: [client].control_socket_group: no group named ${JSON.stringify(access.group)} on this host`);
   return { mode: access.mode, gid };
 }

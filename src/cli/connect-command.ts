@@ -73,7 +73,9 @@ async function connectViaDaemon(socketPath: string, target: string): Promise<num
     case 'bad-answer':
       if (answer.why === 'too-long') throw new CliError('control socket: answer too long');
       throw new CliError(
-        answer.why === 'closed' ? `control socket ${socketPath}: the client daemon closed the connection without answering` : `control socket ${socketPath}: malformed answer from the client daemon`,
+        answer.why === 'closed'
+          ? `control socket ${socketPath}: the client daemon closed the connection without answering`
+          : `control socket ${socketPath}: malformed answer from the client daemon`,
         EXIT.failure,
       );
     case 'not-a-client-daemon':

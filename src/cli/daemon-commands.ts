@@ -48,7 +48,10 @@ export function registerDaemonCommands(program: Command): void {
     .option('-c, --config <file>', 'client config file', DEFAULT_CLIENT_CONFIG)
     .option('-L, --forward <listen=target>', 'one-off local forward, repeatable', collect, [])
     .option('-D, --socks <listen>', 'one-off SOCKS5 listener, repeatable', collect, [])
-    .addHelpText('after', '\nExamples:\n  twoway client --config /etc/twoway/client-work.toml\n  twoway client -c client.toml -L 127.0.0.1:5432=db.corp.example:5432 -D 127.0.0.1:1080\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  twoway client --config /etc/twoway/client-work.toml\n  twoway client -c client.toml -L 127.0.0.1:5432=db.corp.example:5432 -D 127.0.0.1:1080\n',
+    )
     .action(async (opts: { config: string; forward: string[]; socks: string[] }, cmd: Command) =>
       clientCommand({ config: opts.config, logLevel: logLevel(cmd), forward: opts.forward, socks: opts.socks }),
     );
@@ -59,7 +62,7 @@ export function registerDaemonCommands(program: Command): void {
     .argument('<target>', 'HOST:PORT as the server sees it')
     .option('-c, --config <file>', 'client config file (default: $TWOWAY_CONFIG, else ~/.config/twoway/client.toml)')
     .option('-s, --socket <path>', "the client daemon's control socket (default: the config's control_socket)")
-    .addHelpText('after', "\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect %h:%p\n")
+    .addHelpText('after', '\nExample (~/.ssh/config):\n  Host *.corp.example\n    ProxyCommand twoway connect %h:%p\n')
     .action(async (target: string, opts: { config?: string; socket?: string }, cmd: Command) => {
       // Usage errors (exit 2) before any handshake: the target's form, and a device's pin.
       checkTarget(target, 'connect: target');
@@ -132,11 +135,32 @@ export function registerDaemonCommands(program: Command): void {
       '\nExamples:\n  twoway peers add alice --public-key "$(cat alice.pub)" --allow 10.1.0.0/16:22 --allow db.corp.example:5432 --device build1:ssh\n' +
         '  twoway peers add build1 --kind device --public-key "$(cat build1.pub)" --reverse ssh=127.0.0.1:2222\n',
     )
-    .action(async (name: string, opts: { publicKey: string; allow: string[]; device: string[]; reverse: string[]; pskFile?: string; kind: 'user' | 'device'; config: string; json?: boolean }) =>
-      printPeers(
-        await addPeer(opts.config, { name, publicKey: opts.publicKey, allow: opts.allow, devices: opts.device, reverse: opts.reverse, kind: opts.kind, ...(opts.pskFile ? { pskFile: opts.pskFile } : {}) }),
-        opts.json,
-      ),
+    .action(
+      async (
+        name: string,
+        opts: {
+          publicKey: string;
+          allow: string[];
+          device: string[];
+          reverse: string[];
+          pskFile?: string;
+          kind: 'user' | 'device';
+          config: string;
+          json?: boolean;
+        },
+      ) =>
+        printPeers(
+          await addPeer(opts.config, {
+            name,
+            publicKey: opts.publicKey,
+            allow: opts.allow,
+            devices: opts.device,
+            reverse: opts.reverse,
+            kind: opts.kind,
+            ...(opts.pskFile ? { pskFile: opts.pskFile } : {}),
+          }),
+          opts.json,
+        ),
     );
   peers
     .command('set')
@@ -150,7 +174,7 @@ export function registerDaemonCommands(program: Command): void {
     .option('--remove-device <rule>', 'remove a device grant (repeatable)', collect, [])
     .option('--reverse <entry>', "replace a device's reverse listeners, SERVICE=HOST:PORT (repeatable)", collect)
     .option('--psk-file <file>', 'use this pre-shared key file (mode 0600)')
-    .option('--no-psk', 'drop the peer\'s pre-shared key')
+    .option('--no-psk', "drop the peer's pre-shared key")
     .option('-k, --public-key <key>', "a new public key for the peer (base64); the old key's sessions close")
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
     .option('--json', 'machine-readable output')
@@ -163,8 +187,18 @@ export function registerDaemonCommands(program: Command): void {
       async (
         name: string,
         opts: {
-          allow?: string[]; addAllow: string[]; removeAllow: string[]; device?: string[]; addDevice: string[]; removeDevice: string[];
-          reverse?: string[]; pskFile?: string; psk: boolean; publicKey?: string; config: string; json?: boolean;
+          allow?: string[];
+          addAllow: string[];
+          removeAllow: string[];
+          device?: string[];
+          addDevice: string[];
+          removeDevice: string[];
+          reverse?: string[];
+          pskFile?: string;
+          psk: boolean;
+          publicKey?: string;
+          config: string;
+          json?: boolean;
         },
       ) => {
         if (opts.pskFile !== undefined && !opts.psk) throw new CliError('peers set: --psk-file and --no-psk contradict each other', EXIT.usage);

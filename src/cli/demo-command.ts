@@ -58,7 +58,10 @@ async function waitForEvent(d: Daemon, event: string, match: (l: Record<string, 
 }
 
 function lastWords(d: Daemon): string {
-  const last = d.lines.slice(-3).map((l) => String(l.msg)).join(' | ');
+  const last = d.lines
+    .slice(-3)
+    .map((l) => String(l.msg))
+    .join(' | ');
   return (d.stderr.trim() || last || 'no output').slice(-500);
 }
 
@@ -155,7 +158,9 @@ export async function demoCommand(stdout: NodeJS.WritableStream): Promise<void> 
     const sent = createHash('sha256').update(payload).digest('hex');
     const result = await pushThrough(Number(forward.port), payload);
     if (result.received !== payload.length || result.digest !== sent) {
-      throw new CliError(`the echo came back wrong: ${result.received} of ${payload.length} bytes, sha256 ${result.digest.slice(0, 16)} instead of ${sent.slice(0, 16)}`);
+      throw new CliError(
+        `the echo came back wrong: ${result.received} of ${payload.length} bytes, sha256 ${result.digest.slice(0, 16)} instead of ${sent.slice(0, 16)}`,
+      );
     }
     const mib = (payload.length / 1024 / 1024).toFixed(2);
     out(`  transfer     ${mib} MiB each way through the tunnel, sha256 ${sent.slice(0, 16)}... matches (${result.ms.toFixed(0)} ms)`);

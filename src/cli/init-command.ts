@@ -74,7 +74,10 @@ export function initClient(options: InitOptions): InitResult {
   const keyExists = exists(keyFile);
   if (!options.force) {
     const present = [configFile, keyFile].filter((f, i) => (i === 1 ? keyExists : exists(f)));
-    if (present.length > 0) throw new CliError(`${present.join(' and ')} exist${present.length === 1 ? 's' : ''} already; nothing was written (--force rewrites ${INIT_CONFIG_NAME} and keeps the key)`);
+    if (present.length > 0)
+      throw new CliError(
+        `${present.join(' and ')} exist${present.length === 1 ? 's' : ''} already; nothing was written (--force rewrites ${INIT_CONFIG_NAME} and keeps the key)`,
+      );
   }
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
 

@@ -47,17 +47,17 @@ export function loadClientOptions(
     try {
       ca = fs.readFileSync(config.caFile);
     } catch (err) {
-      throw new ConfigError('ERR_CONFIG_FILE', `${file}: [client].ca_file: ${config.caFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new ConfigError(
+        'ERR_CONFIG_FILE',
+        `${file}: [client].ca_file: ${config.caFile} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   const forwards = [
     ...(overrides.noConfigForwards ? [] : config.forwards.map((f) => ({ listen: f.listen, access: f.access, target: f.target }))),
     ...cliForwards,
   ];
-  const socks = [
-    ...(overrides.noConfigForwards ? [] : config.socks.map((s) => ({ listen: s.listen, access: s.access }))),
-    ...cliSocks,
-  ];
+  const socks = [...(overrides.noConfigForwards ? [] : config.socks.map((s) => ({ listen: s.listen, access: s.access }))), ...cliSocks];
   const pins = devicePins(config);
   for (const f of cliForwards) checkDevicePinned(f.target, pins, '-L TARGET', file);
   return {

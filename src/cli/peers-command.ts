@@ -22,7 +22,15 @@ export function listPeers(serverConfigFile: string): PeersResult {
 /** `twoway peers add NAME --public-key KEY [--allow RULE]... [--psk-file F] [--kind device]`. */
 export async function addPeer(
   serverConfigFile: string,
-  peer: { name: string; publicKey: string; allow: readonly string[]; devices?: readonly string[]; reverse?: readonly string[]; pskFile?: string; kind: PeerKind },
+  peer: {
+    name: string;
+    publicKey: string;
+    allow: readonly string[];
+    devices?: readonly string[];
+    reverse?: readonly string[];
+    pskFile?: string;
+    kind: PeerKind;
+  },
 ): Promise<PeersResult> {
   const config = loadServerConfig(serverConfigFile);
   if (!PEER_NAME.test(peer.name)) {
@@ -57,7 +65,10 @@ export async function removePeer(serverConfigFile: string, name: string): Promis
   const config = loadServerConfig(serverConfigFile);
   const current = loadPeers(config.peersFile).peers;
   if (!current.some((p) => p.name === name)) throw new ConfigError('ERR_CONFIG', `${config.peersFile}: no peer named ${name}`);
-  const saved = savePeers(config.peersFile, current.filter((p) => p.name !== name));
+  const saved = savePeers(
+    config.peersFile,
+    current.filter((p) => p.name !== name),
+  );
   return { action: 'remove', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
@@ -78,7 +89,14 @@ export interface PeerChanges {
   readonly pskFile?: string | null;
 }
 
-function editList(name: string, what: string, current: readonly string[], replace: readonly string[] | undefined, add: readonly string[] = [], remove: readonly string[] = []): string[] {
+function editList(
+  name: string,
+  what: string,
+  current: readonly string[],
+  replace: readonly string[] | undefined,
+  add: readonly string[] = [],
+  remove: readonly string[] = [],
+): string[] {
   const next = replace === undefined ? [...current] : [...replace];
   for (const entry of remove) {
     const at = next.indexOf(entry);
@@ -113,7 +131,10 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
   const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
-  const saved = savePeers(config.peersFile, current.map((p) => (p.name === name ? entry : p)));
+  const saved = savePeers(
+    config.peersFile,
+    current.map((p) => (p.name === name ? entry : p)),
+  );
   return { action: 'set', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
@@ -121,7 +142,9 @@ async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: 
   if (!fs.existsSync(controlSocket)) return { ok: false, detail: `no server running at ${controlSocket}; the change applies when it starts` };
   try {
     const reply = await controlRequest(controlSocket, { cmd: 'reload' });
-    return reply.ok ? { ok: true, detail: 'the running server reloaded its allowlist' } : { ok: false, detail: `the running server refused the reload: ${String(reply.error)}` };
+    return reply.ok
+      ? { ok: true, detail: 'the running server reloaded its allowlist' }
+      : { ok: false, detail: `the running server refused the reload: ${String(reply.error)}` };
   } catch (err) {
     return { ok: false, detail: (err as Error).message };
   }
@@ -131,7 +154,12 @@ export function formatPeersResult(result: PeersResult): string {
   const lines: string[] = [];
   if (result.action === 'list') {
     for (const p of result.peers) {
-      lines.push(`peer: ${p.name} (${p.kind})`, `  public key: ${p.publicKey}`, `  psk: ${p.pskFile ? 'yes' : 'no'}`, `  allow: ${p.allow.length ? p.allow.join(', ') : '(nothing)'}`);
+      lines.push(
+        `peer: ${p.name} (${p.kind})`,
+        `  public key: ${p.publicKey}`,
+        `  psk: ${p.pskFile ? 'yes' : 'no'}`,
+        `  allow: ${p.allow.length ? p.allow.join(', ') : '(nothing)'}`,
+      );
       if (p.devices.length) lines.push(`  devices: ${p.devices.join(', ')}`);
       if (p.reverse.length) lines.push(`  reverse: ${p.reverse.join(', ')}`);
       lines.push('');

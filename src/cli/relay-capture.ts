@@ -12,7 +12,9 @@ export function openRelayCapture(file: string): { tap(chunk: Buffer): void; clos
     fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND, 0o600);
     fs.fchmodSync(fd, 0o600);
   } catch (err) {
-    throw new ConfigError('ERR_CONFIG_FILE', `--debug-relay-capture ${file}: cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    throw new ConfigError('ERR_CONFIG_FILE', `--debug-relay-capture ${file}: cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      cause: err,
+    });
   }
   let open = true;
   return {

@@ -11,11 +11,10 @@ import { CliError, exitCodeFor } from './fail.js';
  * Process plumbing shared by `server` and `client`: systemd readiness and watchdog, signals, and
  * the last-resort error handlers. Resolves when the daemon has stopped.
  */
-export function runUntilStopped(options: {
-  readonly logger: Logger;
-  readonly stop: () => Promise<void>;
-  readonly reload?: () => Promise<void> | void;
-}): { ready(status: string): void; stopped: Promise<void> } {
+export function runUntilStopped(options: { readonly logger: Logger; readonly stop: () => Promise<void>; readonly reload?: () => Promise<void> | void }): {
+  ready(status: string): void;
+  stopped: Promise<void>;
+} {
   const { logger } = options;
   const notifySocket = process.env.NOTIFY_SOCKET;
   let stopping = false;
@@ -113,6 +112,15 @@ function startupError(what: string, err: unknown): Error {
   const e = err as NodeJS.ErrnoException;
   const cause = e.cause as NodeJS.ErrnoException | undefined;
   const sys = e.syscall !== undefined ? e.code : err instanceof TwowayError ? cause?.code : undefined;
-  const why = sys === 'EADDRINUSE' ? 'address already in use' : sys === 'EACCES' ? 'permission denied' : sys === 'EADDRNOTAVAIL' ? 'address not available on this host' : sys === 'ENOENT' ? 'no such file or directory' : e.message;
+  const why =
+    sys === 'EADDRINUSE'
+      ? 'address already in use'
+      : sys === 'EACCES'
+        ? 'permission denied'
+        : sys === 'EADDRNOTAVAIL'
+          ? 'address not available on this host'
+          : sys === 'ENOENT'
+            ? 'no such file or directory'
+            : e.message;
   return new CliError(`cannot start: ${what}: ${why}`, EXIT.failure, { cause: err });
 }

@@ -50,7 +50,10 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
       const next = loadServerPeers(config);
       const result = daemon.reload(next);
       metrics?.count({ type: 'reload', ok: true });
-      logger.info({ event: EVENTS.reload, trigger, ...result }, `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset, ${result.opensRefused} pending opens refused`);
+      logger.info(
+        { event: EVENTS.reload, trigger, ...result },
+        `allowlist reloaded: ${result.peers} peers, ${result.removed} sessions closed, ${result.streamsReset} streams reset, ${result.opensRefused} pending opens refused`,
+      );
       return { ok: true, ...result };
     } catch (err) {
       const message = (err as Error).message;
@@ -88,9 +91,17 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     const listen = config.metricsListen;
     metrics = new ServerMetrics(() => daemon.status());
     const registry = metrics.registry;
-    metricsServer = await resources.acquire(`metrics_listen ${listen.host}:${listen.port}`, () => startMetricsServer(listen, registry), (m) => m.close());
+    metricsServer = await resources.acquire(
+      `metrics_listen ${listen.host}:${listen.port}`,
+      () => startMetricsServer(listen, registry),
+      (m) => m.close(),
+    );
   }
-  const address = await resources.acquire(`listen ${config.listen.host}:${config.listen.port}`, () => daemon.start(), () => daemon.shutdown());
+  const address = await resources.acquire(
+    `listen ${config.listen.host}:${config.listen.port}`,
+    () => daemon.start(),
+    () => daemon.shutdown(),
+  );
   // Logged after the WebSocket listener's line, as before the start-up order changed.
   if (metricsServer !== undefined) {
     const a = metricsServer.address();
@@ -117,6 +128,8 @@ function checkTlsPair(pair: { cert: Buffer; key: Buffer }, files: { certFile: st
   } catch (err) {
     // OpenSSL's text names the failing step (no PEM, key does not match the certificate), never key bytes.
     const why = (err as Error).message.replace(/^error:[0-9A-F]+:/, '');
-    throw new ConfigError('ERR_CONFIG_FILE', `tls_cert_file ${files.certFile} / tls_key_file ${files.keyFile}: not a usable certificate and key (${why})`, { cause: err });
+    throw new ConfigError('ERR_CONFIG_FILE', `tls_cert_file ${files.certFile} / tls_key_file ${files.keyFile}: not a usable certificate and key (${why})`, {
+      cause: err,
+    });
   }
 }

@@ -36,7 +36,10 @@ export function checkTarget(text: string, what: string): string {
 export function checkDevicePinned(target: string, pinned: ReadonlySet<string> | ReadonlyMap<string, unknown>, what: string, file: string): void {
   const device = parseDeviceTarget(target);
   if (device !== undefined && !pinned.has(device.device)) {
-    throw new CliError(`${what} ${JSON.stringify(target.slice(0, 80))}: no public key pinned for device ${device.device}: add a [[device]] table with its public_key to ${file}`, EXIT.usage);
+    throw new CliError(
+      `${what} ${JSON.stringify(target.slice(0, 80))}: no public key pinned for device ${device.device}: add a [[device]] table with its public_key to ${file}`,
+      EXIT.usage,
+    );
   }
 }
 
@@ -53,7 +56,10 @@ export function checkListen(text: string, what: string): LocalListen {
 export function parseForwardFlag(spec: string): ClientForward {
   const eq = spec.indexOf('=');
   if (eq <= 0 || eq === spec.length - 1) {
-    throw new CliError(`-L ${JSON.stringify(spec.slice(0, 80))}: expected LISTEN=TARGET, e.g. 127.0.0.1:2222=db.corp.example:22 or unix:/run/user/1000/db.sock=db.corp.example:22`, EXIT.usage);
+    throw new CliError(
+      `-L ${JSON.stringify(spec.slice(0, 80))}: expected LISTEN=TARGET, e.g. 127.0.0.1:2222=db.corp.example:22 or unix:/run/user/1000/db.sock=db.corp.example:22`,
+      EXIT.usage,
+    );
   }
   const listen = checkListen(spec.slice(0, eq), `-L ${JSON.stringify(spec.slice(0, 80))}: LISTEN`);
   const target = checkTarget(spec.slice(eq + 1), `-L ${JSON.stringify(spec.slice(0, 80))}: TARGET`);

@@ -97,7 +97,12 @@ export const ON_DEMAND_MIN_INTERVAL_MS = 5_000;
 /** After the server refused this client's key, only `twoway reconnect` cuts the backoff short for this long. */
 export const AUTH_REFUSED_HOLD_MS = 60_000;
 /** Failures that mean the server (or our pin) refuses us: retrying on demand would only hammer it. */
-const AUTH_REFUSED_CODES: ReadonlySet<string> = new Set(['ERR_SESSION_AUTH', 'ERR_SESSION_SERVER_KEY_MISMATCH', 'ERR_SESSION_PROTOCOL_VERSION', 'ERR_SESSION_DECRYPT']);
+const AUTH_REFUSED_CODES: ReadonlySet<string> = new Set([
+  'ERR_SESSION_AUTH',
+  'ERR_SESSION_SERVER_KEY_MISMATCH',
+  'ERR_SESSION_PROTOCOL_VERSION',
+  'ERR_SESSION_DECRYPT',
+]);
 
 /** What `twoway reconnect` reports: the client's state once the attempt it asked for ended. */
 export interface ReconnectResult {
@@ -184,12 +189,10 @@ export class ClientDaemon {
    * keep running with their connections; removed ones close; new ones start. A listener that
    * cannot bind fails the call after the others are in place.
    */
-  async setListeners(
-    forwards: readonly ClientForward[],
-    socks: readonly ClientSocks[],
-  ): Promise<{ added: number; removed: number; kept: number }> {
+  async setListeners(forwards: readonly ClientForward[], socks: readonly ClientSocks[]): Promise<{ added: number; removed: number; kept: number }> {
     const open = (target: string): Duplex => this.openStream(target);
-    const key = (kind: string, listen: string, target?: string, access?: LocalAccess): string => `${kind} ${listen} ${target ?? ''} ${JSON.stringify(access ?? {})}`;
+    const key = (kind: string, listen: string, target?: string, access?: LocalAccess): string =>
+      `${kind} ${listen} ${target ?? ''} ${JSON.stringify(access ?? {})}`;
     const wanted = new Map<string, () => Promise<Listener>>();
     /** What a failure names: "forward 127.0.0.1:2222 db.corp.example:22", "socks 127.0.0.1:1080". */
     const labels = new Map<string, string>();
@@ -199,7 +202,10 @@ export class ClientDaemon {
       wanted.set(key('forward', listen, f.target, f.access), async () => {
         const server = await startLocalForward({ listen: f.listen, ...(f.access ? { access: f.access } : {}), target: f.target, open, logger: this.#log });
         const a = server.bound();
-        this.#log.info({ event: EVENTS.listen, kind: 'forward', ...boundFields(a), target: f.target }, `forwarding ${a ? formatLocalListen(a) : listen} to ${f.target}`);
+        this.#log.info(
+          { event: EVENTS.listen, kind: 'forward', ...boundFields(a), target: f.target },
+          `forwarding ${a ? formatLocalListen(a) : listen} to ${f.target}`,
+        );
         return { kind: 'forward', listen, target: f.target, access: f.access, address: () => server.bound(), close: () => server.close() };
       });
     }
@@ -298,7 +304,10 @@ export class ClientDaemon {
       const now = pacer.tryOpen(target);
       if (now !== undefined) return answerWithin(now, answerMs);
       const queued = pacer.open(target);
-      return new DeferredStream(queued.stream.then((stream) => answerWithin(stream, answerMs)), queued.cancel);
+      return new DeferredStream(
+        queued.stream.then((stream) => answerWithin(stream, answerMs)),
+        queued.cancel,
+      );
     }
     let cancelled = false;
     let cancel: (() => void) | undefined;
@@ -323,7 +332,11 @@ export class ClientDaemon {
         reject,
         timer: setTimeout(() => {
           this.#waiters.delete(waiter);
-          reject(this.#downError(`the tunnel is down and did not come back within ${this.#o.connectWaitMs} ms${this.#lastError ? ` (last error: ${this.#lastError})` : ''}`));
+          reject(
+            this.#downError(
+              `the tunnel is down and did not come back within ${this.#o.connectWaitMs} ms${this.#lastError ? ` (last error: ${this.#lastError})` : ''}`,
+            ),
+          );
         }, this.#o.connectWaitMs).unref(),
       };
       this.#waiters.add(waiter);
@@ -336,7 +349,10 @@ export class ClientDaemon {
     const now = Date.now();
     if (now - this.#lastOnDemandAt < ON_DEMAND_MIN_INTERVAL_MS || now - this.#authRefusedAt < AUTH_REFUSED_HOLD_MS) return;
     this.#lastOnDemandAt = now;
-    this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: 0, trigger: 'on-demand', attempt: this.#attempt }, 'a local connection is waiting: reconnecting now');
+    this.#log.info(
+      { event: EVENTS.reconnectScheduled, delayMs: 0, trigger: 'on-demand', attempt: this.#attempt },
+      'a local connection is waiting: reconnecting now',
+    );
     this.#wakeUp();
   }
 
@@ -389,7 +405,11 @@ export class ClientDaemon {
       } else if (this.#o.once) {
         return;
       }
-      const delay = backoffDelayMs(this.#attempt++, { minMs: this.#o.reconnectMinMs, maxMs: this.#o.reconnectMaxMs, ...(this.#o.random ? { random: this.#o.random } : {}) });
+      const delay = backoffDelayMs(this.#attempt++, {
+        minMs: this.#o.reconnectMinMs,
+        maxMs: this.#o.reconnectMaxMs,
+        ...(this.#o.random ? { random: this.#o.random } : {}),
+      });
       this.#log.info({ event: EVENTS.reconnectScheduled, delayMs: delay, attempt: this.#attempt }, `reconnecting in ${delay} ms`);
       await new Promise<void>((resolve) => {
         this.#wake = resolve;

@@ -14,7 +14,9 @@ export const OPEN_ANSWER_MARGIN_MS = 5_000;
 /** Fails `stream` with ERR_MUX_STREAM_REFUSED 'timeout' unless it opens or ends within `ms`. */
 export function answerWithin(stream: MuxStream, ms: number): MuxStream {
   const timer = setTimeout(() => {
-    stream.destroy(new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open ${String(stream.target).slice(0, 300)}: no answer from the server within ${ms} ms`, 'timeout'));
+    stream.destroy(
+      new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open ${String(stream.target).slice(0, 300)}: no answer from the server within ${ms} ms`, 'timeout'),
+    );
   }, ms);
   timer.unref();
   const done = (): void => clearTimeout(timer);

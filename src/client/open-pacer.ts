@@ -178,7 +178,11 @@ export class OpenPacer {
       if (head.deadline <= now) {
         this.#queue.shift();
         head.reject(
-          new MuxStreamError('ERR_MUX_STREAM_REFUSED', `open of ${head.target} waited ${this.#waitMs} ms for the server's open limits (open_queue_wait_ms)`, 'limit'),
+          new MuxStreamError(
+            'ERR_MUX_STREAM_REFUSED',
+            `open of ${head.target} waited ${this.#waitMs} ms for the server's open limits (open_queue_wait_ms)`,
+            'limit',
+          ),
         );
         continue;
       }

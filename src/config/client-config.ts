@@ -171,7 +171,8 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
       return { listen, access, target: `${device.device}:${device.service}` };
     }
     const parsed = parseListenAddress(target);
-    if (parsed === undefined) throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port") or "DEVICE:SERVICE", got ${JSON.stringify(target.slice(0, 64))}`);
+    if (parsed === undefined)
+      throw t.fail('target', `expected "host:port" (IPv6 as "[::1]:port") or "DEVICE:SERVICE", got ${JSON.stringify(target.slice(0, 64))}`);
     t.done();
     return { listen, access, target: formatHostPort(parsed.host, parsed.port) };
   });
@@ -256,7 +257,19 @@ export function readClientTable(file: string, table: TomlTable, options: LoadCli
   socks.forEach((s, i) => claim(s.listen, `[socks.${i + 1}]`));
 
   const config: { -readonly [K in keyof ClientConfig]: ClientConfig[K] } = {
-    file, serverUrls, serverPublicKeys: [...keys], privateKeyFile, controlSocketAccess, reconnectMinMs, reconnectMaxMs, connectWaitMs, forwards, socks, devices, services, limits,
+    file,
+    serverUrls,
+    serverPublicKeys: [...keys],
+    privateKeyFile,
+    controlSocketAccess,
+    reconnectMinMs,
+    reconnectMaxMs,
+    connectWaitMs,
+    forwards,
+    socks,
+    devices,
+    services,
+    limits,
   };
   if (psk !== undefined) config.pskFile = resolveAgainst(file, psk);
   if (ca !== undefined) config.caFile = resolveAgainst(file, ca);

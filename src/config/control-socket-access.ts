@@ -24,11 +24,15 @@ export function readControlSocketAccess(c: TableReader): ControlSocketAccess {
     else if (typeof raw === 'number' && Number.isInteger(raw)) mode = raw;
     else throw c.fail('control_socket_mode', `expected an octal mode such as "0660", got ${JSON.stringify(raw)}`);
     if (mode !== 0o600 && mode !== 0o660) {
-      throw c.fail('control_socket_mode', `must be "0600" (only this user) or "0660" (and its group), got "${mode.toString(8).padStart(4, '0')}": whoever can connect may open streams as this client`);
+      throw c.fail(
+        'control_socket_mode',
+        `must be "0600" (only this user) or "0660" (and its group), got "${mode.toString(8).padStart(4, '0')}": whoever can connect may open streams as this client`,
+      );
     }
   }
   const group = c.optionalString('control_socket_group');
-  if (group !== undefined && !GROUP.test(group)) throw c.fail('control_socket_group', `expected a group name such as "twoway", got ${JSON.stringify(group.slice(0, 40))}`);
+  if (group !== undefined && !GROUP.test(group))
+    throw c.fail('control_socket_group', `expected a group name such as "twoway", got ${JSON.stringify(group.slice(0, 40))}`);
   if (group !== undefined && mode === DEFAULT_CONTROL_SOCKET_MODE) {
     throw c.fail('control_socket_group', 'has no effect with control_socket_mode "0600": set control_socket_mode = "0660" too');
   }

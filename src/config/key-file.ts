@@ -38,19 +38,10 @@ export interface SecretFileOwner {
  * Throws ERR_KEY_FILE_MODE unless `stat` describes a regular file owned by `owner` (default: the
  * current user) with no group/other permission bits. `getuid` is injectable for tests.
  */
-export function assertSecretFileStat(
-  path: string,
-  stat: fs.Stats,
-  what: string,
-  getuid: () => number = defaultGetuid,
-  owner?: SecretFileOwner,
-): void {
+export function assertSecretFileStat(path: string, stat: fs.Stats, what: string, getuid: () => number = defaultGetuid, owner?: SecretFileOwner): void {
   if (!stat.isFile()) throw new ConfigError('ERR_KEY_FILE', `${what} file ${path}: not a regular file`);
   if ((stat.mode & LOOSE_MODE_BITS) !== 0) {
-    throw new ConfigError(
-      'ERR_KEY_FILE_MODE',
-      `${what} file ${path} has mode ${octal(stat.mode)}, readable or writable by others; run: chmod 600 ${path}`,
-    );
+    throw new ConfigError('ERR_KEY_FILE_MODE', `${what} file ${path} has mode ${octal(stat.mode)}, readable or writable by others; run: chmod 600 ${path}`);
   }
   if (owner !== undefined) {
     if (stat.uid !== owner.uid) {
@@ -112,7 +103,10 @@ export function readKeyFile(path: string, what: KeyFileKind, owner?: SecretFileO
     while (end > start && isSpace(buf[end - 1] as number)) end--;
     const key = end - start === KEY_BASE64_CHARS ? decodeBase64KeyBytes(buf.subarray(start, end)) : undefined;
     if (key === undefined) {
-      throw new ConfigError('ERR_KEY_FILE', `${what} file ${path}: expected one base64 32-byte key (${KEY_BASE64_CHARS} characters), as written by 'twoway keygen'`);
+      throw new ConfigError(
+        'ERR_KEY_FILE',
+        `${what} file ${path}: expected one base64 32-byte key (${KEY_BASE64_CHARS} characters), as written by 'twoway keygen'`,
+      );
     }
     return key;
   } finally {

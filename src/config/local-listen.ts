@@ -21,7 +21,8 @@ export function parseLocalListen(text: string, base?: string): LocalListen {
     const raw = text.startsWith('unix:') ? text.slice(5) : text;
     if (raw === '' || raw.includes('\0')) throw new Error(`expected a unix socket path after "unix:", got ${JSON.stringify(text.slice(0, 64))}`);
     const resolved = base === undefined ? path.resolve(raw) : path.resolve(path.dirname(path.resolve(base)), raw);
-    if (Buffer.byteLength(resolved) > MAX_UNIX_PATH_BYTES) throw new Error(`a unix socket path is at most ${MAX_UNIX_PATH_BYTES} bytes, got ${Buffer.byteLength(resolved)}`);
+    if (Buffer.byteLength(resolved) > MAX_UNIX_PATH_BYTES)
+      throw new Error(`a unix socket path is at most ${MAX_UNIX_PATH_BYTES} bytes, got ${Buffer.byteLength(resolved)}`);
     return { path: resolved };
   }
   try {
@@ -45,9 +46,11 @@ export function readLocalListener(t: TableReader): { listen: LocalListen; access
   const uids = t.raw('allow_uids');
   let allowUids: number[] = [];
   if (uids !== undefined) {
-    if (!Array.isArray(uids) || uids.length > MAX_ALLOW_UIDS) throw t.fail('allow_uids', `expected a list of at most ${MAX_ALLOW_UIDS} numeric uids, e.g. [1000]`);
+    if (!Array.isArray(uids) || uids.length > MAX_ALLOW_UIDS)
+      throw t.fail('allow_uids', `expected a list of at most ${MAX_ALLOW_UIDS} numeric uids, e.g. [1000]`);
     uids.forEach((u, i) => {
-      if (typeof u !== 'number' || !Number.isSafeInteger(u) || u < 0 || u > MAX_UID) throw t.fail(`allow_uids[${i}]`, `expected a numeric uid in 0..${MAX_UID}, got ${JSON.stringify(typeof u === 'bigint' ? String(u) : u)}`);
+      if (typeof u !== 'number' || !Number.isSafeInteger(u) || u < 0 || u > MAX_UID)
+        throw t.fail(`allow_uids[${i}]`, `expected a numeric uid in 0..${MAX_UID}, got ${JSON.stringify(typeof u === 'bigint' ? String(u) : u)}`);
     });
     allowUids = uids as number[];
   }

@@ -82,11 +82,22 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   }
   const proxyProtocol = s.boolean('proxy_protocol', false);
   if (proxyProtocol && trustedProxies.length === 0) throw s.fail('proxy_protocol', 'needs trusted_proxies: the addresses allowed to send a PROXY header');
-  if (proxyProtocol && cert !== undefined) throw s.fail('proxy_protocol', 'is supported for plain ws:// only: terminate TLS at the proxy, or drop tls_cert_file and tls_key_file');
+  if (proxyProtocol && cert !== undefined)
+    throw s.fail('proxy_protocol', 'is supported for plain ws:// only: terminate TLS at the proxy, or drop tls_cert_file and tls_key_file');
   s.done();
 
   const config: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
-    file, listen, path: wsPath, privateKeyFile, peersFile, requirePsk, controlSocket, shutdownGraceMs, trustedProxies, proxyProtocol, limits,
+    file,
+    listen,
+    path: wsPath,
+    privateKeyFile,
+    peersFile,
+    requirePsk,
+    controlSocket,
+    shutdownGraceMs,
+    trustedProxies,
+    proxyProtocol,
+    limits,
   };
   if (cert !== undefined && key !== undefined) {
     config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };

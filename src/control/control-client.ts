@@ -17,7 +17,14 @@ export function controlRequest(path: string, request: ControlRequest): Promise<C
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const why = err.code === 'ENOENT' ? 'no such socket (is the daemon running?)' : err.code === 'EACCES' ? 'permission denied' : err.code === 'ECONNREFUSED' ? 'nothing is listening (is the daemon running?)' : err.message;
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such socket (is the daemon running?)'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'ECONNREFUSED'
+              ? 'nothing is listening (is the daemon running?)'
+              : err.message;
       reject(new ConfigError('ERR_CONTROL', `control socket ${path}: ${why}`));
     });
     socket.on('end', () => {
@@ -35,9 +42,7 @@ export function controlRequest(path: string, request: ControlRequest): Promise<C
 export function controlConnect(path: string, request: ControlRequest): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
-    socket.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new ConfigError('ERR_CONTROL', `control socket ${path}: ${err.code ?? err.message}`)),
-    );
+    socket.once('error', (err: NodeJS.ErrnoException) => reject(new ConfigError('ERR_CONTROL', `control socket ${path}: ${err.code ?? err.message}`)));
     socket.once('connect', () => {
       socket.write(`${JSON.stringify(request)}\n`);
       resolve(socket);

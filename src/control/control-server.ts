@@ -11,10 +11,7 @@ import { MAX_LINE_BYTES, readLine } from './json-line.js';
  */
 export type ControlRequest = { readonly cmd: string; readonly [key: string]: unknown };
 export type ControlReply = { readonly ok: boolean; readonly [key: string]: unknown };
-export type ControlHandler = (
-  request: ControlRequest,
-  socket: net.Socket,
-) => Promise<ControlReply | 'taken'>;
+export type ControlHandler = (request: ControlRequest, socket: net.Socket) => Promise<ControlReply | 'taken'>;
 
 const MAX_REQUEST_BYTES = MAX_LINE_BYTES;
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -78,7 +75,10 @@ export async function startControlServer(
   } catch (err) {
     await close();
     const e = err as NodeJS.ErrnoException;
-    throw new Error(`${permissions.gid !== undefined ? `setting group ${permissions.gid} and ` : ''}mode ${permissions.mode.toString(8).padStart(4, '0')}: ${e.code === 'EPERM' ? 'operation not permitted (the daemon must be a member of that group)' : e.message}`, { cause: err });
+    throw new Error(
+      `${permissions.gid !== undefined ? `setting group ${permissions.gid} and ` : ''}mode ${permissions.mode.toString(8).padStart(4, '0')}: ${e.code === 'EPERM' ? 'operation not permitted (the daemon must be a member of that group)' : e.message}`,
+      { cause: err },
+    );
   }
   return { path, close };
 }

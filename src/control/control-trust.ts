@@ -12,10 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 export type SocketTrust =
-  | { readonly kind: 'absent' }
-  | { readonly kind: 'not-a-socket' }
-  | { readonly kind: 'trusted' }
-  | { readonly kind: 'untrusted'; readonly why: string };
+  { readonly kind: 'absent' } | { readonly kind: 'not-a-socket' } | { readonly kind: 'trusted' } | { readonly kind: 'untrusted'; readonly why: string };
 
 const GROUP_OR_OTHER_WRITE = 0o022;
 

@@ -101,25 +101,13 @@ const ONE = Uint8Array.of(1);
  * HKDF(chaining_key, input_key_material, num_outputs) as Noise section 4.3 defines it (HMAC-based,
  * outputs of HASHLEN bytes, each a fresh array). Intermediate secrets are wiped.
  */
-export function hkdf(
-  backend: CryptoBackend,
-  hash: HashName,
-  chainingKey: Uint8Array,
-  inputKeyMaterial: Uint8Array,
-  outputs: 2 | 3,
-): Uint8Array[] {
+export function hkdf(backend: CryptoBackend, hash: HashName, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[] {
   if (backend.hkdf !== undefined) return backend.hkdf(hash, chainingKey, inputKeyMaterial, outputs);
   return hkdfFromHmac(backend, hash, chainingKey, inputKeyMaterial, outputs);
 }
 
 /** HKDF from the backend's HMAC alone (the section 4.3 definition, step by step). */
-export function hkdfFromHmac(
-  backend: CryptoBackend,
-  hash: HashName,
-  chainingKey: Uint8Array,
-  inputKeyMaterial: Uint8Array,
-  outputs: 2 | 3,
-): Uint8Array[] {
+export function hkdfFromHmac(backend: CryptoBackend, hash: HashName, chainingKey: Uint8Array, inputKeyMaterial: Uint8Array, outputs: 2 | 3): Uint8Array[] {
   const tempKey = backend.hmac(hash, chainingKey, [inputKeyMaterial]);
   const out1 = backend.hmac(hash, tempKey, [ONE]);
   const out2 = backend.hmac(hash, tempKey, [out1, Uint8Array.of(2)]);

@@ -11,9 +11,7 @@ import { createNodeBackend, nodeBackend } from './node-backend.js';
 /** Whether the native AEAD loaded in this process, and why not. */
 export const nativeAeadStatus: NativeAeadStatus = loadNativeAead();
 
-const nativeBackend: CryptoBackend | undefined = nativeAeadStatus.available
-  ? createNodeBackend({ nativeAead: nativeAeadStatus.binding })
-  : undefined;
+const nativeBackend: CryptoBackend | undefined = nativeAeadStatus.available ? createNodeBackend({ nativeAead: nativeAeadStatus.binding }) : undefined;
 
 /** The default backend: 'native' when the addon loaded, else 'node' (node:crypto / OpenSSL). */
 export const defaultBackend: CryptoBackend = nativeBackend ?? nodeBackend;

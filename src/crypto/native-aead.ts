@@ -25,9 +25,7 @@ export interface NativeAeadBinding {
 /** Returns the binding or throws; injected by tests to stand for a missing or broken addon. */
 export type NativeAeadLoader = () => NativeAeadBinding;
 
-export type NativeAeadStatus =
-  | { readonly available: true; readonly binding: NativeAeadBinding }
-  | { readonly available: false; readonly reason: string };
+export type NativeAeadStatus = { readonly available: true; readonly binding: NativeAeadBinding } | { readonly available: false; readonly reason: string };
 
 /** Where native/build.mjs puts the addon, seen from dist/crypto/ (the daemon) and from src/crypto/ (vitest). */
 const ADDON_PATHS = ['./twoway-aead.node', '../../dist/crypto/twoway-aead.node'];
@@ -124,7 +122,10 @@ function selfTest(binding: NativeAeadBinding): void {
   const ad = Uint8Array.of(1, 2, 3);
   const parts = [Uint8Array.of(0), new Uint8Array(300).fill(0x5a), Uint8Array.of(7, 8)];
   const plain = Buffer.concat(parts);
-  for (const [cipher, algorithm] of [['ChaChaPoly', 'chacha20-poly1305'], ['AESGCM', 'aes-256-gcm']] as const) {
+  for (const [cipher, algorithm] of [
+    ['ChaChaPoly', 'chacha20-poly1305'],
+    ['AESGCM', 'aes-256-gcm'],
+  ] as const) {
     const aead = new NativeAead(binding, cipher, key);
     const sealed = aead.seal(0x01020304, 0x05060708, ad, parts, Uint8Array.of(0xee));
     const nonce = new Uint8Array(NONCE_BYTES);
@@ -144,7 +145,12 @@ function selfTest(binding: NativeAeadBinding): void {
     if (!Buffer.from(opened).equals(plain)) throw new Error(`${cipher}: opened bytes differ`);
     let rejected = false;
     try {
-      aead.open(0x01020304, 0x05060708, ad, expected.subarray(1).map((b, i) => (i === 3 ? b ^ 1 : b)));
+      aead.open(
+        0x01020304,
+        0x05060708,
+        ad,
+        expected.subarray(1).map((b, i) => (i === 3 ? b ^ 1 : b)),
+      );
     } catch {
       rejected = true;
     }

@@ -60,9 +60,7 @@ import { BLAKE2S_JS_MAX_BYTES, blake2sParts, hkdfBlake2s, hmacBlake2s } from './
 import { NativeAead, type NativeAeadBinding } from './native-aead.js';
 
 /** PKCS#8 header of an X25519 private key (RFC 8410); the raw key follows it. */
-const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
+const PKCS8_X25519_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
 /** Remote static public keys kept as KeyObjects; bounded, oldest evicted first. */
 const PUBLIC_KEY_CACHE_ENTRIES = 1024;
 /** Below this size Buffer.allocUnsafe would hand out a slice of the shared pool. */

@@ -107,7 +107,10 @@ export class DeviceAgent {
       const s = this.#services.get(a.service);
       if (s !== undefined && s.target === a.target && this.#admits(s, a.open) === undefined) continue;
       reset++;
-      this.#log.warn({ event: EVENTS.streamReset, user: a.open.user, service: a.service, reason: 'not-permitted' }, `resetting stream of ${a.open.user} to ${a.service}: no longer allowed by this device`);
+      this.#log.warn(
+        { event: EVENTS.streamReset, user: a.open.user, service: a.service, reason: 'not-permitted' },
+        `resetting stream of ${a.open.user} to ${a.service}: no longer allowed by this device`,
+      );
       a.stream.destroy();
       a.socket?.resetAndDestroy();
     }
@@ -222,11 +225,22 @@ export class DeviceAgent {
   #opened(active: ActiveServiceStream, fields: StreamFields, started: number): (r: PipeResult) => void {
     const { open } = active;
     this.#active.add(active);
-    this.#log.info({ event: EVENTS.deviceStreamOpen, ...fields, target: active.target, setupMs: Date.now() - started }, `${open.user} -> ${open.service} (${active.target}) open`);
+    this.#log.info(
+      { event: EVENTS.deviceStreamOpen, ...fields, target: active.target, setupMs: Date.now() - started },
+      `${open.user} -> ${open.service} (${active.target}) open`,
+    );
     return (r) => {
       this.#active.delete(active);
       this.#log.info(
-        { event: EVENTS.deviceStreamClose, ...fields, bytesToService: r.bytesToSocket, bytesFromService: r.bytesFromSocket, durationMs: r.durationMs, how: r.how, ...(r.error ? { err: r.error.message } : {}) },
+        {
+          event: EVENTS.deviceStreamClose,
+          ...fields,
+          bytesToService: r.bytesToSocket,
+          bytesFromService: r.bytesFromSocket,
+          durationMs: r.durationMs,
+          how: r.how,
+          ...(r.error ? { err: r.error.message } : {}),
+        },
         `${open.user} -> ${open.service} closed (${r.how})`,
       );
     };

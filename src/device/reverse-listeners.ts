@@ -125,7 +125,10 @@ export class ReverseListeners {
     this.#open.set(key, entry);
     server.on('error', (err: NodeJS.ErrnoException) => {
       // Not fatal: the device keeps working through the tunnel; status shows the port down.
-      this.#log.warn({ event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec), err: err.code ?? err.message }, `reverse listener ${hostPort(spec)} for ${this.#device}:${spec.service} failed: ${err.code ?? err.message}`);
+      this.#log.warn(
+        { event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec), err: err.code ?? err.message },
+        `reverse listener ${hostPort(spec)} for ${this.#device}:${spec.service} failed: ${err.code ?? err.message}`,
+      );
       entry.up = false;
       entry.failed = true;
       server.close();
@@ -136,7 +139,10 @@ export class ReverseListeners {
         return;
       }
       entry.up = true;
-      this.#log.info({ event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec) }, `reverse listener ${hostPort(spec)} -> ${this.#device}:${spec.service}`);
+      this.#log.info(
+        { event: EVENTS.reverseListen, device: this.#device, service: spec.service, listen: hostPort(spec) },
+        `reverse listener ${hostPort(spec)} -> ${this.#device}:${spec.service}`,
+      );
     });
   }
 
@@ -149,7 +155,11 @@ export class ReverseListeners {
   /** Stops listening on `l`'s port (open connections are left to the caller) and logs it once. */
   #release(l: Listening, why: string): void {
     if (l.server.listening) l.server.close();
-    if (l.up) this.#log.info({ event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: why }, `reverse listener ${hostPort(l.spec)} released (${why})`);
+    if (l.up)
+      this.#log.info(
+        { event: EVENTS.reverseRelease, device: this.#device, service: l.spec.service, listen: hostPort(l.spec), detail: why },
+        `reverse listener ${hostPort(l.spec)} released (${why})`,
+      );
     l.up = false;
   }
 
@@ -162,7 +172,10 @@ export class ReverseListeners {
     const address = socket.remoteAddress ?? '';
     const from = `${address}:${socket.remotePort}`;
     const refused = (reason: string, detail: string): void => {
-      this.#log.warn({ event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason, detail }, `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${detail}`);
+      this.#log.warn(
+        { event: EVENTS.deviceStreamRefused, device: this.#device, service: spec.service, user: 'reverse', remote: from, reason, detail },
+        `reverse connection from ${from} to ${this.#device}:${spec.service} refused: ${detail}`,
+      );
     };
     const why = this.#admit(address);
     if (why !== undefined) {
@@ -229,7 +242,17 @@ export class ReverseListeners {
         slot.done();
         if (!opened) return; // never reached the service: the refusal above is its line
         this.#log.info(
-          { event: EVENTS.deviceStreamClose, device: this.#device, service: spec.service, user: 'reverse', remote: from, bytesToDevice: r.bytesFromSocket, bytesFromDevice: r.bytesToSocket, durationMs: r.durationMs, how: r.how },
+          {
+            event: EVENTS.deviceStreamClose,
+            device: this.#device,
+            service: spec.service,
+            user: 'reverse',
+            remote: from,
+            bytesToDevice: r.bytesFromSocket,
+            bytesFromDevice: r.bytesToSocket,
+            durationMs: r.durationMs,
+            how: r.how,
+          },
           `reverse connection from ${from} to ${this.#device}:${spec.service} closed (${r.how})`,
         );
       },

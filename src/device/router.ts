@@ -110,7 +110,10 @@ export class DeviceRouter {
   online(handle: DeviceSessionHandle, peer: ServerPeer): void {
     const older = this.#devices.get(peer.name);
     if (older !== undefined && older.handle !== handle) {
-      this.#log.info({ event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' }, `device ${peer.name}: a newer session replaces the older one`);
+      this.#log.info(
+        { event: EVENTS.deviceOffline, device: peer.name, detail: 'replaced by a newer session' },
+        `device ${peer.name}: a newer session replaces the older one`,
+      );
       this.#drop(older, 'replaced by a newer session');
       // The close record first, so the device learns `replaced` (a GOAWAY has no such code).
       older.handle.session.close({ code: 'replaced', message: 'replaced by a newer session' });
@@ -168,7 +171,10 @@ export class DeviceRouter {
     const fields = { user: peer.name, device, service };
     const refuse = (reason: ReasonCode, message: string): void => {
       this.#audit({ type: 'stream-refused', via: 'device', reason });
-      log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
+      log.warn(
+        { event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message },
+        `stream to ${device}:${service} refused: ${message}`,
+      );
       request.reject(reason, message);
     };
     if (!peer.devices.allows(device, service)) {
@@ -193,7 +199,10 @@ export class DeviceRouter {
         const message = reason === 'device-offline' ? `device ${device} is not connected` : `device ${device}: ${detail}`;
         this.#audit({ type: 'stream-refused', via: 'device', reason });
         // Rate-limited per user and device by the logger (src/log/rate-limit.ts).
-        log.warn({ event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message }, `stream to ${device}:${service} refused: ${message}`);
+        log.warn(
+          { event: EVENTS.streamRefused, target: request.target, ...fields, reason, detail: message },
+          `stream to ${device}:${service} refused: ${message}`,
+        );
         request.reject(reason, message);
       },
       start: (slot) => this.#relayInto(entry, user, target, request, log, refuse, slot),
@@ -207,7 +216,15 @@ export class DeviceRouter {
    * pending open costs the device one token of its no-data budget; the queue's rate keeps those
    * far below the budget's refill).
    */
-  #relayInto(entry: DeviceEntry, user: DeviceSessionHandle, target: DeviceTarget, request: StreamRequest, log: Logger, refuse: (reason: ReasonCode, message: string) => void, slot: OpenSlot): void {
+  #relayInto(
+    entry: DeviceEntry,
+    user: DeviceSessionHandle,
+    target: DeviceTarget,
+    request: StreamRequest,
+    log: Logger,
+    refuse: (reason: ReasonCode, message: string) => void,
+    slot: OpenSlot,
+  ): void {
     const { device, service } = target;
     const now = this.#peers?.lookup(user.peerKey);
     if (request.cancelled) {
@@ -294,7 +311,16 @@ export class DeviceRouter {
             slot.done();
             this.#audit({ type: 'stream-closed', via: 'device', bytesToTarget: r.aToB, bytesFromTarget: r.bToA });
             log.info(
-              { event: EVENTS.deviceStreamClose, stream: fromUser.id, ...fields, bytesToDevice: r.aToB, bytesFromDevice: r.bToA, durationMs: r.durationMs, how: r.how, ...(r.reason ? { reason: r.reason } : {}) },
+              {
+                event: EVENTS.deviceStreamClose,
+                stream: fromUser.id,
+                ...fields,
+                bytesToDevice: r.aToB,
+                bytesFromDevice: r.bToA,
+                durationMs: r.durationMs,
+                how: r.how,
+                ...(r.reason ? { reason: r.reason } : {}),
+              },
               `stream ${fromUser.id} to ${device}:${service} closed (${r.how})`,
             );
           },
@@ -302,7 +328,10 @@ export class DeviceRouter {
       };
       this.#relays.add(active);
       this.#audit({ type: 'stream-opened', via: 'device' });
-      log.info({ event: EVENTS.deviceStreamOpen, stream: fromUser.id, ...fields, openMs: Date.now() - started }, `stream ${fromUser.id} open to ${device}:${service}`);
+      log.info(
+        { event: EVENTS.deviceStreamOpen, stream: fromUser.id, ...fields, openMs: Date.now() - started },
+        `stream ${fromUser.id} open to ${device}:${service}`,
+      );
     });
   }
 
@@ -329,7 +358,10 @@ export class DeviceRouter {
       const user = peers.lookup(r.userKey);
       if (user !== undefined && user.devices.allows(r.device, r.service)) continue;
       reset++;
-      this.#log.warn({ event: EVENTS.streamReset, peer: r.user, device: r.device, service: r.service, reason: 'not-permitted' }, `resetting stream of ${r.user} to ${r.device}:${r.service}: no longer permitted`);
+      this.#log.warn(
+        { event: EVENTS.streamReset, peer: r.user, device: r.device, service: r.service, reason: 'not-permitted' },
+        `resetting stream of ${r.user} to ${r.device}:${r.service}: no longer permitted`,
+      );
       r.relay.reset('not-permitted');
     }
     for (const entry of [...this.#devices.values()]) {

@@ -24,12 +24,15 @@ export interface LocalForwardOptions {
 
 /** Starts a local forward; resolves once listening. Each connection gets its own stream to `target`. */
 export function startLocalForward(options: LocalForwardOptions): Promise<ListenerHandle> {
-  return listenLocal({ listen: options.listen, kind: 'forward', ...(options.access ? { access: options.access } : {}), ...(options.logger ? { logger: options.logger } : {}) }, (socket) => {
-    socketIntoStream(socket, () => options.open(options.target), {
-      onDone: (result) => {
-        options.logger?.debug({ target: options.target, ...result, error: result.error?.message }, 'forwarded connection closed');
-        options.onConnection?.(result);
-      },
-    });
-  });
+  return listenLocal(
+    { listen: options.listen, kind: 'forward', ...(options.access ? { access: options.access } : {}), ...(options.logger ? { logger: options.logger } : {}) },
+    (socket) => {
+      socketIntoStream(socket, () => options.open(options.target), {
+        onDone: (result) => {
+          options.logger?.debug({ target: options.target, ...result, error: result.error?.message }, 'forwarded connection closed');
+          options.onConnection?.(result);
+        },
+      });
+    },
+  );
 }

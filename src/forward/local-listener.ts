@@ -80,17 +80,24 @@ export async function listenLocal(options: LocalListenerOptions, onSocket: (sock
   if (check) {
     const problem = await checkOwnerTablesReadable(options.readTables);
     if (problem !== undefined) {
-      throw new Error(`${formatLocalListen(options.listen)}: the owner check of local connections needs ${problem}; listen on a unix: path, or set allow_other_users = true`);
+      throw new Error(
+        `${formatLocalListen(options.listen)}: the owner check of local connections needs ${problem}; listen on a unix: path, or set allow_other_users = true`,
+      );
     }
   }
   const owners = options.readTables !== undefined ? new PeerOwnerLookup(options.readTables) : (sharedOwners ??= new PeerOwnerLookup());
   const selfUid = process.getuid?.() ?? -1;
   const allowed = new Set<number>([selfUid, ...(options.access?.allowUids ?? [])]);
   let handle: ListenerHandle | undefined;
-  const refusals = new RefusalLine(options.logger, options.kind ?? 'listener', () => {
-    const a = handle?.bound();
-    return formatLocalListen(a ?? options.listen);
-  }, options.refusalLogIntervalMs ?? REFUSAL_LOG_INTERVAL_MS);
+  const refusals = new RefusalLine(
+    options.logger,
+    options.kind ?? 'listener',
+    () => {
+      const a = handle?.bound();
+      return formatLocalListen(a ?? options.listen);
+    },
+    options.refusalLogIntervalMs ?? REFUSAL_LOG_INTERVAL_MS,
+  );
   handle = await bind(options.listen, check, (socket) => {
     if (!check) {
       onSocket(socket);
@@ -118,7 +125,11 @@ export async function listenLocal(options: LocalListenerOptions, onSocket: (sock
   return handle;
 }
 
-function bind(listen: { host: string; port: number } | { path: string }, pauseOnConnect: boolean, onSocket: (socket: net.Socket) => void): Promise<ListenerHandle & { server: net.Server }> {
+function bind(
+  listen: { host: string; port: number } | { path: string },
+  pauseOnConnect: boolean,
+  onSocket: (socket: net.Socket) => void,
+): Promise<ListenerHandle & { server: net.Server }> {
   const server = net.createServer({ allowHalfOpen: true, pauseOnConnect, noDelay: true }, (socket) => {
     socket.on('error', () => {});
     onSocket(socket);
@@ -168,8 +179,10 @@ async function listenUnix(socketPath: string, onSocket: (socket: net.Socket) => 
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = fs.statSync(dir);
   const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new Error(`${where}: the directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): use a directory of your own`);
-  if ((st.mode & 0o022) !== 0) throw new Error(`${where}: the directory ${dir} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${dir}`);
+  if (uid !== undefined && st.uid !== uid)
+    throw new Error(`${where}: the directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): use a directory of your own`);
+  if ((st.mode & 0o022) !== 0)
+    throw new Error(`${where}: the directory ${dir} is writable by others (mode ${(st.mode & 0o777).toString(8)}): run chmod go-w ${dir}`);
   await removeStaleSocket(socketPath, where);
   // listen() binds synchronously: the umask is back before anything else runs.
   const oldUmask = process.umask(0o177);
@@ -254,9 +267,20 @@ class RefusalLine {
   }
 
   #write(uid: number | undefined, suppressed: number): void {
-    const who = suppressed > 0 ? `${suppressed} more connections` : uid === undefined ? 'a connection whose owner is unknown (gone, or not from this host)' : `a connection of uid ${uid}`;
+    const who =
+      suppressed > 0
+        ? `${suppressed} more connections`
+        : uid === undefined
+          ? 'a connection whose owner is unknown (gone, or not from this host)'
+          : `a connection of uid ${uid}`;
     this.logger?.warn(
-      { event: EVENTS.localRefused, kind: this.kind, listen: this.listen(), reason: suppressed === 0 && uid === undefined ? 'owner-unknown' : 'other-user', ...(suppressed > 0 ? { suppressed } : { uid: uid ?? null }) },
+      {
+        event: EVENTS.localRefused,
+        kind: this.kind,
+        listen: this.listen(),
+        reason: suppressed === 0 && uid === undefined ? 'owner-unknown' : 'other-user',
+        ...(suppressed > 0 ? { suppressed } : { uid: uid ?? null }),
+      },
       `${this.kind} ${this.listen()}: refused ${who} (only this user may use it; see allow_uids)`,
     );
   }

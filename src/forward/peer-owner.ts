@@ -94,7 +94,10 @@ export interface AcceptedEnds {
 /** %08X of a 32-bit word holding `bytes` in memory order, as the kernel prints it (host order). */
 function hexWord(bytes: readonly number[]): string {
   const ordered = LITTLE_ENDIAN ? [...bytes].reverse() : bytes;
-  return ordered.map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+  return ordered
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
 }
 
 function ipv6Bytes(ip: string): number[] | undefined {
@@ -134,7 +137,8 @@ export function procEndpointForms(ip: string, port: number): [v4: string | undef
  * so an IPv4 peer may be in either and an IPv6 peer only in tcp6.
  */
 export function connectingRowKeys(ends: AcceptedEnds): [tcp: string | undefined, tcp6: string | undefined] {
-  if (ends.remoteAddress === undefined || ends.remotePort === undefined || ends.localAddress === undefined || ends.localPort === undefined) return [undefined, undefined];
+  if (ends.remoteAddress === undefined || ends.remotePort === undefined || ends.localAddress === undefined || ends.localPort === undefined)
+    return [undefined, undefined];
   const peer = procEndpointForms(ends.remoteAddress, ends.remotePort);
   const us = procEndpointForms(ends.localAddress, ends.localPort);
   const key = (form: 0 | 1): string | undefined => (peer[form] === undefined || us[form] === undefined ? undefined : `${peer[form]} ${us[form]}`);
@@ -149,7 +153,7 @@ export function connectingRowKeys(ends: AcceptedEnds): [tcp: string | undefined,
  * not the live socket; the search goes on.
  */
 function matchRows(text: string, wanted: Map<string, unknown>, found: (key: string, uid: number) => void): void {
-  for (let at = 0; at < text.length && wanted.size > 0; ) {
+  for (let at = 0; at < text.length && wanted.size > 0;) {
     let end = text.indexOf('\n', at);
     if (end < 0) end = text.length;
     // "   12: LOCAL REMOTE st ...": the two fields after the slot number.

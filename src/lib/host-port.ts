@@ -14,8 +14,7 @@ export type HostPortProblem =
   | 'unbracketed-ipv6';
 
 export type HostPortSplit =
-  | { readonly ok: true; readonly host: string; readonly port: string; readonly bracketed: boolean }
-  | { readonly ok: false; readonly problem: HostPortProblem };
+  { readonly ok: true; readonly host: string; readonly port: string; readonly bracketed: boolean } | { readonly ok: false; readonly problem: HostPortProblem };
 
 /**
  * Cuts `host:port` or `[host]:port` into its parts. `host` comes without brackets; `bracketed`

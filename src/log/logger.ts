@@ -20,18 +20,7 @@ export const REDACTED = '[redacted]';
  * Field names that may hold key material or credentials, at the top level and one level down.
  * Logs carry fingerprints instead (STYLE.md #7); this is the safety net, not the policy.
  */
-const SECRET_FIELDS = [
-  'privateKey',
-  'psk',
-  'secret',
-  'password',
-  'chainingKey',
-  'sendKey',
-  'receiveKey',
-  'transportKey',
-  'proxy',
-  'authorization',
-] as const;
+const SECRET_FIELDS = ['privateKey', 'psk', 'secret', 'password', 'chainingKey', 'sendKey', 'receiveKey', 'transportKey', 'proxy', 'authorization'] as const;
 
 export const REDACT_PATHS: readonly string[] = [...SECRET_FIELDS, ...SECRET_FIELDS.map((f) => `*.${f}`)];
 
@@ -56,8 +45,9 @@ const limiters = new WeakMap<Logger, RefusalLimiter>();
 export function createLogger(options: LoggerOptions): Logger {
   const stream = options.destination ?? process.stdout;
   const pretty = options.pretty ?? (stream as Writable & { isTTY?: boolean }).isTTY === true;
-  const safe = safeDestination(stream, (count) =>
-    `${JSON.stringify({ level: 40, time: Date.now(), event: EVENTS.logDropped, dropped: count, msg: 'log lines were dropped' })}\n`,
+  const safe = safeDestination(
+    stream,
+    (count) => `${JSON.stringify({ level: 40, time: Date.now(), event: EVENTS.logDropped, dropped: count, msg: 'log lines were dropped' })}\n`,
   );
   const sink: LineSink = pretty ? { write: (line) => safe.write(formatPrettyLine(line)) } : safe;
   let root: Logger | undefined;

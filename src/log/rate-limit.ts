@@ -164,7 +164,9 @@ export class RefusalLimiter {
     bucket.reasons.clear();
     this.#write(
       { event: EVENTS.refusalsSuppressed, of: bucket.id.of, ...bucket.id.identity, suppressed: count, reasons, intervalMs: REFUSAL_LOG_INTERVAL_MS },
-      `${count} more ${bucket.id.of} lines in ${REFUSAL_LOG_INTERVAL_MS / 1000} s not written, by reason: ${Object.entries(reasons).map(([r, n]) => `${r} ${n}`).join(', ')}`,
+      `${count} more ${bucket.id.of} lines in ${REFUSAL_LOG_INTERVAL_MS / 1000} s not written, by reason: ${Object.entries(reasons)
+        .map(([r, n]) => `${r} ${n}`)
+        .join(', ')}`,
     );
   }
 }

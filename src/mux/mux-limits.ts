@@ -98,11 +98,6 @@ export function resolveMuxLimits(overrides: Partial<MuxLimits> = {}): MuxLimits 
   checkInteger('maxPendingOpens', limits.maxPendingOpens, 1, limits.maxStreams);
   checkInteger('idleFramesPerSecond', limits.idleFramesPerSecond, 1, 1_000_000);
   checkInteger('idleFrameBurst', limits.idleFrameBurst, 1, 1_000_000);
-  checkInteger(
-    'maxSessionBufferedBytes',
-    limits.maxSessionBufferedBytes,
-    limits.streamWindowBytes,
-    Number.MAX_SAFE_INTEGER,
-  );
+  checkInteger('maxSessionBufferedBytes', limits.maxSessionBufferedBytes, limits.streamWindowBytes, Number.MAX_SAFE_INTEGER);
   return Object.freeze(limits);
 }

@@ -6,16 +6,7 @@ import { MuxError, type MuxErrorCode } from '../errors.js';
 
 /** Why a stream was refused or reset. */
 export type ReasonCode =
-  | 'not-permitted'
-  | 'connection-refused'
-  | 'unreachable'
-  | 'dns-failure'
-  | 'timeout'
-  | 'limit'
-  | 'device-offline'
-  | 'error'
-  | 'cancel'
-  | 'tunnel-closed';
+  'not-permitted' | 'connection-refused' | 'unreachable' | 'dns-failure' | 'timeout' | 'limit' | 'device-offline' | 'error' | 'cancel' | 'tunnel-closed';
 
 /** Wire numbers of the stream reason codes (one byte). */
 export const REASON_WIRE: Readonly<Record<ReasonCode, number>> = Object.freeze({

@@ -12,16 +12,7 @@ import { InputError, MuxError, assertNever, type MuxErrorCode } from '../errors.
 import { EVENTS } from '../log/events.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameWriter } from './frame-writer.js';
-import {
-  MAX_STREAM_ID,
-  encodeGoAway,
-  encodeOpen,
-  encodeOpenFail,
-  encodeSettings,
-  isWireTarget,
-  type Frame,
-  type MuxSettings,
-} from './frame.js';
+import { MAX_STREAM_ID, encodeGoAway, encodeOpen, encodeOpenFail, encodeSettings, isWireTarget, type Frame, type MuxSettings } from './frame.js';
 import { DEFAULT_MUX_LIMITS, resolveMuxLimits, type MuxLimits } from './mux-limits.js';
 import { MuxStreamError, type GoAwayCode } from './reason.js';
 import { PendingOpen, type PendingOpenHost, type StreamRequest } from './stream-request.js';

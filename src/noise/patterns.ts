@@ -30,7 +30,10 @@ function tokens<T extends string>(text: string): T[] {
 function pattern(name: string, pre: string, ...messages: string[]): HandshakePattern {
   let initiatorPreMessage: PreMessageToken[] = [];
   let responderPreMessage: PreMessageToken[] = [];
-  for (const line of pre.split(';').map((l) => l.trim()).filter((l) => l !== '')) {
+  for (const line of pre
+    .split(';')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')) {
     if (line.startsWith('->')) initiatorPreMessage = tokens<PreMessageToken>(line.slice(2));
     else responderPreMessage = tokens<PreMessageToken>(line.slice(2));
   }

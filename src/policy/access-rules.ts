@@ -52,8 +52,15 @@ interface NameRule {
 
 /** Ranges denied unless an address rule lists them exactly (SECURITY.md, access control). */
 export const SPECIAL_RANGES: readonly string[] = [
-  '0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32',
-  '::/128', '::1/128', 'fe80::/10', 'ff00::/8',
+  '0.0.0.0/8',
+  '127.0.0.0/8',
+  '169.254.0.0/16',
+  '224.0.0.0/4',
+  '255.255.255.255/32',
+  '::/128',
+  '::1/128',
+  'fe80::/10',
+  'ff00::/8',
 ];
 
 const MAX_RULE_CHARS = 300;

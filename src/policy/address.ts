@@ -72,7 +72,7 @@ export function canonicalIPv6(address: string): string {
   const groups = ipv6Groups(address);
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -145,7 +145,14 @@ export function parseTarget(text: string): Target {
   if (typeof text !== 'string' || text.length === 0 || text.length > 300) throw invalid(String(text), 'expected host:port');
   const split = splitHostPort(text);
   if (!split.ok) {
-    throw invalid(text, split.problem === 'unclosed-bracket' ? 'expected [IPv6]:port' : split.problem === 'no-port' ? 'expected host:port' : 'IPv6 addresses go in brackets: [addr]:port');
+    throw invalid(
+      text,
+      split.problem === 'unclosed-bracket'
+        ? 'expected [IPv6]:port'
+        : split.problem === 'no-port'
+          ? 'expected host:port'
+          : 'IPv6 addresses go in brackets: [addr]:port',
+    );
   }
   if (split.bracketed && !net.isIPv6(split.host)) throw invalid(text, 'not an IPv6 address in brackets');
   const hostPart = split.host;

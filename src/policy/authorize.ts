@@ -117,7 +117,10 @@ export function mayBePermitted(target: string, rules: AccessRules, localAddresse
 }
 
 class LookupStop extends Error {
-  constructor(readonly reason: 'timeout' | 'cancel', message: string) {
+  constructor(
+    readonly reason: 'timeout' | 'cancel',
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -57,7 +57,10 @@ export function dispatchStreamRequest<H extends DispatchHandle>(d: Dispatch<H>, 
     device = parseDeviceTarget(request.target);
   } catch (err) {
     d.audit({ type: 'stream-refused', via: 'target', reason: 'not-permitted' });
-    log.warn({ event: EVENTS.streamRefused, target: request.target, reason: 'not-permitted', detail: (err as Error).message }, `stream refused: ${(err as Error).message}`);
+    log.warn(
+      { event: EVENTS.streamRefused, target: request.target, reason: 'not-permitted', detail: (err as Error).message },
+      `stream refused: ${(err as Error).message}`,
+    );
     request.reject('not-permitted', (err as Error).message);
     return;
   }

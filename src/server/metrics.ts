@@ -49,8 +49,14 @@ export class ServerMetrics {
       registers,
       collect() {
         const s = status().sessions;
-        this.set({ direction: 'in' }, s.reduce((n, x) => n + x.bytesIn, 0));
-        this.set({ direction: 'out' }, s.reduce((n, x) => n + x.bytesOut, 0));
+        this.set(
+          { direction: 'in' },
+          s.reduce((n, x) => n + x.bytesIn, 0),
+        );
+        this.set(
+          { direction: 'out' },
+          s.reduce((n, x) => n + x.bytesOut, 0),
+        );
       },
     });
   }

@@ -137,7 +137,14 @@ export class ServerDaemon {
     const address = this.#server.address();
     this.#own.setListen([address.host]);
     this.#log.info(
-      { event: EVENTS.listen, host: address.host, port: address.port, path: o.path, tls: o.tls !== undefined, fingerprint: fingerprint(o.staticKeyPair.publicKey) },
+      {
+        event: EVENTS.listen,
+        host: address.host,
+        port: address.port,
+        path: o.path,
+        tls: o.tls !== undefined,
+        fingerprint: fingerprint(o.staticKeyPair.publicKey),
+      },
       `listening on ${o.tls ? 'wss' : 'ws'}://${formatHostPort(address.host, address.port)}${o.path}`,
     );
     return address;
@@ -174,16 +181,16 @@ export class ServerDaemon {
     this.#handles.add(handle);
     const ofKey = this.#handlesByKey.get(publicKey) ?? new Set();
     this.#handlesByKey.set(publicKey, ofKey.add(handle));
-    log.info(
-      { event: EVENTS.sessionOpen, fingerprint: publicKey, remote: session.remoteAddress },
-      `session established with ${peer.name}`,
-    );
+    log.info({ event: EVENTS.sessionOpen, fingerprint: publicKey, remote: session.remoteAddress }, `session established with ${peer.name}`);
     if (peer.kind === 'device') this.#devices.online(handle, peer);
     handle.mux.onClose((info) => {
       this.#handles.delete(handle);
       ofKey.delete(handle);
       if (ofKey.size === 0 && this.#handlesByKey.get(publicKey) === ofKey) this.#handlesByKey.delete(publicKey);
-      handle.log.debug({ event: EVENTS.muxClosed, reason: info.code, remoteClose: info.remote, detail: info.message }, `streams of ${handle.peerName} ended (${info.code})`);
+      handle.log.debug(
+        { event: EVENTS.muxClosed, reason: info.code, remoteClose: info.remote, detail: info.message },
+        `streams of ${handle.peerName} ended (${info.code})`,
+      );
     });
   }
 
@@ -207,7 +214,10 @@ export class ServerDaemon {
       const peer: ServerPeer | undefined = peers.lookup(handle.peerKey);
       if (peer === undefined) {
         removed++;
-        this.#log.warn({ event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.fingerprint }, `closing the session of ${handle.peerName}: key removed from the allowlist`);
+        this.#log.warn(
+          { event: EVENTS.peersChanged, peer: handle.peerName, fingerprint: handle.fingerprint },
+          `closing the session of ${handle.peerName}: key removed from the allowlist`,
+        );
         // The close record first, so the client learns `revoked` (a GOAWAY has no such code).
         handle.session.close({ code: 'revoked', message: REVOKE_CLOSE_MESSAGE });
         handle.mux.close('shutdown', REVOKE_CLOSE_MESSAGE);
@@ -310,4 +320,3 @@ export interface ServerStatus {
     dialsQueued: number;
   }>;
 }
-

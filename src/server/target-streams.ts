@@ -100,18 +100,22 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
 
   const started = Date.now();
   const deadline = started + o.dialTimeoutMs;
-  const dialing = handle.dials
-    .run(async (): Promise<Dialed | undefined> => {
-      // 2. The slot is taken: the rules in force now decide, and the dial connects only to an
-      // address they grant.
-      if (settled) return undefined;
-      const now = o.currentPeer();
-      if (now === undefined) {
-        refuse('not-permitted', NO_LONGER_LISTED);
-        return undefined;
-      }
-      return dialTarget(request.target, { rules: now.rules, timeoutMs: Math.max(1, deadline - Date.now()), signal: abort.signal, localAddresses: o.ownAddresses() });
-    }, abort.signal);
+  const dialing = handle.dials.run(async (): Promise<Dialed | undefined> => {
+    // 2. The slot is taken: the rules in force now decide, and the dial connects only to an
+    // address they grant.
+    if (settled) return undefined;
+    const now = o.currentPeer();
+    if (now === undefined) {
+      refuse('not-permitted', NO_LONGER_LISTED);
+      return undefined;
+    }
+    return dialTarget(request.target, {
+      rules: now.rules,
+      timeoutMs: Math.max(1, deadline - Date.now()),
+      signal: abort.signal,
+      localAddresses: o.ownAddresses(),
+    });
+  }, abort.signal);
   serveStream({
     dialing,
     settled: () => settled,

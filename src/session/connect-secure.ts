@@ -19,7 +19,14 @@ import { RecordType } from './record.js';
 import type { StaticKeyPair } from './rekey.js';
 import { RecordLayer, type SecureSession } from './secure-session.js';
 import {
-  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
+  HANDSHAKE_HEADER,
+  MAX_HANDSHAKE_HEADER_CHARS,
+  MAX_RECORD_BYTES,
+  MUX_SETTINGS_HEADER,
+  SERVER_KEY_HEADER,
+  WIRE,
+  ZERO_PSK,
+  type WireProtocol,
 } from './wire.js';
 import { EVENTS } from '../log/events.js';
 
@@ -121,7 +128,10 @@ function interpretRefusal(err: UpgradeRefusedError, wire: WireProtocol): TwowayE
     case 503:
       return new SessionError('ERR_SESSION_TOO_MANY_UNAUTHENTICATED', 'server refused: too many pending connections');
     case 404:
-      return new SessionError('ERR_TRANSPORT', `no twoway endpoint at ${err.url ?? 'this URL'} (HTTP 404): check the path (the server's [server].path, default /twoway)`);
+      return new SessionError(
+        'ERR_TRANSPORT',
+        `no twoway endpoint at ${err.url ?? 'this URL'} (HTTP 404): check the path (the server's [server].path, default /twoway)`,
+      );
     default:
       return err;
   }
@@ -181,7 +191,9 @@ function readResponse(state: HandshakeState, headers: IncomingHttpHeaders): Comp
     return consumeResponse(state, reply);
   } catch (err) {
     if (err instanceof TwowayError && err.code.startsWith('ERR_NOISE')) {
-      throw new SessionError('ERR_SESSION_DECRYPT', 'the server\'s handshake reply failed to authenticate: wrong psk, or a server without the pinned key', { cause: err });
+      throw new SessionError('ERR_SESSION_DECRYPT', "the server's handshake reply failed to authenticate: wrong psk, or a server without the pinned key", {
+        cause: err,
+      });
     }
     throw err;
   }

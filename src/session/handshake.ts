@@ -9,9 +9,7 @@
  */
 import { HandshakeState } from '../noise/handshake-state.js';
 import { SessionError } from '../errors.js';
-import {
-  decodeInitiationPayload, decodeResponsePayload, encodeInitiationPayload, encodeResponsePayload,
-} from './handshake-payload.js';
+import { decodeInitiationPayload, decodeResponsePayload, encodeInitiationPayload, encodeResponsePayload } from './handshake-payload.js';
 import type { StaticKeyPair, TransportKeys } from './rekey.js';
 import { tai64nNow } from './tai64n.js';
 import { NOISE_PROTOCOL_NAME, type WireProtocol } from './wire.js';

@@ -12,10 +12,7 @@
 import type { HandshakeState } from '../noise/handshake-state.js';
 import { SessionError } from '../errors.js';
 import { PHASE_HEADERS, RecordType, TYPE_BYTES, parseRecordHeader } from './record.js';
-import {
-  readRekeyResponse, respondToRekey, writeRekeyInitiation,
-  type CipherState, type StaticKeyPair, type TransportKeys,
-} from './rekey.js';
+import { readRekeyResponse, respondToRekey, writeRekeyInitiation, type CipherState, type StaticKeyPair, type TransportKeys } from './rekey.js';
 import { MAX_RECORD_BYTES, MIN_RECORD_BYTES, type WireProtocol } from './wire.js';
 
 export type RekeyState = 'idle' | 'initiated' | 'switching';

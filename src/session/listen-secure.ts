@@ -22,7 +22,14 @@ import { ReplayGuard } from './replay-guard.js';
 import { RecordLayer, type SecureSession } from './secure-session.js';
 import { UnauthenticatedConnections, type PendingConnection } from './unauthenticated.js';
 import {
-  HANDSHAKE_HEADER, MAX_HANDSHAKE_HEADER_CHARS, MAX_RECORD_BYTES, MUX_SETTINGS_HEADER, SERVER_KEY_HEADER, WIRE, ZERO_PSK, type WireProtocol,
+  HANDSHAKE_HEADER,
+  MAX_HANDSHAKE_HEADER_CHARS,
+  MAX_RECORD_BYTES,
+  MUX_SETTINGS_HEADER,
+  SERVER_KEY_HEADER,
+  WIRE,
+  ZERO_PSK,
+  type WireProtocol,
 } from './wire.js';
 import { EVENTS } from '../log/events.js';
 
@@ -213,7 +220,10 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
             sessions.add(confirmed);
             // peerLog already carries peer, fingerprint and remote: repeating them makes duplicate JSON keys.
             opts.onHandshake?.({ accepted: true });
-            peerLog.info({ event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}) }, 'handshake accepted and key confirmed');
+            peerLog.info(
+              { event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}) },
+              'handshake accepted and key confirmed',
+            );
             try {
               opts.onSession(confirmed, info);
             } catch (err) {
@@ -242,7 +252,9 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
     path: opts.path ?? DEFAULT_PATH,
     ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
     subprotocol: wire.subprotocol,
-    ...(opts.proxies !== undefined ? { proxies: opts.proxies, onProxyHeaderRefused: (remote: string, why: string) => refuse(undefined, remote, 'bad-message', `PROXY header: ${why}`) } : {}),
+    ...(opts.proxies !== undefined
+      ? { proxies: opts.proxies, onProxyHeaderRefused: (remote: string, why: string) => refuse(undefined, remote, 'bad-message', `PROXY header: ${why}`) }
+      : {}),
     maxPayloadBytes: MAX_RECORD_BYTES,
     highWaterBytes: limits.highWaterBytes,
     onConnection: (connection: TransportConnection) => {
@@ -257,7 +269,12 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
     onConnectionClosed: (connection) => unauthenticated.release(connection),
     onUpgrade,
     onProtocolMismatch: (connection, offered) => {
-      refuse(unauthenticated.get(connection), connection.remoteAddress, 'bad-message', `subprotocol ${JSON.stringify(offered.slice(0, 64))}, expected ${wire.subprotocol}`);
+      refuse(
+        unauthenticated.get(connection),
+        connection.remoteAddress,
+        'bad-message',
+        `subprotocol ${JSON.stringify(offered.slice(0, 64))}, expected ${wire.subprotocol}`,
+      );
     },
   });
   log.debug({ event: EVENTS.transportListening, ...transport.address(), path: opts.path ?? DEFAULT_PATH, tls: opts.tls !== undefined }, 'listening');

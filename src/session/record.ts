@@ -48,7 +48,13 @@ const CLOSE_CODE_TO_WIRE = {
 } as const satisfies Record<Exclude<CloseCode, 'transport-closed'>, number>;
 
 const WIRE_TO_CLOSE_CODE: readonly Exclude<CloseCode, 'transport-closed'>[] = [
-  'normal', 'shutdown', 'revoked', 'auth-failed', 'protocol-error', 'timeout', 'replaced',
+  'normal',
+  'shutdown',
+  'revoked',
+  'auth-failed',
+  'protocol-error',
+  'timeout',
+  'replaced',
 ];
 
 /** Longest operator message carried in a close record, in bytes of UTF-8. */
@@ -94,12 +100,19 @@ export function decodeCloseBody(body: Uint8Array): { code: CloseCode; message?: 
 /** For logs: a record type's name. */
 export function recordTypeName(type: RecordType): string {
   switch (type) {
-    case RecordType.data: return 'data';
-    case RecordType.keepalive: return 'keepalive';
-    case RecordType.rekeyInit: return 'rekey-init';
-    case RecordType.rekeyResponse: return 'rekey-response';
-    case RecordType.rekeyRequest: return 'rekey-request';
-    case RecordType.close: return 'close';
-    default: return assertNever(type, 'record type');
+    case RecordType.data:
+      return 'data';
+    case RecordType.keepalive:
+      return 'keepalive';
+    case RecordType.rekeyInit:
+      return 'rekey-init';
+    case RecordType.rekeyResponse:
+      return 'rekey-response';
+    case RecordType.rekeyRequest:
+      return 'rekey-request';
+    case RecordType.close:
+      return 'close';
+    default:
+      return assertNever(type, 'record type');
   }
 }

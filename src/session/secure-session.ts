@@ -316,7 +316,18 @@ export class RecordLayer implements SecureSession {
     this.#keys.discard();
     this.#timers.stop();
     if (wasConfirmed) {
-      this.#log.info({ event: EVENTS.sessionClosed, reason: reason.code, remoteClose: reason.remote === true, detail: reason.message, bytesIn: this.#stats.bytesIn, bytesOut: this.#stats.bytesOut, durationMs: Date.now() - this.establishedAt.getTime() }, `session closed (${reason.code}${reason.message ? `: ${reason.message}` : ''})`);
+      this.#log.info(
+        {
+          event: EVENTS.sessionClosed,
+          reason: reason.code,
+          remoteClose: reason.remote === true,
+          detail: reason.message,
+          bytesIn: this.#stats.bytesIn,
+          bytesOut: this.#stats.bytesOut,
+          durationMs: Date.now() - this.establishedAt.getTime(),
+        },
+        `session closed (${reason.code}${reason.message ? `: ${reason.message}` : ''})`,
+      );
     }
     this.#opts.onClosed?.(this, reason, wasConfirmed);
     this.#fireClose();

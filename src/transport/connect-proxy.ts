@@ -8,12 +8,7 @@ import { SessionError } from '../errors.js';
 import { formatHostPort } from '../lib/host-port.js';
 
 /** Opens `host:port` through the proxy at `proxyUrl` (http://[user:pass@]host:port). */
-export function connectViaProxy(
-  proxyUrl: string,
-  host: string,
-  port: number,
-  signal: AbortSignal,
-): Promise<Socket> {
+export function connectViaProxy(proxyUrl: string, host: string, port: number, signal: AbortSignal): Promise<Socket> {
   let proxy: URL;
   try {
     proxy = new URL(proxyUrl);

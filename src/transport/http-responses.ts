@@ -10,10 +10,7 @@ import { STATUS_CODES } from 'node:http';
 const SAFE_HEADER = /^[\x21-\x7e][\x20-\x7e]*$/;
 
 /** Serialises a bare response (status line, extra headers, Connection: close, empty body). */
-export function bareResponse(
-  status: number,
-  headers: Readonly<Record<string, string>> = {},
-): string {
+export function bareResponse(status: number, headers: Readonly<Record<string, string>> = {}): string {
   let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (!SAFE_HEADER.test(name) || !SAFE_HEADER.test(value)) {
@@ -25,11 +22,7 @@ export function bareResponse(
 }
 
 /** Writes a bare response and ends the socket (the caller's deadline destroys laggards). */
-export function refuseUpgrade(
-  socket: Duplex,
-  status: number,
-  headers?: Readonly<Record<string, string>>,
-): void {
+export function refuseUpgrade(socket: Duplex, status: number, headers?: Readonly<Record<string, string>>): void {
   if (socket.destroyed) return;
   socket.end(bareResponse(status, headers));
 }

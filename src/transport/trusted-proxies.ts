@@ -54,7 +54,10 @@ export class TrustedProxies {
   clientFromForwardedFor(header: string | undefined, peerIp: string): string {
     let client = unmapIPv4(peerIp);
     if (header === undefined) return client;
-    const hops = header.split(',').slice(-MAX_FORWARDED_HOPS).map((h) => h.trim());
+    const hops = header
+      .split(',')
+      .slice(-MAX_FORWARDED_HOPS)
+      .map((h) => h.trim());
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = unmapIPv4(stripPortAndBrackets(hops[i]!));
       if (isIP(hop) === 0) break;

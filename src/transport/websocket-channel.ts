@@ -7,11 +7,7 @@
  * States: open -> closed (once; by close(), a `ws` error or the socket going away).
  */
 import type { WebSocket, RawData } from 'ws';
-import {
-  DEFAULT_CHANNEL_HIGH_WATER_BYTES,
-  type CloseReason,
-  type MessageChannel,
-} from '../channel.js';
+import { DEFAULT_CHANNEL_HIGH_WATER_BYTES, type CloseReason, type MessageChannel } from '../channel.js';
 import { assertNever } from '../errors.js';
 import { isPooledRecord, releaseRecordBuffer } from '../crypto/record-pool.js';
 

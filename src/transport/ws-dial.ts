@@ -171,15 +171,20 @@ export async function dialTransport(options: TransportDialOptions): Promise<WebS
       });
       socket.on('open', () => {
         if (socket.protocol !== options.subprotocol) {
-          failure = new SessionError('ERR_SESSION_PROTOCOL_VERSION', `server selected subprotocol ${JSON.stringify(socket.protocol)}, expected ${options.subprotocol}`);
+          failure = new SessionError(
+            'ERR_SESSION_PROTOCOL_VERSION',
+            `server selected subprotocol ${JSON.stringify(socket.protocol)}, expected ${options.subprotocol}`,
+          );
           socket.terminate();
           reject(failure);
           return;
         }
-        resolve(new WebSocketChannel(socket, {
-          remoteAddress: url.host,
-          ...(options.highWaterBytes !== undefined ? { highWaterBytes: options.highWaterBytes } : {}),
-        }));
+        resolve(
+          new WebSocketChannel(socket, {
+            remoteAddress: url.host,
+            ...(options.highWaterBytes !== undefined ? { highWaterBytes: options.highWaterBytes } : {}),
+          }),
+        );
       });
     });
   };

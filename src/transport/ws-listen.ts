@@ -113,7 +113,10 @@ function connectionKey(socket: Socket | Duplex): string {
 
 function offeredProtocols(header: string | undefined): string[] {
   if (header === undefined) return [];
-  return header.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
 }
 
 function pathOf(url: string | undefined): string | undefined {
@@ -134,9 +137,7 @@ export async function listenTransport(options: TransportListenOptions): Promise<
     throw new SessionError('ERR_TRANSPORT', 'the PROXY protocol is supported for plain ws:// only: terminate TLS at the proxy');
   }
   const server =
-    options.tls === undefined
-      ? http.createServer(serverOptions)
-      : https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key });
+    options.tls === undefined ? http.createServer(serverOptions) : https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key });
   server.maxHeadersCount = HTTP_MAX_HEADERS_COUNT;
 
   const wss = new WebSocketServer({
@@ -226,12 +227,7 @@ export async function listenTransport(options: TransportListenOptions): Promise<
       connection.addressPending = false;
     }
     const upgrade = req.headers.upgrade;
-    if (
-      req.method !== 'GET' ||
-      pathOf(req.url) !== options.path ||
-      upgrade === undefined ||
-      upgrade.toLowerCase() !== 'websocket'
-    ) {
+    if (req.method !== 'GET' || pathOf(req.url) !== options.path || upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
       refuseUpgrade(socket, 404);
       return;
     }

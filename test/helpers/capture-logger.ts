@@ -74,7 +74,11 @@ export async function startServer(
   });
   const { port } = server.address();
   return {
-    server, keys, allow, lines, sessions,
+    server,
+    keys,
+    allow,
+    lines,
+    sessions,
     url: `${extra.tls ? 'wss' : 'ws'}://127.0.0.1:${port}${extra.path ?? '/twoway'}`,
     allowPeer,
     removePeer: (p) => void allow.delete(keyId(p.keys.publicKey)),

@@ -78,7 +78,7 @@ export class MemoryNetwork {
     try {
       done = consumeResponse(init.state, response.message);
     } catch {
-      throw new SessionError('ERR_SESSION_DECRYPT', 'the server\'s handshake reply failed to authenticate');
+      throw new SessionError('ERR_SESSION_DECRYPT', "the server's handshake reply failed to authenticate");
     }
     const [clientEnd, serverEnd] = createChannelPair();
     const peerLog = listener.logger.child({ peer: peer.name });
@@ -221,22 +221,23 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
     ...options.server,
   });
   const address = await server.start();
-  const newClient = (key: KeyPair, logger: Logger, more: Partial<ClientDaemonOptions> = {}): ClientDaemon => new ClientDaemon({
-    serverUrls: [network ? 'ws://memory/twoway' : `ws://127.0.0.1:${address.port}/twoway`],
-    serverPublicKeys: [serverKey.publicKey],
-    staticKeyPair: key,
-    forwards: [],
-    socks: [],
-    reconnectMinMs: 100,
-    reconnectMaxMs: 1_000,
-    connectWaitMs: 5_000,
-    sessionLimits: {},
-    muxLimits: {},
-    logger,
-    ...(network ? { connect: network.connect } : {}),
-    ...options.client,
-    ...more,
-  });
+  const newClient = (key: KeyPair, logger: Logger, more: Partial<ClientDaemonOptions> = {}): ClientDaemon =>
+    new ClientDaemon({
+      serverUrls: [network ? 'ws://memory/twoway' : `ws://127.0.0.1:${address.port}/twoway`],
+      serverPublicKeys: [serverKey.publicKey],
+      staticKeyPair: key,
+      forwards: [],
+      socks: [],
+      reconnectMinMs: 100,
+      reconnectMaxMs: 1_000,
+      connectWaitMs: 5_000,
+      sessionLimits: {},
+      muxLimits: {},
+      logger,
+      ...(network ? { connect: network.connect } : {}),
+      ...options.client,
+      ...more,
+    });
   const client = newClient(peers[0]!.key, clientLog.logger);
   const extra: ClientDaemon[] = [];
   const events = (side: 'server' | 'client', event: string): LogLine[] =>
@@ -267,7 +268,8 @@ export async function startDaemonPair(options: DaemonPairOptions): Promise<Daemo
       await waitUntil(() => server.status().sessions.length > before, 'the server to see the session', 5_000);
       return { client: c, lines: log.lines };
     },
-    reconnected: (before, timeoutMs = 5_000) => waitUntil(() => client.connected && client.status().sessionsOpened > before, 'the client to reconnect', timeoutMs),
+    reconnected: (before, timeoutMs = 5_000) =>
+      waitUntil(() => client.connected && client.status().sessionsOpened > before, 'the client to reconnect', timeoutMs),
     async stop() {
       await Promise.all(extra.map((c) => c.stop()));
       await client.stop();

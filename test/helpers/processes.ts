@@ -45,7 +45,10 @@ export class Proc {
     }
     const end = this.stdout.lastIndexOf('\n') + 1;
     if (end > this.#parsedUpTo) {
-      const fresh = this.stdout.slice(this.#parsedUpTo, end).split('\n').filter((line) => line.startsWith('{'));
+      const fresh = this.stdout
+        .slice(this.#parsedUpTo, end)
+        .split('\n')
+        .filter((line) => line.startsWith('{'));
       this.#parsed.push(...fresh.map(parseLogLine));
       this.#parsedUpTo = end;
     }
@@ -116,4 +119,3 @@ export async function runTwoway(
   clearTimeout(timer);
   return { code, stdout: proc.stdout, stderr: proc.stderr };
 }
-

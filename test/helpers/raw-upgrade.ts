@@ -35,7 +35,9 @@ export function upgradeRequest(headers: Readonly<Record<string, string>> = {}, p
     [HANDSHAKE_HEADER]: 'AAAA',
     ...headers,
   };
-  return `GET ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  return `GET ${path} HTTP/1.1\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 }
 
 /**
@@ -108,7 +110,11 @@ export function proxyV2Header(client: { ip: string; port: number }): Buffer {
  * A TCP reverse proxy on loopback in front of `port`: 'xff' adds an X-Forwarded-For header to the
  * request, 'proxy-v2' sends a PROXY v2 header first; both name `client` as the source.
  */
-export async function startReverseProxy(port: number, mode: 'xff' | 'proxy-v2', client: { ip: string; port: number }): Promise<{ server: net.Server; port: number }> {
+export async function startReverseProxy(
+  port: number,
+  mode: 'xff' | 'proxy-v2',
+  client: { ip: string; port: number },
+): Promise<{ server: net.Server; port: number }> {
   const server = net.createServer((inbound) => {
     inbound.on('error', () => {});
     const outbound = net.connect(port, '127.0.0.1');
@@ -136,4 +142,3 @@ export async function startReverseProxy(port: number, mode: 'xff' | 'proxy-v2', 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as net.AddressInfo).port };
 }
-

@@ -49,9 +49,19 @@ export async function startSshd(dir: string): Promise<TestSshd> {
     fs.writeFileSync(
       path.join(dir, 'sshd_config'),
       [
-        `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${path.join(dir, 'host_ed25519')}`, `PidFile ${path.join(dir, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`, 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-        'PubkeyAuthentication yes', 'PermitRootLogin prohibit-password', 'StrictModes no', 'UsePAM no', 'Subsystem sftp internal-sftp', '',
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${path.join(dir, 'host_ed25519')}`,
+        `PidFile ${path.join(dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'PubkeyAuthentication yes',
+        'PermitRootLogin prohibit-password',
+        'StrictModes no',
+        'UsePAM no',
+        'Subsystem sftp internal-sftp',
+        '',
       ].join('\n'),
     );
     const child = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -67,18 +77,25 @@ export async function startSshd(dir: string): Promise<TestSshd> {
       throw new Error(`${(err as Error).message}\n${stderr}`, { cause: err });
     }
     // The check that the one listening is ours: it is alive and it speaks SSH.
-    if (child.exitCode !== null || !greeting!.startsWith('SSH-2.0-')) throw new Error(`port ${port} answered ${JSON.stringify(greeting)}, not our sshd\n${stderr}`);
+    if (child.exitCode !== null || !greeting!.startsWith('SSH-2.0-'))
+      throw new Error(`port ${port} answered ${JSON.stringify(greeting)}, not our sshd\n${stderr}`);
     return {
       port,
       process: child,
       identityFile,
       clientArgs: (extra = [], strictHostKeyChecking = 'accept-new') => [
-        '-F', '/dev/null',
-        '-i', identityFile,
-        '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
-        '-o', `StrictHostKeyChecking=${strictHostKeyChecking}`,
-        '-o', 'BatchMode=yes',
-        '-o', 'ConnectTimeout=15',
+        '-F',
+        '/dev/null',
+        '-i',
+        identityFile,
+        '-o',
+        `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+        '-o',
+        `StrictHostKeyChecking=${strictHostKeyChecking}`,
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'ConnectTimeout=15',
         ...extra,
       ],
       stop: () => child.kill('SIGTERM'),

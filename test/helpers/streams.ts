@@ -103,9 +103,7 @@ export function sessionPair(
 ): SessionPair {
   const channels = options.channels ?? createChannelPair();
   const requests: StreamRequest[] = [];
-  const client = quietSession(
-    new MuxSession(channels[0], { role: 'client', ...(options.limits ? { limits: options.limits } : {}) }),
-  );
+  const client = quietSession(new MuxSession(channels[0], { role: 'client', ...(options.limits ? { limits: options.limits } : {}) }));
   const handler = options.onStreamRequest ?? ((request: StreamRequest) => requests.push(request));
   const server = quietSession(
     new MuxSession(channels[1], {

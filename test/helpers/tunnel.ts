@@ -126,7 +126,10 @@ export class TestTunnel {
 
   /** Ports the client's listeners bound, in order, from its log. */
   static listenerPorts(client: Proc): number[] {
-    return client.logLines().filter((l) => l.event === 'listen').map((l) => Number(l.port));
+    return client
+      .logLines()
+      .filter((l) => l.event === 'listen')
+      .map((l) => Number(l.port));
   }
 
   async stop(): Promise<void> {
@@ -149,7 +152,7 @@ export async function startEchoServer(): Promise<{ server: net.Server; port: num
 /** The 5-byte header a connection to startResettingEchoTarget begins with: reset after `bytes` echoed, or never. */
 export function resetAfterHeader(bytes: number | undefined): Buffer {
   const header = Buffer.alloc(5);
-  header[0] = bytes === undefined ? 0x45 /* E */ : 0x52 /* R */;
+  header[0] = bytes === undefined ? 0x45 /* E */ : 0x52; /* R */
   header.writeUInt32BE(bytes ?? 0, 1);
   return header;
 }

@@ -12,12 +12,7 @@ const realNow = performance.now.bind(performance);
  * daemon's log or a socket takes longer), so a test costs what its condition takes. Fake timers
  * do not stop it (see above).
  */
-export async function waitUntil(
-  condition: () => boolean | Promise<boolean>,
-  what = 'condition',
-  timeoutMs = 10_000,
-  abort?: Promise<unknown>,
-): Promise<void> {
+export async function waitUntil(condition: () => boolean | Promise<boolean>, what = 'condition', timeoutMs = 10_000, abort?: Promise<unknown>): Promise<void> {
   const deadline = realNow() + timeoutMs;
   let aborted = false;
   void abort?.then(() => (aborted = true));

@@ -128,13 +128,17 @@ describe('twoway peers set against a running server', () => {
     expect(await b.ended).toBe('ECONNRESET');
     a.socket.write('still here\n');
     await waitUntil(() => a.received() === 'hello\nstill here\n', 'the permitted stream after the reload');
-    const after = JSON.parse((await runTwoway(['status', '--config', tunnel.path('server.toml'), '--json'])).stdout) as { sessions: Array<{ since: string; streams: number }> };
+    const after = JSON.parse((await runTwoway(['status', '--config', tunnel.path('server.toml'), '--json'])).stdout) as {
+      sessions: Array<{ since: string; streams: number }>;
+    };
     expect(after.sessions).toHaveLength(1);
     expect(after.sessions[0]!.since).toBe(before.sessions[0]!.since);
     expect(tunnel.server!.logLines().filter((l) => l.event === 'auth.accepted')).toHaveLength(1);
     expect(tunnel.server!.logLines().filter((l) => l.event === 'stream.reset' && l.target === `127.0.0.1:${echoA.port}`)).toHaveLength(0);
     // The file says what the server now enforces: a new stream to B is refused, to A accepted.
-    const list = JSON.parse((await runTwoway(['peers', 'list', '--json', '--config', tunnel.path('server.toml')])).stdout) as { peers: Array<{ allow: string[] }> };
+    const list = JSON.parse((await runTwoway(['peers', 'list', '--json', '--config', tunnel.path('server.toml')])).stdout) as {
+      peers: Array<{ allow: string[] }>;
+    };
     expect(list.peers[0]!.allow).toEqual([`127.0.0.1:${echoA.port}`]);
     a.socket.end();
     expect(await a.ended).toBe('close');
@@ -143,8 +147,14 @@ describe('twoway peers set against a running server', () => {
   it('--allow replaces the rules, --add-device / --device edit the grants, --psk-file and --no-psk set and drop the psk', async () => {
     const cfg = ['--config', tunnel.path('server.toml')];
     const list = async (): Promise<Array<{ name: string; allow: string[]; devices: string[]; pskFile?: string }>> =>
-      (JSON.parse((await runTwoway(['peers', 'list', '--json', ...cfg])).stdout) as { peers: Array<{ name: string; allow: string[]; devices: string[]; pskFile?: string }> }).peers;
-    expect((await runTwoway(['peers', 'set', 'alice', '--allow', '10.0.0.0/8:22', '--allow', 'db.corp.example:5432', '--add-device', 'build1:ssh', ...cfg])).code).toBe(0);
+      (
+        JSON.parse((await runTwoway(['peers', 'list', '--json', ...cfg])).stdout) as {
+          peers: Array<{ name: string; allow: string[]; devices: string[]; pskFile?: string }>;
+        }
+      ).peers;
+    expect(
+      (await runTwoway(['peers', 'set', 'alice', '--allow', '10.0.0.0/8:22', '--allow', 'db.corp.example:5432', '--add-device', 'build1:ssh', ...cfg])).code,
+    ).toBe(0);
     let p = (await list())[0]!;
     expect(p.allow).toEqual(['10.0.0.0/8:22', 'db.corp.example:5432']);
     expect(p.devices).toEqual(['build1:ssh']);
@@ -176,7 +186,7 @@ describe('twoway peers set against a running server', () => {
   });
 });
 
-describe('peers edits keep the file\'s owner, group and mode', () => {
+describe("peers edits keep the file's owner, group and mode", () => {
   let dir: string;
   const serverToml = (): string => path.join(dir, 'server.toml');
   beforeAll(() => {
@@ -188,7 +198,10 @@ describe('peers edits keep the file\'s owner, group and mode', () => {
     fs.chownSync(path.join(dir, 'peers'), NOBODY, NOBODY);
     fs.chownSync(path.join(dir, 'peers', 'peers.toml'), NOBODY, NOBODY);
     fs.chmodSync(path.join(dir, 'peers', 'peers.toml'), 0o640);
-    fs.writeFileSync(serverToml(), `[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers/peers.toml"\ncontrol_socket = "none.sock"\n`);
+    fs.writeFileSync(
+      serverToml(),
+      `[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers/peers.toml"\ncontrol_socket = "none.sock"\n`,
+    );
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -291,7 +304,9 @@ describe('check-config --user: key ownership checked against the service user', 
     fs.chownSync(key, NOBODY, NOBODY);
     const r = await runTwoway(['check-config', file]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/owned by uid 65534, not by the user running twoway \(uid 0\); if the daemon runs as another user, check with: twoway check-config --user NAME FILE/);
+    expect(r.stderr).toMatch(
+      /owned by uid 65534, not by the user running twoway \(uid 0\); if the daemon runs as another user, check with: twoway check-config --user NAME FILE/,
+    );
     expect((await runTwoway(['check-config', '--user', String(NOBODY), file])).code).toBe(0);
   });
 
@@ -338,11 +353,15 @@ describe('twoway init and the client defaults', () => {
     const dir = path.join(home, '.config', 'twoway');
     const key = fs.readFileSync(path.join(dir, 'client.key'), 'utf8');
     const toml = fs.readFileSync(path.join(dir, 'client.toml'), 'utf8');
-    const again = await runTwoway(['init', '--server-url', 'ws://127.0.0.1:1/twoway', '--server-public-key', encodeKey(generateKeyPair().publicKey)], { env: env() });
+    const again = await runTwoway(['init', '--server-url', 'ws://127.0.0.1:1/twoway', '--server-public-key', encodeKey(generateKeyPair().publicKey)], {
+      env: env(),
+    });
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/exist already; nothing was written/);
     expect(fs.readFileSync(path.join(dir, 'client.toml'), 'utf8')).toBe(toml);
-    const forced = await runTwoway(['init', '--force', '--server-url', tunnel.url, '--server-public-key', encodeKey(tunnel.serverKey.publicKey)], { env: env() });
+    const forced = await runTwoway(['init', '--force', '--server-url', tunnel.url, '--server-public-key', encodeKey(tunnel.serverKey.publicKey)], {
+      env: env(),
+    });
     expect(forced.code).toBe(0);
     expect(fs.readFileSync(path.join(dir, 'client.key'), 'utf8')).toBe(key);
     expect(forced.stdout.trim()).toBe(encodeKey(publicKeyFromPrivate(Buffer.from(key.trim(), 'base64'))));
@@ -351,7 +370,10 @@ describe('twoway init and the client defaults', () => {
   it('honours XDG_CONFIG_HOME and --dir; a bad URL or key writes nothing', async () => {
     const xdg = path.join(home, 'xdg');
     const key = encodeKey(generateKeyPair().publicKey);
-    expect((await runTwoway(['init', '--server-url', 'wss://vpn.corp.example/twoway', '--server-public-key', key], { env: { ...env(), XDG_CONFIG_HOME: xdg } })).code).toBe(0);
+    expect(
+      (await runTwoway(['init', '--server-url', 'wss://vpn.corp.example/twoway', '--server-public-key', key], { env: { ...env(), XDG_CONFIG_HOME: xdg } }))
+        .code,
+    ).toBe(0);
     expect(fs.existsSync(path.join(xdg, 'twoway', 'client.toml'))).toBe(true);
     const bad = await runTwoway(['init', '--dir', path.join(home, 'bad'), '--server-url', 'https://x/', '--server-public-key', key], { env: env() });
     expect(bad.code).toBe(3);
@@ -363,7 +385,9 @@ describe('twoway init and the client defaults', () => {
 
   it('twoway client, status and connect without -c use that file and the socket under $XDG_RUNTIME_DIR', async () => {
     const pub = (await runTwoway(['pubkey'], { input: fs.readFileSync(path.join(home, '.config', 'twoway', 'client.key')) })).stdout.trim();
-    expect((await runTwoway(['peers', 'add', 'alice', '--public-key', pub, '--allow', `127.0.0.1:${echo.port}`, '--config', tunnel.path('server.toml')])).code).toBe(0);
+    expect(
+      (await runTwoway(['peers', 'add', 'alice', '--public-key', pub, '--allow', `127.0.0.1:${echo.port}`, '--config', tunnel.path('server.toml')])).code,
+    ).toBe(0);
     // A folder left too open (by hand, or an older version) is narrowed to 0700 at start.
     fs.mkdirSync(path.join(home, 'run', 'twoway'));
     fs.chmodSync(path.join(home, 'run', 'twoway'), 0o755);

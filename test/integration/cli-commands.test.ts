@@ -56,7 +56,10 @@ describe('check-config', () => {
   afterAll(() => tunnel.stop());
 
   it('accepts a valid server config with its peers and key files', async () => {
-    fs.writeFileSync(tunnel.path('server.toml'), '[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\ncontrol_socket = "s.sock"\n');
+    fs.writeFileSync(
+      tunnel.path('server.toml'),
+      '[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\ncontrol_socket = "s.sock"\n',
+    );
     const r = await runTwoway(['check-config', tunnel.path('server.toml')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -77,7 +80,10 @@ describe('check-config', () => {
   });
 
   it('refuses an unknown key with the file and the key named', async () => {
-    fs.writeFileSync(tunnel.path('typo.toml'), '[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\nlisten_port = 3\n');
+    fs.writeFileSync(
+      tunnel.path('typo.toml'),
+      '[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\nlisten_port = 3\n',
+    );
     const r = await runTwoway(['check-config', tunnel.path('typo.toml')]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('typo.toml');
@@ -86,7 +92,10 @@ describe('check-config', () => {
   });
 
   it('refuses a bad access rule, naming the peer', async () => {
-    fs.writeFileSync(tunnel.path('bad-peers.toml'), `[[peer]]\nname = "carol"\npublic_key = "${encodeKey(generateKeyPair().publicKey)}"\nallow = ["10.0.0.0/33:22"]\n`);
+    fs.writeFileSync(
+      tunnel.path('bad-peers.toml'),
+      `[[peer]]\nname = "carol"\npublic_key = "${encodeKey(generateKeyPair().publicKey)}"\nallow = ["10.0.0.0/33:22"]\n`,
+    );
     const r = await runTwoway(['check-config', tunnel.path('bad-peers.toml')]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('carol');
@@ -136,7 +145,17 @@ describe('status and peers against a running server', () => {
 
   it('peers add, list --json and remove edit the file and reload the running server', async () => {
     const key = generateKeyPair();
-    const add = await runTwoway(['peers', 'add', 'dave', '--public-key', encodeKey(key.publicKey), '--allow', '10.0.0.0/8:22', '--config', tunnel.path('server.toml')]);
+    const add = await runTwoway([
+      'peers',
+      'add',
+      'dave',
+      '--public-key',
+      encodeKey(key.publicKey),
+      '--allow',
+      '10.0.0.0/8:22',
+      '--config',
+      tunnel.path('server.toml'),
+    ]);
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
     expect(add.stdout).toMatch(/reloaded/);

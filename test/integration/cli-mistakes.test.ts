@@ -115,7 +115,10 @@ describe('a misspelt key is reported as the unknown key it is', () => {
   ])('%s', async (typo, key, message) => {
     const file = tunnel.path(`typo-${typo}.toml`);
     fs.writeFileSync(file, fs.readFileSync(config, 'utf8').replace(new RegExp(`^${key} `, 'm'), `${typo} `));
-    for (const args of [['check-config', file], ['client', '-c', file]]) {
+    for (const args of [
+      ['check-config', file],
+      ['client', '-c', file],
+    ]) {
       const r = await runTwoway(args);
       expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toMatch(message);
@@ -138,9 +141,29 @@ describe('TLS and HTTP mix-ups give one clear line', () => {
 
   beforeAll(async () => {
     tlsTunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [] }] });
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', tlsTunnel.path('tls.key'), '-out', tlsTunnel.path('tls.pem'), '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        tlsTunnel.path('tls.key'),
+        '-out',
+        tlsTunnel.path('tls.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     fs.chmodSync(tlsTunnel.path('tls.key'), 0o600);
     tlsTunnel.options = { ...tlsTunnel.options, serverExtra: 'tls_cert_file = "tls.pem"\ntls_key_file = "tls.key"\n' };
     await tlsTunnel.startServer();
@@ -156,7 +179,10 @@ describe('TLS and HTTP mix-ups give one clear line', () => {
   /** `twoway connect` with server_url replaced; its stderr lines that are not log lines. */
   async function connectWith(url: string, extra = ''): Promise<{ code: number | null; message: string }> {
     const file = tunnel.path(`url-${encodeURIComponent(url)}.toml`);
-    const text = fs.readFileSync(config, 'utf8').replace(/^server_url = .*$/m, `server_url = "${url}"`).replace(/^control_socket = .*$/m, '');
+    const text = fs
+      .readFileSync(config, 'utf8')
+      .replace(/^server_url = .*$/m, `server_url = "${url}"`)
+      .replace(/^control_socket = .*$/m, '');
     fs.writeFileSync(file, `${text.replace('[client]\n', `[client]\n${extra}`)}`);
     const r = await runTwoway(['connect', '-c', file, '127.0.0.1:22']);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('twoway:'));
@@ -172,7 +198,11 @@ describe('TLS and HTTP mix-ups give one clear line', () => {
 
   it('ws:// to a TLS port', async () => {
     const r = await connectWith(`ws://127.0.0.1:${tlsTunnel.serverPort}/twoway`);
-    expect(r.message).toMatch(new RegExp(`^twoway: the server at ws://127\\.0\\.0\\.1:${tlsTunnel.serverPort}/twoway (closed the connection without an HTTP answer: if it serves TLS, use wss://|does not speak HTTP \\(a TLS port\\? use wss://\\))`));
+    expect(r.message).toMatch(
+      new RegExp(
+        `^twoway: the server at ws://127\\.0\\.0\\.1:${tlsTunnel.serverPort}/twoway (closed the connection without an HTTP answer: if it serves TLS, use wss://|does not speak HTTP \\(a TLS port\\? use wss://\\))`,
+      ),
+    );
     expect(r.code).toBe(1);
   });
 
@@ -184,17 +214,22 @@ describe('TLS and HTTP mix-ups give one clear line', () => {
   it('an HTTP server that is not twoway', async () => {
     const port = (web.address() as { port: number }).port;
     const r = await connectWith(`ws://127.0.0.1:${port}/twoway`);
-    expect(r.message).toBe(`twoway: the server at ws://127.0.0.1:${port}/twoway answered HTTP 200 instead of a WebSocket upgrade: not a twoway server, or the wrong port or path`);
+    expect(r.message).toBe(
+      `twoway: the server at ws://127.0.0.1:${port}/twoway answered HTTP 200 instead of a WebSocket upgrade: not a twoway server, or the wrong port or path`,
+    );
   });
 
   it('the wrong path on a twoway server', async () => {
     const r = await connectWith(`ws://127.0.0.1:${tunnel.serverPort}/wrong`);
-    expect(r.message).toBe(`twoway: no twoway endpoint at ws://127.0.0.1:${tunnel.serverPort}/wrong (HTTP 404): check the path (the server's [server].path, default /twoway)`);
+    expect(r.message).toBe(
+      `twoway: no twoway endpoint at ws://127.0.0.1:${tunnel.serverPort}/wrong (HTTP 404): check the path (the server's [server].path, default /twoway)`,
+    );
   });
 
   it('the right URL still works, with TLS', async () => {
     const file = tunnel.path('tls-ok.toml');
-    const text = fs.readFileSync(config, 'utf8')
+    const text = fs
+      .readFileSync(config, 'utf8')
       .replace(/^server_url = .*$/m, `server_url = "wss://127.0.0.1:${tlsTunnel.serverPort}/twoway"`)
       .replace(/^server_public_key = .*$/m, `server_public_key = "${encodeKey(tlsTunnel.serverKey.publicKey)}"\nca_file = "${tlsTunnel.path('tls.pem')}"`)
       .replace(/^private_key_file = .*$/m, `private_key_file = "${tlsTunnel.path('alice.key')}"`);

@@ -173,9 +173,14 @@ describe("ssh's end of a ProxyCommand: stdin's end, then SIGHUP (issue 12 item 6
 
   it('over a session of its own (no daemon): exit 0, the stream logged as closed', async () => {
     const own = tunnel.path('client-alone.toml');
-    fs.writeFileSync(own, fs.readFileSync(tunnel.path('client-alice.toml'), 'utf8').replace('control_socket = "client-alice.sock"', 'control_socket = "nobody-listens.sock"'));
+    fs.writeFileSync(
+      own,
+      fs.readFileSync(tunnel.path('client-alice.toml'), 'utf8').replace('control_socket = "client-alice.sock"', 'control_socket = "nobody-listens.sock"'),
+    );
     // A stale socket (bound, its process gone): connection refused, so no daemon answers.
-    expect(spawnSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', tunnel.path('nobody-listens.sock')]).status).toBe(0);
+    expect(spawnSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', tunnel.path('nobody-listens.sock')]).status).toBe(
+      0,
+    );
     const closes = serverLines('stream.close').length;
     const sessions = serverLines('auth.accepted').length;
     const r = await hangUpAfterAnswer(own);

@@ -18,7 +18,15 @@ const SERVICE_UID = 65534;
 const MEMBER_UID = 65533;
 const OTHER_UID = 65532;
 /** A group that exists on every Debian host and that none of the uids above has by default. */
-const GROUP = ['users', 'staff'].map((name) => ({ name, line: fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`)) })).find((g) => g.line)!;
+const GROUP = ['users', 'staff']
+  .map((name) => ({
+    name,
+    line: fs
+      .readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${name}:`)),
+  }))
+  .find((g) => g.line)!;
 const GID = Number(GROUP.line!.split(':')[2]);
 
 let tunnel: TestTunnel;
@@ -29,9 +37,13 @@ let daemon: Proc;
 
 /** bin/twoway as `uid`, with `groups` as its supplementary groups (none when empty). */
 function asUser(uid: number, groups: number[], args: string[], input = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = new Proc('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, groups.length ? `--groups=${groups.join(',')}` : '--clear-groups', process.execPath, TWOWAY_BIN, ...args], {
-    env: { ...process.env, HOME: base, NO_COLOR: '1' },
-  });
+  const proc = new Proc(
+    'setpriv',
+    [`--reuid=${uid}`, `--regid=${uid}`, groups.length ? `--groups=${groups.join(',')}` : '--clear-groups', process.execPath, TWOWAY_BIN, ...args],
+    {
+      env: { ...process.env, HOME: base, NO_COLOR: '1' },
+    },
+  );
   proc.child.stdin?.end(input);
   const timer = setTimeout(() => proc.kill('SIGKILL'), 20_000);
   return proc.exited.then(({ code }) => {
@@ -60,9 +72,13 @@ beforeAll(async () => {
     `[client]\nserver_url = "${tunnel.url}"\nserver_public_key = "${encodeKey(tunnel.serverKey.publicKey)}"\nprivate_key_file = "alice.key"\n` +
       `control_socket = ${JSON.stringify(socketPath)}\ncontrol_socket_mode = "0660"\ncontrol_socket_group = "${GROUP.name}"\n`,
   );
-  daemon = new Proc('setpriv', [`--reuid=${SERVICE_UID}`, `--regid=${SERVICE_UID}`, `--groups=${GID}`, process.execPath, TWOWAY_BIN, 'client', '-c', path.join(etc, 'client-work.toml')], {
-    env: { ...process.env, NO_COLOR: '1' },
-  });
+  daemon = new Proc(
+    'setpriv',
+    [`--reuid=${SERVICE_UID}`, `--regid=${SERVICE_UID}`, `--groups=${GID}`, process.execPath, TWOWAY_BIN, 'client', '-c', path.join(etc, 'client-work.toml')],
+    {
+      env: { ...process.env, NO_COLOR: '1' },
+    },
+  );
   await daemon.waitForEvent('daemon.ready');
   await daemon.waitForEvent('session.open');
   await tunnel.server!.waitForEvent('auth.accepted');
@@ -122,7 +138,12 @@ describe('control_socket_mode and control_socket_group', () => {
 
   it('a group that does not exist stops the daemon at start (exit 3), before READY', async () => {
     const file = tunnel.path('no-group.toml');
-    fs.writeFileSync(file, fs.readFileSync(tunnel.clientConfig('alice', '', 'control_socket_mode = "0660"\ncontrol_socket_group = "twoway-no-such-group"'), 'utf8').replace('client-alice.sock', 'no-group.sock'));
+    fs.writeFileSync(
+      file,
+      fs
+        .readFileSync(tunnel.clientConfig('alice', '', 'control_socket_mode = "0660"\ncontrol_socket_group = "twoway-no-such-group"'), 'utf8')
+        .replace('client-alice.sock', 'no-group.sock'),
+    );
     tunnel.clientConfig('alice');
     const r = await runTwoway(['client', '-c', file]);
     expect(r.code).toBe(3);

@@ -31,11 +31,7 @@ describe('systemd notifications of a reload', () => {
     tunnels.push(tunnel);
     const shim = tunnel.path('bin');
     fs.mkdirSync(shim);
-    fs.writeFileSync(
-      path.join(shim, 'systemd-notify'),
-      `#!/bin/sh\ncase "$*" in *RELOADING=1*) sleep 1 ;; esac\nexec ${REAL_NOTIFY} "$@"\n`,
-      { mode: 0o755 },
-    );
+    fs.writeFileSync(path.join(shim, 'systemd-notify'), `#!/bin/sh\ncase "$*" in *RELOADING=1*) sleep 1 ;; esac\nexec ${REAL_NOTIFY} "$@"\n`, { mode: 0o755 });
     const socket = tunnel.path('notify.sock');
     const manager = await startFakeServiceManager(socket, 30);
     managers.push(manager);
@@ -53,8 +49,14 @@ describe('systemd notifications of a reload', () => {
 
     server.kill('SIGHUP');
     await server.waitForEvent('config.reload');
-    await waitUntil(() => messages().filter((m) => m.startsWith('READY=1')).length >= 2 && messages().includes('RELOADING=1'), 'RELOADING=1 and a second READY=1', 15_000);
-    const states = messages().map((m) => m.split('\n')[0]).filter((m) => m === 'RELOADING=1' || m === 'READY=1');
+    await waitUntil(
+      () => messages().filter((m) => m.startsWith('READY=1')).length >= 2 && messages().includes('RELOADING=1'),
+      'RELOADING=1 and a second READY=1',
+      15_000,
+    );
+    const states = messages()
+      .map((m) => m.split('\n')[0])
+      .filter((m) => m === 'RELOADING=1' || m === 'READY=1');
     expect(states).toEqual(['READY=1', 'RELOADING=1', 'READY=1']);
   }, 40_000);
 });

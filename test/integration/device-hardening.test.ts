@@ -124,13 +124,14 @@ beforeAll(async () => {
   tunnel.clientConfig('alice', pins);
   tunnel.clientConfig('eve', pins);
   await waitUntil(
-    () => new Promise<boolean>((resolve) => {
-      const s = net.connect(reversePort, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    }),
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = net.connect(reversePort, '127.0.0.1', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      }),
     'the reverse listener',
   );
 }, 60_000);
@@ -167,23 +168,31 @@ describe('a device under attack keeps its session', () => {
     // Until the server has finished with every connection of the flood (the device session used
     // to end within seconds, ERR_MUX_OPEN_RATE). Bob's stream round-trips meanwhile.
     let ticks = 0;
-    await waitUntil(async () => {
-      expect(await stream.roundTrip(`tick ${++ticks}`)).toBe(`tick ${ticks}`);
-      return (await reverseConnections()) === 0;
-    }, 'the server to finish with the flood', 30_000);
+    await waitUntil(
+      async () => {
+        expect(await stream.roundTrip(`tick ${++ticks}`)).toBe(`tick ${ticks}`);
+        return (await reverseConnections()) === 0;
+      },
+      'the server to finish with the flood',
+      30_000,
+    );
     await expectDeviceAndBobUnharmed(stream, serverFrom, deviceFrom, 'the reverse flood');
     // Refusals are summarised, not one line (or two) per connection.
     expect(linesSince(tunnel.server!, serverFrom).length).toBeLessThan(200);
     // The listener serves again once the flood is over.
-    await waitUntil(async () => {
-      try {
-        const r = await openEcho(reversePort);
-        r.socket.destroy();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 'the reverse listener to serve again', 15_000);
+    await waitUntil(
+      async () => {
+        try {
+          const r = await openEcho(reversePort);
+          r.socket.destroy();
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      'the reverse listener to serve again',
+      15_000,
+    );
     stream.socket.destroy();
   }, 60_000);
 
@@ -238,10 +247,7 @@ describe('a device under attack keeps its session', () => {
 describe('device allow lists bind keys', () => {
   it('a device whose allow names a user without a key refuses to start (exit 3, with the fix)', async () => {
     const file = tunnel.path('bare-name.toml');
-    fs.writeFileSync(
-      file,
-      fs.readFileSync(tunnel.path('client-build1.toml'), 'utf8').replace(/allow = \[[^\]]*\]/, 'allow = ["alice"]'),
-    );
+    fs.writeFileSync(file, fs.readFileSync(tunnel.path('client-build1.toml'), 'utf8').replace(/allow = \[[^\]]*\]/, 'allow = ["alice"]'));
     const r = await runTwoway(['client', '--config', file]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('allow = ["alice"]: a bare name lets a compromised server present any key as alice; write "alice=<their public key>"');
@@ -265,10 +271,14 @@ describe('device allow lists bind keys', () => {
       tunnel.server!.kill('SIGHUP');
     }
     // The real alice (her key) is admitted under the same entry.
-    await waitUntil(async () => {
-      const r = await runTwoway(['connect', '--config', tunnel.path('client-alice.toml'), 'build1:echo'], { input: 'real alice', timeoutMs: 20_000 });
-      return r.code === 0 && r.stdout === 'real alice';
-    }, 'the real alice to be admitted', 15_000);
+    await waitUntil(
+      async () => {
+        const r = await runTwoway(['connect', '--config', tunnel.path('client-alice.toml'), 'build1:echo'], { input: 'real alice', timeoutMs: 20_000 });
+        return r.code === 0 && r.stdout === 'real alice';
+      },
+      'the real alice to be admitted',
+      15_000,
+    );
   });
 });
 
@@ -278,11 +288,20 @@ describe('absolute device host names', () => {
     // server resolved it through DNS.
     const serverFrom = tunnel.server!.logLines().length;
     const deviceFrom = device.logLines().length;
-    const r = await runTwoway(['connect', '--config', tunnel.path('client-alice.toml'), 'echo.build1.TWOWAY.:7'], { input: 'absolute name', timeoutMs: 20_000 });
+    const r = await runTwoway(['connect', '--config', tunnel.path('client-alice.toml'), 'echo.build1.TWOWAY.:7'], {
+      input: 'absolute name',
+      timeoutMs: 20_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('absolute name');
     expect(r.code).toBe(0);
-    await waitUntil(() => linesSince(tunnel.server!, serverFrom).some((l) => l.event === 'device.stream.open' && l.peer === 'alice' && l.service === 'echo'), 'the relay');
-    await waitUntil(() => linesSince(device, deviceFrom).some((l) => l.event === 'device.stream.open' && l.user === 'alice' && l.mode === 'e2e'), 'the end-to-end stream at the device');
+    await waitUntil(
+      () => linesSince(tunnel.server!, serverFrom).some((l) => l.event === 'device.stream.open' && l.peer === 'alice' && l.service === 'echo'),
+      'the relay',
+    );
+    await waitUntil(
+      () => linesSince(device, deviceFrom).some((l) => l.event === 'device.stream.open' && l.user === 'alice' && l.mode === 'e2e'),
+      'the end-to-end stream at the device',
+    );
   });
 });

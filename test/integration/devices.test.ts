@@ -70,10 +70,14 @@ async function serverStatus(): Promise<{ devices: Array<{ name: string; services
 }
 
 async function waitForServices(): Promise<void> {
-  await waitUntil(async () => {
-    const s = await serverStatus();
-    return s.devices.some((d) => d.name === 'build1' && d.services.includes('ssh') && d.services.includes('echo') && d.services.includes('dead'));
-  }, 'build1 to announce its services', 15_000);
+  await waitUntil(
+    async () => {
+      const s = await serverStatus();
+      return s.devices.some((d) => d.name === 'build1' && d.services.includes('ssh') && d.services.includes('echo') && d.services.includes('dead'));
+    },
+    'build1 to announce its services',
+    15_000,
+  );
 }
 
 /** Writes `data`, half-closes, and collects the reply until the far end closes. */

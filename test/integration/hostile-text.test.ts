@@ -84,10 +84,16 @@ describe('peer-chosen text is escaped', () => {
   });
 
   it('the client daemon logs them escaped', async () => {
-    fs.appendFileSync(config, '[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "db.corp.example:22"\n[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "goaway.example:22"\n');
+    fs.appendFileSync(
+      config,
+      '[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "db.corp.example:22"\n[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "goaway.example:22"\n',
+    );
     const client = twoway(['--log-level', 'debug', 'client', '-c', config]);
     await client.waitForEvent('session.open');
-    const [refusedPort, goawayPort] = client.logLines().filter((l) => l.event === 'listen').map((l) => Number(l.port));
+    const [refusedPort, goawayPort] = client
+      .logLines()
+      .filter((l) => l.event === 'listen')
+      .map((l) => Number(l.port));
     for (const port of [refusedPort, goawayPort]) {
       const socket = net.connect(port!, '127.0.0.1');
       socket.on('error', () => {});

@@ -60,8 +60,7 @@ beforeAll(async () => {
     peers: [{ name: 'mallory', allow: [`127.0.0.1:${port}`] }],
     // The opens come fast (the per-session open rate is not what is under test here).
     serverLimits:
-      `stream_open_rate = 5000\nstream_open_burst = 5000\n` +
-      `max_sessions_per_key = ${MAX_SESSIONS_PER_KEY}\nmax_streams_per_key = ${MAX_STREAMS_PER_KEY}\n`,
+      `stream_open_rate = 5000\nstream_open_burst = 5000\n` + `max_sessions_per_key = ${MAX_SESSIONS_PER_KEY}\nmax_streams_per_key = ${MAX_STREAMS_PER_KEY}\n`,
   });
   await tunnel.startServer();
 }, 30_000);

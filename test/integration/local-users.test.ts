@@ -32,15 +32,20 @@ async function asUid(uid: number | undefined, how: { port?: number; path?: strin
     let data = Buffer.alloc(0);
     const done = (outcome) => { process.stdout.write(JSON.stringify({ outcome, data: data.toString('hex') })); process.exit(0); };
     s.on('connect', () => {
-      ${how.socks ? `s.write(Buffer.from([5, 1, 0]));
-      s.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, ${targetPort >> 8}, ${targetPort & 255}]));` : ''}
+      ${
+        how.socks
+          ? `s.write(Buffer.from([5, 1, 0]));
+      s.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, ${targetPort >> 8}, ${targetPort & 255}]));`
+          : ''
+      }
       s.write('hello from ' + process.getuid() + '\\n');
     });
     s.on('data', (c) => { data = Buffer.concat([data, c]); if (data.includes('echo:')) done('answered'); });
     s.on('error', (e) => done(e.code || 'error'));
     s.on('close', () => done('closed'));
     setTimeout(() => done('timeout'), 5000);`;
-  const argv = uid === undefined ? [process.execPath, '-e', script] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e', script];
+  const argv =
+    uid === undefined ? [process.execPath, '-e', script] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '-e', script];
   const { stdout } = await run(argv[0]!, argv.slice(1), { timeout: 10_000 });
   const r = JSON.parse(stdout) as { outcome: string; data: string };
   return { outcome: r.outcome, data: Buffer.from(r.data, 'hex').toString('latin1') };
@@ -141,7 +146,9 @@ describe('the owner', () => {
     await tunnel.clients[0]!.stop();
     await waitUntil(() => !fs.existsSync(unixPath), 'the unix socket removed on stop');
     // A stale socket, as a crashed run leaves it: bound, then the process killed (never unlinked).
-    await run(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(unixPath)}, () => process.kill(process.pid, 'SIGKILL'))`]).catch(() => {});
+    await run(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(unixPath)}, () => process.kill(process.pid, 'SIGKILL'))`]).catch(
+      () => {},
+    );
     expect(fs.lstatSync(unixPath).isSocket()).toBe(true);
     const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "unix:run/forward.sock"\ntarget = "127.0.0.1:${targetPort}"\n`);
     await client.waitForEvent('listen', { path: unixPath });

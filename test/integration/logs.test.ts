@@ -73,7 +73,13 @@ describe('daemon log lines', () => {
     tunnel.writeSecret('stranger.key', encodeKey(stranger.privateKey));
     const cfg = tunnel.path('client-stranger.toml');
     const aliceConfig = fs.readFileSync(tunnel.path('client-alice.toml'), 'utf8');
-    fs.writeFileSync(cfg, aliceConfig.replace('"alice.key"', '"stranger.key"').replace(/^control_socket = .*$/m, '').replace(/\[\[forward\]\][^[]*/g, ''));
+    fs.writeFileSync(
+      cfg,
+      aliceConfig
+        .replace('"alice.key"', '"stranger.key"')
+        .replace(/^control_socket = .*$/m, '')
+        .replace(/\[\[forward\]\][^[]*/g, ''),
+    );
     const refused = await runTwoway(['connect', '-c', cfg, `127.0.0.1:${echo.port}`]);
     expect(refused.code).toBe(4);
     await tunnel.server!.waitForEvent('auth.refused', { reason: 'unknown-key' });
@@ -90,7 +96,10 @@ describe('daemon log lines', () => {
     const olderLines = olderDevice.stdout.length;
     // The same key from a second agent (its own control socket: the first one holds build1's).
     const newerConfig = tunnel.path('client-build1-newer.toml');
-    fs.writeFileSync(newerConfig, fs.readFileSync(tunnel.clientConfig('build1', service), 'utf8').replace(/^control_socket = .*$/m, 'control_socket = "client-build1-newer.sock"'));
+    fs.writeFileSync(
+      newerConfig,
+      fs.readFileSync(tunnel.clientConfig('build1', service), 'utf8').replace(/^control_socket = .*$/m, 'control_socket = "client-build1-newer.sock"'),
+    );
     newerDevice = twoway(['client', '--config', newerConfig]);
     await newerDevice.waitForEvent('session.open');
     await olderDevice.waitFor((p) => p.stdout.slice(olderLines).includes('"session.closed"'), 'the older device session to close');

@@ -14,14 +14,20 @@ let forwardPort: number;
 beforeAll(async () => {
   echo = await startEchoServer();
   tunnel = new TestTunnel({
-    peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }, { name: 'stranger', allow: [] }],
+    peers: [
+      { name: 'alice', allow: [`127.0.0.1:${echo.port}`] },
+      { name: 'stranger', allow: [] },
+    ],
     serverExtra: 'metrics_listen = "127.0.0.1:0"',
   });
   // The stranger has keys but is not on the server's allowlist.
   tunnel.writePeers(tunnel.peers.filter((p) => p.name === 'alice'));
   await tunnel.startServer();
   metricsPort = Number((await tunnel.server!.waitForEvent('listen', { kind: 'metrics' })).port);
-  const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:1"\n`);
+  const client = await tunnel.startClient(
+    'alice',
+    `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:1"\n`,
+  );
   [forwardPort] = TestTunnel.listenerPorts(client) as [number];
 }, 30_000);
 

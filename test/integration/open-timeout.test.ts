@@ -55,7 +55,7 @@ function socksConnect(port: number): Promise<number> {
   });
 }
 
-describe('the wait for an open\'s answer is bounded', () => {
+describe("the wait for an open's answer is bounded", () => {
   it('twoway connect exits 5 with a timeout and SOCKS5 replies TTL expired; the server drops the dials', async () => {
     const target = `127.0.0.1:${slow.port}`;
     // bob has no client daemon running: connect opens a session of its own.

@@ -224,11 +224,15 @@ describe('HTTP CONNECT proxy', () => {
     const proxy = spawn(tinyproxy, ['-d', '-c', tunnel.path('tinyproxy.conf')], { stdio: 'ignore' });
     extra.push(proxy);
     await waitUntil(
-      () => new Promise<boolean>((resolve) => {
-        const s = net.connect(proxyPort, '127.0.0.1');
-        s.on('connect', () => { s.destroy(); resolve(true); });
-        s.on('error', () => resolve(false));
-      }),
+      () =>
+        new Promise<boolean>((resolve) => {
+          const s = net.connect(proxyPort, '127.0.0.1');
+          s.on('connect', () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.on('error', () => resolve(false));
+        }),
       'tinyproxy to listen',
     );
     const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${echo.port}"\n`);

@@ -75,7 +75,10 @@ beforeAll(async () => {
   ip('link', 'add', 'tw-srv', 'netns', NS_SERVER, 'type', 'veth', 'peer', 'name', 'tw-oth', 'netns', NS_OTHER);
   ip('-n', NS_SERVER, 'addr', 'add', `${SERVER_ADDRESS}/24`, 'dev', 'tw-srv');
   ip('-n', NS_OTHER, 'addr', 'add', `${OTHER_ADDRESS}/24`, 'dev', 'tw-oth');
-  for (const [ns, dev] of [[NS_SERVER, 'tw-srv'], [NS_OTHER, 'tw-oth']] as const) {
+  for (const [ns, dev] of [
+    [NS_SERVER, 'tw-srv'],
+    [NS_OTHER, 'tw-oth'],
+  ] as const) {
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('-n', ns, 'link', 'set', dev, 'up');
   }
@@ -106,7 +109,7 @@ afterAll(async () => {
 });
 
 describe('own addresses under listen = "0.0.0.0:8443" (server in a network namespace)', () => {
-  it('a broad rule does not reach the server host\'s own interface address', async () => {
+  it("a broad rule does not reach the server host's own interface address", async () => {
     const [own] = targets;
     const result = await connectFromOtherHost(`${SERVER_ADDRESS}:${TARGET_PORT}`, 'must not arrive');
     expect(result.code).toBe(5);

@@ -154,5 +154,6 @@ describe('pending opens through real daemons', () => {
   }, 30_000);
 });
 afterAll(() => {
-  if (process.env.DEBUG_PENDING) console.log(tunnel.server!.stdout.split('\n').slice(-40).join('\n'), tunnel.clients[0]!.stdout.split('\n').slice(-20).join('\n'));
+  if (process.env.DEBUG_PENDING)
+    console.log(tunnel.server!.stdout.split('\n').slice(-40).join('\n'), tunnel.clients[0]!.stdout.split('\n').slice(-20).join('\n'));
 });

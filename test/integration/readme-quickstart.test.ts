@@ -83,7 +83,10 @@ class Sandbox {
 
   /** Runs a shell script inside to completion. */
   run(script: string, options: { user?: string; cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
-    const proc = new Proc('nsenter', this.enter(['bash', '-e', '-o', 'pipefail', '-c', script], options.user, options.env ?? { HOME: '/root' }, options.cwd ?? this.dir));
+    const proc = new Proc(
+      'nsenter',
+      this.enter(['bash', '-e', '-o', 'pipefail', '-c', script], options.user, options.env ?? { HOME: '/root' }, options.cwd ?? this.dir),
+    );
     proc.child.stdin?.end();
     const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
     return proc.exited.then(({ code }) => {
@@ -142,21 +145,26 @@ describe('README Quick start, run as written in a private root', () => {
     expect(isRoot).toBe(true);
   });
 
-  it('has sudo to run the administrator\'s blocks with (bash .ci/install-deps installs it)', () => {
+  it("has sudo to run the administrator's blocks with (bash .ci/install-deps installs it)", () => {
     expect(spawnSync('sudo', ['-V'], { stdio: 'ignore' }).status).toBe(0);
   });
 
   it.each([
     ['root', undefined],
     ['an unprivileged sudoer', 'admin'],
-  ])('administrator as %s, employee as an unprivileged user', async (_label, adminUser) => {
-    const box = (sandbox = new Sandbox());
-    const t = box.dir;
-    await waitUntil(() => fs.existsSync(`/proc/${box.holder.pid}/ns/net`) && fs.readlinkSync(`/proc/${box.holder.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net'), 'the namespace');
-    // The private root: /etc copied, /run and /usr/local/bin private, the two humans.
-    expectOk(
-      await box.run(
-        `ip link set lo up
+  ])(
+    'administrator as %s, employee as an unprivileged user',
+    async (_label, adminUser) => {
+      const box = (sandbox = new Sandbox());
+      const t = box.dir;
+      await waitUntil(
+        () => fs.existsSync(`/proc/${box.holder.pid}/ns/net`) && fs.readlinkSync(`/proc/${box.holder.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net'),
+        'the namespace',
+      );
+      // The private root: /etc copied, /run and /usr/local/bin private, the two humans.
+      expectOk(
+        await box.run(
+          `ip link set lo up
 cp -a /etc ${t}/etc && mount --bind ${t}/etc /etc
 printf '127.0.0.1 vpn.corp.example\\n127.0.1.1 %s\\n' "$(hostname)" >> /etc/hosts
 mount -t tmpfs -o mode=0755 tmpfs /run && mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
@@ -168,67 +176,72 @@ useradd --create-home --home-dir ${t}/home/admin --shell /bin/bash admin
 printf 'admin ALL=(ALL:ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/admin && chmod 0440 /etc/sudoers.d/admin
 cp -r ${REPO_ROOT}/configs ${t}/home/admin/configs && chown -R admin: ${t}/home/admin/configs
 id twoway 2>/dev/null && exit 9 || true`,
-      ),
-      'the sandbox set-up',
-    );
-    const adminHome = path.join(t, 'home', 'admin');
-    const aliceHome = path.join(t, 'home', 'alice');
-    const admin = { cwd: adminHome, ...(adminUser ? { user: adminUser, env: { HOME: adminHome } } : {}) };
-    const aliceUid = fs.statSync(aliceHome).uid;
-    const alice = { user: 'alice', cwd: aliceHome, env: { HOME: aliceHome, USER: 'alice', XDG_RUNTIME_DIR: `/run/user/${aliceUid}` } };
+        ),
+        'the sandbox set-up',
+      );
+      const adminHome = path.join(t, 'home', 'admin');
+      const aliceHome = path.join(t, 'home', 'alice');
+      const admin = { cwd: adminHome, ...(adminUser ? { user: adminUser, env: { HOME: adminHome } } : {}) };
+      const aliceUid = fs.statSync(aliceHome).uid;
+      const alice = { user: 'alice', cwd: aliceHome, env: { HOME: aliceHome, USER: 'alice', XDG_RUNTIME_DIR: `/run/user/${aliceUid}` } };
 
-    // 1. The administrator sets up the server.
-    expectOk(await box.run(block('The administrator: a server', 0), admin), 'the administrator\'s server block');
-    expect(fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml')).size).toBe(0);
-    const twowayUid = fs.statSync(path.join(t, 'etc/twoway/server.key')).uid;
-    expect(fs.statSync(path.join(t, 'etc/twoway/server.key')).mode & 0o777).toBe(0o600);
-    // What systemd does for twoway-server.service: /run/twoway, then the daemon as twoway.
-    expectOk(await box.run('install -d -m 0750 -o twoway -g twoway /run/twoway'), 'RuntimeDirectory');
-    const server = box.start(['twoway', 'server', '--config', '/etc/twoway/server.toml'], { user: 'twoway', env: { HOME: '/nonexistent' } });
-    await server.waitForEvent('daemon.ready');
+      // 1. The administrator sets up the server.
+      expectOk(await box.run(block('The administrator: a server', 0), admin), "the administrator's server block");
+      expect(fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml')).size).toBe(0);
+      const twowayUid = fs.statSync(path.join(t, 'etc/twoway/server.key')).uid;
+      expect(fs.statSync(path.join(t, 'etc/twoway/server.key')).mode & 0o777).toBe(0o600);
+      // What systemd does for twoway-server.service: /run/twoway, then the daemon as twoway.
+      expectOk(await box.run('install -d -m 0750 -o twoway -g twoway /run/twoway'), 'RuntimeDirectory');
+      const server = box.start(['twoway', 'server', '--config', '/etc/twoway/server.toml'], { user: 'twoway', env: { HOME: '/nonexistent' } });
+      await server.waitForEvent('daemon.ready');
 
-    // 2. The employee, with server.pub from the administrator.
-    fs.copyFileSync(path.join(adminHome, 'server.pub'), path.join(aliceHome, 'server.pub'));
-    expectOk(await box.run(block('The employee: a client', 0), alice), 'the employee\'s init block');
-    const config = path.join(aliceHome, '.config/twoway/client.toml');
-    expect(fs.statSync(config).uid).toBe(aliceUid);
-    expect(fs.statSync(path.join(aliceHome, '.config/twoway/client.key')).mode & 0o777).toBe(0o600);
-    expect(fs.readFileSync(path.join(aliceHome, 'alice.pub'), 'utf8')).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
+      // 2. The employee, with server.pub from the administrator.
+      fs.copyFileSync(path.join(adminHome, 'server.pub'), path.join(aliceHome, 'server.pub'));
+      expectOk(await box.run(block('The employee: a client', 0), alice), "the employee's init block");
+      const config = path.join(aliceHome, '.config/twoway/client.toml');
+      expect(fs.statSync(config).uid).toBe(aliceUid);
+      expect(fs.statSync(path.join(aliceHome, '.config/twoway/client.key')).mode & 0o777).toBe(0o600);
+      expect(fs.readFileSync(path.join(aliceHome, 'alice.pub'), 'utf8')).toMatch(/^[A-Za-z0-9+/]{43}=\n$/);
 
-    // 3. The administrator adds her, with alice.pub from the employee.
-    fs.copyFileSync(path.join(aliceHome, 'alice.pub'), path.join(adminHome, 'alice.pub'));
-    const added = await box.run(block('The administrator: adding, changing and removing an employee', 0), admin);
-    expectOk(added, 'the administrator\'s add block');
-    expect(added.stdout).toMatch(/added; 1 peers on the allowlist\nthe running server reloaded its allowlist/);
-    expect(added.stdout).toMatch(/allow: 10\.1\.0\.0\/16:22, db\.corp\.example:5432, git\.corp\.example:22/);
-    const peers = fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml'));
-    expect([peers.uid, peers.mode & 0o777]).toEqual([twowayUid, 0o644]);
+      // 3. The administrator adds her, with alice.pub from the employee.
+      fs.copyFileSync(path.join(aliceHome, 'alice.pub'), path.join(adminHome, 'alice.pub'));
+      const added = await box.run(block('The administrator: adding, changing and removing an employee', 0), admin);
+      expectOk(added, "the administrator's add block");
+      expect(added.stdout).toMatch(/added; 1 peers on the allowlist\nthe running server reloaded its allowlist/);
+      expect(added.stdout).toMatch(/allow: 10\.1\.0\.0\/16:22, db\.corp\.example:5432, git\.corp\.example:22/);
+      const peers = fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml'));
+      expect([peers.uid, peers.mode & 0o777]).toEqual([twowayUid, 0o644]);
 
-    // 4. The employee's client daemon: her session, and her status through the default socket.
-    const client = box.start(['bash', '-e', '-o', 'pipefail', '-c', block('The employee: a client', 1)], alice);
-    await client.waitForEvent('session.open');
-    const status = await box.run('twoway status', alice);
-    expectOk(status, 'twoway status as the employee');
-    expect(status.stdout).toMatch(/^client: connected to ws:\/\/vpn\.corp\.example:8443\/twoway/);
+      // 4. The employee's client daemon: her session, and her status through the default socket.
+      const client = box.start(['bash', '-e', '-o', 'pipefail', '-c', block('The employee: a client', 1)], alice);
+      await client.waitForEvent('session.open');
+      const status = await box.run('twoway status', alice);
+      expectOk(status, 'twoway status as the employee');
+      expect(status.stdout).toMatch(/^client: connected to ws:\/\/vpn\.corp\.example:8443\/twoway/);
 
-    // 5. A psk for her, then the device example (its peers set keeps her session too).
-    expectOk(await box.run(block('The administrator: adding, changing and removing an employee', 1), admin), 'the psk block');
-    expect(fs.statSync(path.join(t, 'etc/twoway/peers/alice.psk')).mode & 0o777).toBe(0o600);
-    fs.writeFileSync(path.join(adminHome, 'build1.pub'), `${encodeKey(generateKeyPair().publicKey)}\n`);
-    expectOk(await box.run(block('Devices behind NAT', 0), admin), 'the devices block');
-    const list = await box.run('sudo twoway peers list --json --config /etc/twoway/server.toml', admin);
-    expectOk(list, 'peers list');
-    const listed = JSON.parse(list.stdout) as { peers: Array<{ name: string; kind: string; devices: string[]; pskFile?: string }> };
-    expect(listed.peers.map((p) => [p.name, p.kind])).toEqual([['alice', 'user'], ['build1', 'device']]);
-    expect(listed.peers[0]!.devices).toEqual(['build1:ssh']);
-    expect(listed.peers[0]!.pskFile).toBe('/etc/twoway/peers/alice.psk');
-    expect(server.logLines().filter((l) => l.event === 'auth.accepted')).toHaveLength(1);
-    expect(server.logLines().filter((l) => l.event === 'session.closed')).toHaveLength(0);
+      // 5. A psk for her, then the device example (its peers set keeps her session too).
+      expectOk(await box.run(block('The administrator: adding, changing and removing an employee', 1), admin), 'the psk block');
+      expect(fs.statSync(path.join(t, 'etc/twoway/peers/alice.psk')).mode & 0o777).toBe(0o600);
+      fs.writeFileSync(path.join(adminHome, 'build1.pub'), `${encodeKey(generateKeyPair().publicKey)}\n`);
+      expectOk(await box.run(block('Devices behind NAT', 0), admin), 'the devices block');
+      const list = await box.run('sudo twoway peers list --json --config /etc/twoway/server.toml', admin);
+      expectOk(list, 'peers list');
+      const listed = JSON.parse(list.stdout) as { peers: Array<{ name: string; kind: string; devices: string[]; pskFile?: string }> };
+      expect(listed.peers.map((p) => [p.name, p.kind])).toEqual([
+        ['alice', 'user'],
+        ['build1', 'device'],
+      ]);
+      expect(listed.peers[0]!.devices).toEqual(['build1:ssh']);
+      expect(listed.peers[0]!.pskFile).toBe('/etc/twoway/peers/alice.psk');
+      expect(server.logLines().filter((l) => l.event === 'auth.accepted')).toHaveLength(1);
+      expect(server.logLines().filter((l) => l.event === 'session.closed')).toHaveLength(0);
 
-    // 6. Revocation: her session closes.
-    expectOk(await box.run(block('The administrator: adding, changing and removing an employee', 2), admin), 'the remove block');
-    await server.waitForEvent('peers.changed', { peer: 'alice' });
-    await client.waitForEvent('session.closed');
-    expect(fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml')).uid).toBe(twowayUid);
-  }, 180_000);
+      // 6. Revocation: her session closes.
+      expectOk(await box.run(block('The administrator: adding, changing and removing an employee', 2), admin), 'the remove block');
+      await server.waitForEvent('peers.changed', { peer: 'alice' });
+      await client.waitForEvent('session.closed');
+      expect(fs.statSync(path.join(t, 'etc/twoway/peers/peers.toml')).uid).toBe(twowayUid);
+    },
+    180_000,
+  );
 });

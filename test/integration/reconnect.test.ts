@@ -18,7 +18,12 @@ let echo: { server: net.Server; port: number };
 
 beforeAll(async () => {
   echo = await startEchoServer();
-  tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${echo.port}`] }, { name: 'mallory', allow: [`127.0.0.1:${echo.port}`] }] });
+  tunnel = new TestTunnel({
+    peers: [
+      { name: 'alice', allow: [`127.0.0.1:${echo.port}`] },
+      { name: 'mallory', allow: [`127.0.0.1:${echo.port}`] },
+    ],
+  });
   // mallory has keys but is not on the allowlist yet.
   tunnel.writePeers(tunnel.peers.filter((p) => p.name === 'alice'));
   await tunnel.startServer();

@@ -50,7 +50,10 @@ describe('refusal lines are rate-limited', () => {
     });
     await tunnel.startServer();
     const aliceKey = encodeKey(tunnel.peers.find((p) => p.name === 'alice')!.key.publicKey);
-    device = await tunnel.startClient('build1', `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = ["alice=${aliceKey}"]\nreverse = true\n`);
+    device = await tunnel.startClient(
+      'build1',
+      `[[service]]\nname = "echo"\ntarget = "127.0.0.1:${echo.port}"\nallow = ["alice=${aliceKey}"]\nreverse = true\n`,
+    );
     await tunnel.server!.waitForEvent('reverse.listen', { service: 'echo' });
     alice = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:9"\n`);
     const [deniedPort] = TestTunnel.listenerPorts(alice);
@@ -74,10 +77,7 @@ describe('refusal lines are rate-limited', () => {
 
     // One logged-in key: streams to a target it may not reach (within its open burst).
     for (let i = 0; i < STREAMS; i++) await touch(deniedPort!, false);
-    await waitUntil(
-      () => tunnel.server!.logLines().filter((l) => l.event === 'stream.refused').length >= REFUSAL_LINES_PER_INTERVAL,
-      'stream refusals logged',
-    );
+    await waitUntil(() => tunnel.server!.logLines().filter((l) => l.event === 'stream.refused').length >= REFUSAL_LINES_PER_INTERVAL, 'stream refusals logged');
 
     // Anyone who reaches a reverse listener: connections that reset at once.
     for (let i = 0; i < REVERSE_CONNECTIONS; i += 10) await Promise.all(Array.from({ length: 10 }, () => touch(reversePort, true)));
@@ -109,7 +109,10 @@ describe('refusal lines are rate-limited', () => {
       const { reason, n } = 'n' in l ? (l as { reason: string; n: number }) : { reason: String(l.reason), n: 1 };
       byReason[reason] = (byReason[reason] ?? 0) + n;
     }
-    expect(Object.keys(byReason).every((r) => ['unknown-key', 'rate-limited', 'too-many-unauthenticated'].includes(r)), JSON.stringify(byReason)).toBe(true);
+    expect(
+      Object.keys(byReason).every((r) => ['unknown-key', 'rate-limited', 'too-many-unauthenticated'].includes(r)),
+      JSON.stringify(byReason),
+    ).toBe(true);
     expect(byReason['unknown-key']).toBeGreaterThan(0);
   });
 

@@ -20,7 +20,10 @@ afterEach(async () => {
 });
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<Error> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err, `expected ${code}`).toBeInstanceOf(Error);
   expect((err as { code?: string }).code).toBe(code);
   return err as Error;
@@ -116,7 +119,9 @@ describe('secure session handshake', () => {
         sock.on('data', (d) => (data += d.toString('latin1')));
         sock.on('close', () => resolve(data));
         sock.on('error', () => {});
-        sock.write(`GET /twoway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\nTwoway-Handshake: ${header}\r\n\r\n`);
+        sock.write(
+          `GET /twoway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\nTwoway-Handshake: ${header}\r\n\r\n`,
+        );
       });
     const m1 = (peer: ReturnType<typeof makePeer>, key: Uint8Array): string =>
       Buffer.from(createInitiation(WIRE, peer.keys, key, ZERO_PSK).message).toString('base64url');
@@ -221,7 +226,7 @@ describe('secure session handshake', () => {
     // A fence instead of a pause: bob's whole handshake, begun after alice's upgrade, is done
     // by the server after anything it would have done for alice without her confirmation.
     const fence = await connectPeer(srv, bob);
-    await waitUntil(() => srv.sessions.length >= 1, 'bob\'s session');
+    await waitUntil(() => srv.sessions.length >= 1, "bob's session");
     expect(srv.sessions.map((s) => s.peerName)).toEqual(['bob']);
     fence.session.close();
     expect(srv.lines.filter((l) => l['event'] === 'auth.accepted').map((l) => l['peer'])).toEqual(['bob']);
@@ -233,7 +238,9 @@ describe('secure session handshake', () => {
   it('rejects bad inputs with typed errors', async () => {
     const { logger } = captureLogger();
     const alice = makePeer('alice');
-    const err = await connectSecureWithWireProtocol({ url: 'ws://127.0.0.1:1/x', staticKeyPair: alice.keys, serverPublicKeys: [], logger }, WIRE).catch((e: unknown) => e);
+    const err = await connectSecureWithWireProtocol({ url: 'ws://127.0.0.1:1/x', staticKeyPair: alice.keys, serverPublicKeys: [], logger }, WIRE).catch(
+      (e: unknown) => e,
+    );
     expect(hasCode(err, 'ERR_INVALID_ARG')).toBe(true);
   });
 });

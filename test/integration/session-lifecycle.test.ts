@@ -243,7 +243,11 @@ describe('limits against abuse', () => {
     const port = (silent.address() as net.AddressInfo).port;
     const t0 = performance.now();
     const err = await connectSecure({
-      url: `ws://127.0.0.1:${port}/twoway`, staticKeyPair: generateKeyPair(), serverPublicKeys: [generateKeyPair().publicKey], logger, connectTimeoutMs: 200,
+      url: `ws://127.0.0.1:${port}/twoway`,
+      staticKeyPair: generateKeyPair(),
+      serverPublicKeys: [generateKeyPair().publicKey],
+      logger,
+      connectTimeoutMs: 200,
     }).catch((e: unknown) => e);
     expect((err as { code: string }).code).toBe('ERR_SESSION_HANDSHAKE_TIMEOUT');
     expect(performance.now() - t0).toBeLessThan(2_000);
@@ -255,9 +259,29 @@ describe('transports', () => {
   afterAll(() => dir && rmSync(dir, { recursive: true, force: true }));
   function selfSigned(): { cert: string; key: string } {
     dir ??= tempDir('tls');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
     return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
   }
 
@@ -275,7 +299,10 @@ describe('transports', () => {
         client.pipe(upstream);
       });
       upstream.on('error', () => client.destroy());
-      cleanups.push(() => { upstream.destroy(); client.destroy(); });
+      cleanups.push(() => {
+        upstream.destroy();
+        client.destroy();
+      });
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise((r) => proxy.close(r)));
@@ -329,7 +356,9 @@ describe('transports', () => {
     const { logger } = captureLogger();
     const session = await connectSecure({
       url: `ws://127.0.0.1:${(wss.address() as net.AddressInfo).port}/twoway`,
-      staticKeyPair: generateKeyPair(), serverPublicKeys: [serverKeys.publicKey], logger,
+      staticKeyPair: generateKeyPair(),
+      serverPublicKeys: [serverKeys.publicKey],
+      logger,
     });
     const reason = await new Promise<{ code: string }>((r) => session.onClose(r));
     expect(reason.code).toBe('protocol-error');

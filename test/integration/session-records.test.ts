@@ -36,33 +36,48 @@ async function expectOnlyAdversaryClosed(s: TestServer, raw: RawClient, good: Aw
 
 describe('record layer against a misbehaving peer', () => {
   const cases: Array<[string, (raw: RawClient) => void]> = [
-    ['one flipped bit', (raw) => {
-      const r = raw.seal(RecordType.data, Uint8Array.of(1, 2, 3));
-      r[5]! ^= 0x10;
-      raw.sendRaw(r);
-    }],
-    ['a flipped key-phase bit', (raw) => {
-      const r = raw.seal(RecordType.data, Uint8Array.of(1));
-      r[0]! ^= 1;
-      raw.sendRaw(r);
-    }],
-    ['reserved header bits', (raw) => {
-      const r = raw.seal(RecordType.data, Uint8Array.of(1));
-      r[0]! |= 0x80;
-      raw.sendRaw(r);
-    }],
+    [
+      'one flipped bit',
+      (raw) => {
+        const r = raw.seal(RecordType.data, Uint8Array.of(1, 2, 3));
+        r[5]! ^= 0x10;
+        raw.sendRaw(r);
+      },
+    ],
+    [
+      'a flipped key-phase bit',
+      (raw) => {
+        const r = raw.seal(RecordType.data, Uint8Array.of(1));
+        r[0]! ^= 1;
+        raw.sendRaw(r);
+      },
+    ],
+    [
+      'reserved header bits',
+      (raw) => {
+        const r = raw.seal(RecordType.data, Uint8Array.of(1));
+        r[0]! |= 0x80;
+        raw.sendRaw(r);
+      },
+    ],
     ['a truncated record', (raw) => raw.sendRaw(raw.seal(RecordType.data, randomBytes(100)).subarray(0, 60))],
-    ['a replayed record', (raw) => {
-      const r = raw.seal(RecordType.data, Uint8Array.of(9));
-      raw.sendRaw(r);
-      raw.sendRaw(r);
-    }],
-    ['reordered records', (raw) => {
-      const a = raw.seal(RecordType.data, Uint8Array.of(1));
-      const b = raw.seal(RecordType.data, Uint8Array.of(2));
-      raw.sendRaw(b);
-      raw.sendRaw(a);
-    }],
+    [
+      'a replayed record',
+      (raw) => {
+        const r = raw.seal(RecordType.data, Uint8Array.of(9));
+        raw.sendRaw(r);
+        raw.sendRaw(r);
+      },
+    ],
+    [
+      'reordered records',
+      (raw) => {
+        const a = raw.seal(RecordType.data, Uint8Array.of(1));
+        const b = raw.seal(RecordType.data, Uint8Array.of(2));
+        raw.sendRaw(b);
+        raw.sendRaw(a);
+      },
+    ],
     ['an oversized frame', (raw) => raw.sendRaw(randomBytes(MAX_RECORD_BYTES + 1))],
     ['garbage', (raw) => raw.sendRaw(randomBytes(200))],
     ['a text message', (raw) => raw.sendRaw('hello')],
@@ -102,18 +117,21 @@ describe('record layer against a misbehaving peer', () => {
   it('plain HTTP, another path and raw garbage get bare refusals', async () => {
     srv = await startServer([]);
     const { port } = srv.server.address();
-    const exchange = (text: string): Promise<string> => new Promise((resolve) => {
-      const sock = net.connect(port, '127.0.0.1');
-      let data = '';
-      sock.on('data', (d) => (data += d.toString('latin1')));
-      sock.on('close', () => resolve(data));
-      sock.on('error', () => resolve(data));
-      sock.write(text);
-    });
+    const exchange = (text: string): Promise<string> =>
+      new Promise((resolve) => {
+        const sock = net.connect(port, '127.0.0.1');
+        let data = '';
+        sock.on('data', (d) => (data += d.toString('latin1')));
+        sock.on('close', () => resolve(data));
+        sock.on('error', () => resolve(data));
+        sock.write(text);
+      });
     const notFound = await exchange('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(notFound).toMatch(/^HTTP\/1\.1 404 /);
     expect(notFound).not.toMatch(/server:|x-powered-by/i);
-    const wrongPath = await exchange(`GET /other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\n\r\n`);
+    const wrongPath = await exchange(
+      `GET /other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\n\r\n`,
+    );
     expect(wrongPath).toMatch(/^HTTP\/1\.1 404 /);
     const garbage = await exchange('\x00\x01\x02 garbage\r\n\r\n');
     expect(garbage).toMatch(/^HTTP\/1\.1 400 /);

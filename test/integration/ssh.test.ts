@@ -40,7 +40,12 @@ beforeAll(async () => {
   sshd = await startSshd(dir);
   sshPort = sshd.port;
 
-  tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [`127.0.0.1:${sshPort}`] }, { name: 'bob', allow: [`127.0.0.1:${sshPort}`] }] });
+  tunnel = new TestTunnel({
+    peers: [
+      { name: 'alice', allow: [`127.0.0.1:${sshPort}`] },
+      { name: 'bob', allow: [`127.0.0.1:${sshPort}`] },
+    ],
+  });
   await tunnel.startServer();
   const client = await tunnel.startClient('alice', `[[forward]]\nlisten = "127.0.0.1:0"\ntarget = "127.0.0.1:${sshPort}"\n`);
   forwardPort = TestTunnel.listenerPorts(client)[0]!;
@@ -58,14 +63,31 @@ afterAll(async () => {
 
 describe('OpenSSH through twoway', () => {
   it('runs a command with `twoway connect` as ProxyCommand (standalone session)', async () => {
-    const { stdout } = await run('ssh', [...sshArgs(['-o', proxyCommand(tunnel.path('client-bob.toml'))]), '-p', String(sshPort), `${user}@127.0.0.1`, 'echo through-the-tunnel; echo $SSH_CONNECTION'], { timeout: 30_000 });
+    const { stdout } = await run(
+      'ssh',
+      [
+        ...sshArgs(['-o', proxyCommand(tunnel.path('client-bob.toml'))]),
+        '-p',
+        String(sshPort),
+        `${user}@127.0.0.1`,
+        'echo through-the-tunnel; echo $SSH_CONNECTION',
+      ],
+      { timeout: 30_000 },
+    );
     expect(stdout).toContain('through-the-tunnel');
     // sshd sees the connection coming from the server daemon on loopback.
     expect(stdout).toMatch(/^127\.0\.0\.1 \d+ 127\.0\.0\.1 \d+$/m);
   });
 
   it('pipes a file through ssh stdin and gets its sha256 back (half-close), via the client daemon', async () => {
-    const { stdout } = await run('bash', ['-c', `ssh ${sshArgs(['-o', `'${proxyCommand(tunnel.path('client-alice.toml'))}'`]).join(' ')} -p ${sshPort} ${user}@127.0.0.1 sha256sum < ${path.join(dir, 'big.bin')}`], { timeout: 60_000 });
+    const { stdout } = await run(
+      'bash',
+      [
+        '-c',
+        `ssh ${sshArgs(['-o', `'${proxyCommand(tunnel.path('client-alice.toml'))}'`]).join(' ')} -p ${sshPort} ${user}@127.0.0.1 sha256sum < ${path.join(dir, 'big.bin')}`,
+      ],
+      { timeout: 60_000 },
+    );
     expect(stdout.split(' ')[0]).toBe(sha256File(path.join(dir, 'big.bin')));
   });
 
@@ -73,12 +95,21 @@ describe('OpenSSH through twoway', () => {
     const server = tunnel.server!;
     const closes = server.logLines().filter((l) => l.event === 'stream.close').length;
     const sessions = server.logLines().filter((l) => l.event === 'auth.accepted').length;
-    const { stdout, stderr } = await run('ssh', [...sshArgs(['-o', proxyCommand(tunnel.path('client-alice.toml'))]), '-p', String(sshPort), `${user}@127.0.0.1`, 'echo ended-cleanly'], { timeout: 30_000 });
+    const { stdout, stderr } = await run(
+      'ssh',
+      [...sshArgs(['-o', proxyCommand(tunnel.path('client-alice.toml'))]), '-p', String(sshPort), `${user}@127.0.0.1`, 'echo ended-cleanly'],
+      { timeout: 30_000 },
+    );
     expect(stdout).toBe('ended-cleanly\n');
     // Nothing from twoway connect (ssh passes its stderr through).
     expect(stderr).not.toMatch(/twoway/);
     await waitUntil(() => server.logLines().filter((l) => l.event === 'stream.close').length > closes, 'the stream.close line');
-    expect(server.logLines().filter((l) => l.event === 'stream.close').slice(closes)).toMatchObject([{ target: `127.0.0.1:${sshPort}`, how: 'closed' }]);
+    expect(
+      server
+        .logLines()
+        .filter((l) => l.event === 'stream.close')
+        .slice(closes),
+    ).toMatchObject([{ target: `127.0.0.1:${sshPort}`, how: 'closed' }]);
     expect(server.logLines().filter((l) => l.event === 'stream.reset')).toEqual([]);
     expect(server.logLines().filter((l) => l.event === 'auth.accepted').length).toBe(sessions);
   });

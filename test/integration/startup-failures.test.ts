@@ -25,7 +25,12 @@ const started: Proc[] = [];
 
 beforeAll(async () => {
   // carol's key is used only by the clients that must fail: any handshake with it would show.
-  tunnel = new TestTunnel({ peers: [{ name: 'alice', allow: [] }, { name: 'carol', allow: [] }] });
+  tunnel = new TestTunnel({
+    peers: [
+      { name: 'alice', allow: [] },
+      { name: 'carol', allow: [] },
+    ],
+  });
   await tunnel.startServer();
   // Its own folder that every uid may enter: one test runs the daemon as uid 65534.
   notifyDir = tempDir('notify', '/tmp');
@@ -51,7 +56,11 @@ afterAll(async () => {
  * Starts a daemon under our service manager, meanwhile trying TCP connections to `probePort`
  * (where its WebSocket listener would be) until it exits. Resolves with how it ended.
  */
-async function startFailing(args: string[], probePort?: number, spawnOptions: Parameters<typeof twoway>[1] = {}): Promise<{ code: number | null; stderr: string; accepted: number; proc: Proc }> {
+async function startFailing(
+  args: string[],
+  probePort?: number,
+  spawnOptions: Parameters<typeof twoway>[1] = {},
+): Promise<{ code: number | null; stderr: string; accepted: number; proc: Proc }> {
   const proc = twoway(args, { ...spawnOptions, env: { NOTIFY_SOCKET: notifySocket, ...(spawnOptions.env ?? {}) } });
   started.push(proc);
   let accepted = 0;

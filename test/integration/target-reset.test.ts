@@ -61,6 +61,9 @@ describe('a target that resets mid-stream', () => {
     const closes = (): Array<Record<string, unknown>> => tunnel.server!.logLines().filter((l) => l.event === 'stream.close');
     await waitUntil(() => closes().length === TRIES, `${TRIES} stream.close lines on the server`, 20_000);
     const hows = closes().map((l) => l.how);
-    expect(hows.filter((h) => h !== 'socket-error'), JSON.stringify(hows)).toEqual([]);
+    expect(
+      hows.filter((h) => h !== 'socket-error'),
+      JSON.stringify(hows),
+    ).toEqual([]);
   }, 120_000);
 });

@@ -24,7 +24,10 @@ afterAll(async () => {
 /** A server with the given [server] extras and limits; pending handshakes stay pending for a minute. */
 async function server(extra: string, limits: string): Promise<TestTunnel> {
   const tunnel = new TestTunnel({
-    peers: [{ name: 'alice', allow: [] }, { name: 'bob', allow: [] }],
+    peers: [
+      { name: 'alice', allow: [] },
+      { name: 'bob', allow: [] },
+    ],
     serverExtra: extra,
     serverLimits: `handshake_timeout_ms = 60000\n${limits}`,
   });
@@ -110,13 +113,22 @@ describe('PROXY protocol v2', () => {
 
   it('from an address that is not trusted: the header is refused, never believed', async () => {
     const t = await server('trusted_proxies = ["10.0.0.0/8"]\nproxy_protocol = true', '');
-    const forged = await sendRaw(t.serverPort, Buffer.concat([proxyV2Header({ ip: '192.0.2.1', port: 1 }), Buffer.from(upgradeRequest({ [HANDSHAKE_HEADER]: validHandshakeHeader(t.peers[0]!.key, t.serverKey.publicKey) }))]));
+    const forged = await sendRaw(
+      t.serverPort,
+      Buffer.concat([
+        proxyV2Header({ ip: '192.0.2.1', port: 1 }),
+        Buffer.from(upgradeRequest({ [HANDSHAKE_HEADER]: validHandshakeHeader(t.peers[0]!.key, t.serverKey.publicKey) })),
+      ]),
+    );
     expect(forged.status).toBe(400);
     expect(forged.raw.toString('latin1')).not.toMatch(/101|Twoway/);
     // A plain client from there still connects.
     await t.startClient('alice');
     await t.server!.waitForEvent('auth.accepted', { peer: 'alice' });
-    const remotes = t.server!.logLines().filter((l) => String(l.event).startsWith('auth.')).map((l) => String(l.remote));
+    const remotes = t
+      .server!.logLines()
+      .filter((l) => String(l.event).startsWith('auth.'))
+      .map((l) => String(l.remote));
     expect(remotes.every((r) => r.startsWith('127.0.0.1:'))).toBe(true);
   }, 30_000);
 });

@@ -32,7 +32,8 @@ beforeAll(async () => {
     peers: keys.map((key, i) => ({ name: `p${i}`, key, allow: [] })),
     // Budgets wide enough that the fuzz reaches the parsers rather than the rate limiter; a
     // short deadline so upgraded connections that never confirm go away quickly.
-    serverLimits: 'handshake_timeout_ms = 1000\nmax_unauthenticated_per_ip = 128\nhandshake_rate_per_ip = 100000\nhandshake_burst_per_ip = 100000\nhandshake_rate_per_key = 100000\nhandshake_burst_per_key = 100000',
+    serverLimits:
+      'handshake_timeout_ms = 1000\nmax_unauthenticated_per_ip = 128\nhandshake_rate_per_ip = 100000\nhandshake_burst_per_ip = 100000\nhandshake_rate_per_key = 100000\nhandshake_burst_per_key = 100000',
   });
   await tunnel.startServer();
 }, 30_000);
@@ -54,7 +55,14 @@ async function validMessage(keyIndex = 0): Promise<Uint8Array> {
 const CONTROL_TEXT = fc.string({ unit: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)), maxLength: 40 });
 const token = fc.oneof(fc.constantFrom('websocket', 'WebSocket', 'h2c', '', 'websocket, h2c'), CONTROL_TEXT);
 
-type HandshakeMutation = { kind: 'valid' } | { kind: 'flip'; at: number; bit: number } | { kind: 'cut'; at: number } | { kind: 'extend'; by: number } | { kind: 'text'; text: string } | { kind: 'absent' } | { kind: 'huge'; chars: number };
+type HandshakeMutation =
+  | { kind: 'valid' }
+  | { kind: 'flip'; at: number; bit: number }
+  | { kind: 'cut'; at: number }
+  | { kind: 'extend'; by: number }
+  | { kind: 'text'; text: string }
+  | { kind: 'absent' }
+  | { kind: 'huge'; chars: number };
 const handshake: fc.Arbitrary<HandshakeMutation> = fc.oneof(
   { arbitrary: fc.constant({ kind: 'valid' as const }), weight: 3 },
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(200), bit: fc.integer({ min: 0, max: 7 }) }),
@@ -74,17 +82,34 @@ const rarely = <T>(a: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.oneof(
 
 const httpCase = fc.record({
   method: mostly('GET', fc.constantFrom('POST', 'OPTIONS', 'CONNECT', 'get', 'G\x01T')),
-  path: mostly('/twoway', fc.constantFrom('/twoway?x=1', '/', '/twoway/', '*', '//twoway', '/TWOWAY', '/twoway#f'), CONTROL_TEXT.map((t) => `/${t}`)),
+  path: mostly(
+    '/twoway',
+    fc.constantFrom('/twoway?x=1', '/', '/twoway/', '*', '//twoway', '/TWOWAY', '/twoway#f'),
+    CONTROL_TEXT.map((t) => `/${t}`),
+  ),
   version: mostly('HTTP/1.1', fc.constantFrom('HTTP/1.0', 'HTTP/2.0', 'HTTP/9.9', 'HTTX/1.1', '')),
   upgrade: mostly<string | undefined>('websocket', token, fc.constant(undefined)),
   connection: mostly<string | undefined>('Upgrade', fc.constantFrom('keep-alive, Upgrade', 'close', 'x\x07', undefined)),
   wsVersion: mostly<string | undefined>('13', fc.constantFrom('8', '14', '', 'x', '13, 8', undefined)),
   wsKey: mostly<string | undefined>('dGhlIHNhbXBsZSBub25jZQ==', fc.constantFrom('short', '', '\x1b[2J', undefined)),
-  protocol: mostly<string | undefined>(WIRE.subprotocol, fc.constantFrom('twoway.v0', 'twoway.v2', `chat, ${WIRE.subprotocol}`, 'chat', '', undefined), CONTROL_TEXT),
+  protocol: mostly<string | undefined>(
+    WIRE.subprotocol,
+    fc.constantFrom('twoway.v0', 'twoway.v2', `chat, ${WIRE.subprotocol}`, 'chat', '', undefined),
+    CONTROL_TEXT,
+  ),
   handshake,
   extra: fc.oneof(
     { arbitrary: fc.constant([] as Array<[string, string]>), weight: 4 },
-    { arbitrary: fc.array(fc.tuple(fc.constantFrom('X-Forwarded-For', 'Host', 'Twoway-Handshake', 'Content-Length', 'Transfer-Encoding', 'X-\x1b]0;t\x07', 'Sec-WebSocket-Protocol'), mostly('1', CONTROL_TEXT)), { minLength: 1, maxLength: 4 }), weight: 1 },
+    {
+      arbitrary: fc.array(
+        fc.tuple(
+          fc.constantFrom('X-Forwarded-For', 'Host', 'Twoway-Handshake', 'Content-Length', 'Transfer-Encoding', 'X-\x1b]0;t\x07', 'Sec-WebSocket-Protocol'),
+          mostly('1', CONTROL_TEXT),
+        ),
+        { minLength: 1, maxLength: 4 },
+      ),
+      weight: 1,
+    },
   ),
   garbage: rarely(fc.uint8Array({ minLength: 1, maxLength: 600 })),
 });
@@ -113,7 +138,11 @@ function bareProblem(answer: RawAnswer): string | undefined {
   const end = text.indexOf('\r\n\r\n');
   if (end < 0) return 'no complete header';
   if (answer.raw.length !== end + 4) return `${answer.raw.length - end - 4} bytes after the header: ${JSON.stringify(text.slice(end + 4, end + 80))}`;
-  const extra = text.slice(0, end).split('\r\n').slice(1).find((line) => !BARE_HEADERS.has(line.slice(0, line.indexOf(':')).toLowerCase()));
+  const extra = text
+    .slice(0, end)
+    .split('\r\n')
+    .slice(1)
+    .find((line) => !BARE_HEADERS.has(line.slice(0, line.indexOf(':')).toLowerCase()));
   return extra === undefined ? undefined : `header ${JSON.stringify(extra)}`;
 }
 
@@ -152,7 +181,14 @@ function frame(opcode: number, payload: Buffer, opts: { fin?: boolean; masked?: 
 
 const wsCase = fc.array(
   fc.oneof(
-    fc.record({ kind: fc.constant('frame' as const), opcode: fc.constantFrom(0, 1, 2, 2, 2, 3, 8, 9, 10, 11, 15), payload: fc.uint8Array({ maxLength: 200 }), fin: fc.boolean(), masked: fc.boolean(), rsv: fc.constantFrom(0, 0, 0, 1, 4) }),
+    fc.record({
+      kind: fc.constant('frame' as const),
+      opcode: fc.constantFrom(0, 1, 2, 2, 2, 3, 8, 9, 10, 11, 15),
+      payload: fc.uint8Array({ maxLength: 200 }),
+      fin: fc.boolean(),
+      masked: fc.boolean(),
+      rsv: fc.constantFrom(0, 0, 0, 1, 4),
+    }),
     fc.record({ kind: fc.constant('oversize' as const), claimed: fc.constantFrom(65_536, 65_537, 2 ** 31, 2 ** 53 - 1) }),
     fc.record({ kind: fc.constant('truncated' as const), claimed: fc.integer({ min: 10, max: 60_000 }), sent: fc.nat(9) }),
     fc.record({ kind: fc.constant('bytes' as const), data: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
@@ -161,18 +197,20 @@ const wsCase = fc.array(
 );
 
 function wsBytes(steps: fc.Arbitrary<unknown> extends never ? never : Array<Record<string, unknown>>): Buffer {
-  return Buffer.concat(steps.map((s) => {
-    switch (s.kind) {
-      case 'frame':
-        return frame(s.opcode as number, Buffer.from(s.payload as Uint8Array), { fin: s.fin as boolean, masked: s.masked as boolean, rsv: s.rsv as number });
-      case 'oversize':
-        return frame(2, Buffer.alloc(0), { claimed: s.claimed as number });
-      case 'truncated':
-        return frame(2, randomBytes(s.sent as number), { claimed: s.claimed as number });
-      default:
-        return Buffer.from(s.data as Uint8Array);
-    }
-  }));
+  return Buffer.concat(
+    steps.map((s) => {
+      switch (s.kind) {
+        case 'frame':
+          return frame(s.opcode as number, Buffer.from(s.payload as Uint8Array), { fin: s.fin as boolean, masked: s.masked as boolean, rsv: s.rsv as number });
+        case 'oversize':
+          return frame(2, Buffer.alloc(0), { claimed: s.claimed as number });
+        case 'truncated':
+          return frame(2, randomBytes(s.sent as number), { claimed: s.claimed as number });
+        default:
+          return Buffer.from(s.data as Uint8Array);
+      }
+    }),
+  );
 }
 
 describe('upgrade and handshake-header fuzz against a real server', () => {
@@ -182,7 +220,11 @@ describe('upgrade and handshake-header fuzz against a real server', () => {
       // ws refused these after our checks, with a text body naming the fault.
       ['a bad Sec-WebSocket-Version', async () => upgradeRequest({ 'Sec-WebSocket-Version': 'x', [HANDSHAKE_HEADER]: await valid() }), 400],
       ['a bad Sec-WebSocket-Key', async () => upgradeRequest({ 'Sec-WebSocket-Key': 'short', [HANDSHAKE_HEADER]: await valid() }), 400],
-      ['a subprotocol list ws cannot parse', async () => upgradeRequest({ 'Sec-WebSocket-Protocol': `${WIRE.subprotocol}, @`, [HANDSHAKE_HEADER]: await valid() }), 400],
+      [
+        'a subprotocol list ws cannot parse',
+        async () => upgradeRequest({ 'Sec-WebSocket-Protocol': `${WIRE.subprotocol}, @`, [HANDSHAKE_HEADER]: await valid() }),
+        400,
+      ],
       // A 404 followed by a body the HTTP parser refuses got a second answer on the same socket.
       ['a 404 then a broken chunked body', async () => 'GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 404],
     ];
@@ -243,32 +285,39 @@ describe('upgrade and handshake-header fuzz against a real server', () => {
       const requests: Buffer[] = [];
       // One key per case of a batch: messages of one key must arrive in order (replay guard).
       for (const [j, steps] of batch.entries()) {
-        requests.push(Buffer.concat([Buffer.from(upgradeRequest({ [HANDSHAKE_HEADER]: encodeBase64Url(await validMessage(j)) })), wsBytes(steps as Array<Record<string, unknown>>)]));
+        requests.push(
+          Buffer.concat([
+            Buffer.from(upgradeRequest({ [HANDSHAKE_HEADER]: encodeBase64Url(await validMessage(j)) })),
+            wsBytes(steps as Array<Record<string, unknown>>),
+          ]),
+        );
       }
-      const done = await Promise.all(requests.map(async (bytes, j) => {
-        const answer = await sendRaw(tunnel.serverPort, bytes, 3_000);
-        const what = `ws case ${b + j} (seed ${seed}): ${JSON.stringify(batch[j])}`;
-        if (answer.status !== 101) {
-          // The global handshake budget may refuse a burst; that answer is bare as well.
-          expect([429], what).toContain(answer.status);
-          answer.socket.destroy();
-          return 'refused';
-        }
-        // Whatever the frames were, the server ends the connection (close frame, reset or the
-        // handshake deadline) within the bound.
-        const closed = await new Promise<boolean>((resolve) => {
-          if (answer.socket.destroyed) return resolve(true);
-          const timer = setTimeout(() => resolve(false), 5_000);
-          answer.socket.once('close', () => {
-            clearTimeout(timer);
-            resolve(true);
+      const done = await Promise.all(
+        requests.map(async (bytes, j) => {
+          const answer = await sendRaw(tunnel.serverPort, bytes, 3_000);
+          const what = `ws case ${b + j} (seed ${seed}): ${JSON.stringify(batch[j])}`;
+          if (answer.status !== 101) {
+            // The global handshake budget may refuse a burst; that answer is bare as well.
+            expect([429], what).toContain(answer.status);
+            answer.socket.destroy();
+            return 'refused';
+          }
+          // Whatever the frames were, the server ends the connection (close frame, reset or the
+          // handshake deadline) within the bound.
+          const closed = await new Promise<boolean>((resolve) => {
+            if (answer.socket.destroyed) return resolve(true);
+            const timer = setTimeout(() => resolve(false), 5_000);
+            answer.socket.once('close', () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+            answer.socket.resume();
           });
-          answer.socket.resume();
-        });
-        answer.socket.destroy();
-        expect(closed, what).toBe(true);
-        return 'closed';
-      }));
+          answer.socket.destroy();
+          expect(closed, what).toBe(true);
+          return 'closed';
+        }),
+      );
       outcomes.push(...done);
     }
     expect(outcomes.filter((o) => o === 'closed').length).toBeGreaterThan(WS_RUNS / 2);
@@ -282,7 +331,12 @@ describe('upgrade and handshake-header fuzz against a real server', () => {
     expect(tunnel.server!.stderr).toBe('');
     expect(tunnel.server!.logLines().filter((l) => l.event === 'internal.error')).toEqual([]);
     // The refusals were logged (rate-limited), with the reasons the operator needs.
-    const reasons = new Set(tunnel.server!.logLines().filter((l) => l.event === 'auth.refused').map((l) => l.reason));
+    const reasons = new Set(
+      tunnel
+        .server!.logLines()
+        .filter((l) => l.event === 'auth.refused')
+        .map((l) => l.reason),
+    );
     expect(reasons.has('bad-message'), JSON.stringify([...reasons])).toBe(true);
   }, 30_000);
 });

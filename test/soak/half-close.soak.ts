@@ -84,7 +84,10 @@ describe('soak: bulk responses after a half-close', () => {
     });
     try {
       await tunnel.startServer();
-      const agent = await tunnel.startClient('build1', `[[service]]\nname = "sink"\ntarget = "127.0.0.1:${sinkPort}"\nallow = ["alice=${encodeKey(tunnel.peers.find((p) => p.name === 'alice')!.key.publicKey)}"]\n`);
+      const agent = await tunnel.startClient(
+        'build1',
+        `[[service]]\nname = "sink"\ntarget = "127.0.0.1:${sinkPort}"\nallow = ["alice=${encodeKey(tunnel.peers.find((p) => p.name === 'alice')!.key.publicKey)}"]\n`,
+      );
       await waitUntil(() => agent.logLines().some((l) => l.event === 'device.services'), 'the device to announce its services', 15_000);
       const client = await tunnel.startClient(
         'alice',

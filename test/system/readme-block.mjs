@@ -46,7 +46,10 @@ for (const line of lines.slice(start + 1)) {
   const h = /^(#{1,6}) /.exec(line);
   if (!current && h && h[1].length <= level) break;
   if (current) {
-    if (/^```\s*$/.test(line)) { blocks.push(current.join('\n')); current = undefined; } else current.push(line);
+    if (/^```\s*$/.test(line)) {
+      blocks.push(current.join('\n'));
+      current = undefined;
+    } else current.push(line);
   } else if (/^```(sh|bash)\s*$/.test(line)) current = [];
 }
 const picked = index === undefined ? blocks : [blocks[Number(index)]];

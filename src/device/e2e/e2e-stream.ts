@@ -82,7 +82,10 @@ export class E2EStream extends Duplex {
       s: staticKeyPair,
       ...(initiator ? { rs: remoteOrExpected } : {}),
     });
-    this.#timer = setTimeout(() => this.#fail('ERR_E2E_HANDSHAKE', `end-to-end handshake not complete within ${E2E_HANDSHAKE_TIMEOUT_MS} ms`), E2E_HANDSHAKE_TIMEOUT_MS).unref();
+    this.#timer = setTimeout(
+      () => this.#fail('ERR_E2E_HANDSHAKE', `end-to-end handshake not complete within ${E2E_HANDSHAKE_TIMEOUT_MS} ms`),
+      E2E_HANDSHAKE_TIMEOUT_MS,
+    ).unref();
     inner.on('data', (chunk: Buffer) => this.#onInnerData(chunk));
     inner.on('end', () => {
       if (!this.#endReceived) this.#fail('ERR_E2E_TRUNCATED', 'the stream ended without an authenticated end of data (truncated in transit)');
@@ -132,7 +135,11 @@ export class E2EStream extends Duplex {
     try {
       hs.readMessage(message);
     } catch (err) {
-      this.#fail('ERR_E2E_HANDSHAKE', `end-to-end handshake failed: ${this.#initiator ? 'the device did not prove the pinned key' : 'bad handshake message'}`, err);
+      this.#fail(
+        'ERR_E2E_HANDSHAKE',
+        `end-to-end handshake failed: ${this.#initiator ? 'the device did not prove the pinned key' : 'bad handshake message'}`,
+        err,
+      );
       return;
     }
     if (!this.#initiator) {

@@ -6,7 +6,6 @@ import { startFakeServiceManager, type FakeServiceManager } from '../../helpers/
 import { waitUntil } from '../../helpers/wait.js';
 import { tempDir } from '../../helpers/temp-dir.js';
 
-
 describe('sdNotify', () => {
   const managers: FakeServiceManager[] = [];
   const dirs: string[] = [];

@@ -108,7 +108,12 @@ describe('OpenPacer', () => {
     cancelled.cancel();
     const full = [pacer.open('q:4'), pacer.open('q:5')];
     await expect(full[1]!.stream).rejects.toMatchObject({ code: 'ERR_MUX_STREAM_REFUSED', reason: 'limit', message: expect.stringMatching(/open queue full/) });
-    const outcomes = [late, full[0]!].map((o) => o.stream.then(() => 'sent', (err: { reason?: string; message: string }) => `${err.reason}: ${err.message}`));
+    const outcomes = [late, full[0]!].map((o) =>
+      o.stream.then(
+        () => 'sent',
+        (err: { reason?: string; message: string }) => `${err.reason}: ${err.message}`,
+      ),
+    );
     // Still waiting 1 ms before the deadline, refused at it (the next token is 1 s away).
     await vi.advanceTimersByTimeAsync(199);
     expect(pacer.queued).toBe(2);

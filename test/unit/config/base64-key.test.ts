@@ -17,7 +17,15 @@ describe('decodeBase64Key', () => {
 
   it('refuses anything but the canonical 44-character form', () => {
     const good = randomBytes(32).toString('base64');
-    for (const bad of [good.slice(0, 43), `${good}=`, good.replace('=', 'A'), `${good.slice(0, 42)}B=`, `${good.slice(0, 10)}Ł${good.slice(11)}`, `${good.slice(0, 10)}-${good.slice(11)}`, '']) {
+    for (const bad of [
+      good.slice(0, 43),
+      `${good}=`,
+      good.replace('=', 'A'),
+      `${good.slice(0, 42)}B=`,
+      `${good.slice(0, 10)}Ł${good.slice(11)}`,
+      `${good.slice(0, 10)}-${good.slice(11)}`,
+      '',
+    ]) {
       expect(isBase64Key(bad)).toBe(false);
       expect(decodeBase64Key(bad)).toBeUndefined();
     }

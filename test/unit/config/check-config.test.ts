@@ -6,7 +6,11 @@ import { randomKey, thrown, useTempDir, write, writeKey } from '../../helpers/co
 
 function serverSetup(dir: string, serverExtra = '', peerExtra = ''): string {
   write(dir, 'peers.toml', `[[peer]]\nname = "alice"\npublic_key = "${randomKey()}"\nallow = ["10.0.0.1:22"]\n${peerExtra}\n`);
-  return write(dir, 'server.toml', `[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\ncontrol_socket = "s.sock"\n${serverExtra}\n`);
+  return write(
+    dir,
+    'server.toml',
+    `[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\ncontrol_socket = "s.sock"\n${serverExtra}\n`,
+  );
 }
 
 describe('checkConfig', () => {
@@ -61,7 +65,11 @@ describe('checkConfig', () => {
   it('checks a client private key and psk', () => {
     const dir = tempDir();
     const [, clientKey] = writeKey(dir, 'c.key');
-    const file = write(dir, 'client.toml', `[client]\nserver_url = "ws://127.0.0.1:1/t"\nserver_public_key = "${randomKey()}"\nprivate_key_file = "c.key"\npsk_file = "c.psk"\n`);
+    const file = write(
+      dir,
+      'client.toml',
+      `[client]\nserver_url = "ws://127.0.0.1:1/t"\nserver_public_key = "${randomKey()}"\nprivate_key_file = "c.key"\npsk_file = "c.psk"\n`,
+    );
     const err = thrown(() => checkConfig(file));
     expect(err.message).toBe(`psk file ${path.join(dir, 'c.psk')} does not exist`);
     writeKey(dir, 'c.psk');

@@ -32,7 +32,8 @@ describe('loadClientConfig', () => {
   it('accepts lists of URLs and keys (failover and pins)', () => {
     const dir = tempDir();
     const k2 = randomKey();
-    const text = base().replace('server_url = "wss://vpn.example.com/twoway"', 'server_url = ["wss://a.example/t", "ws://127.0.0.1:8080/t"]')
+    const text = base()
+      .replace('server_url = "wss://vpn.example.com/twoway"', 'server_url = ["wss://a.example/t", "ws://127.0.0.1:8080/t"]')
       .replace(`server_public_key = "${KEY}"`, `server_public_key = ["${KEY}", "${k2}"]`);
     const c = loadClientConfig(write(dir, 'c.toml', text));
     expect(c.serverUrls).toEqual(['wss://a.example/t', 'ws://127.0.0.1:8080/t']);
@@ -49,13 +50,20 @@ describe('loadClientConfig', () => {
   it('reads unix socket listeners (relative to the file) and the owner-check keys', () => {
     const dir = tempDir();
     const c = loadClientConfig(
-      write(dir, 'c.toml', base(
-        '[[forward]]\nlisten = "unix:run/db.sock"\ntarget = "db:5432"\n[[forward]]\nlisten = "/run/user/1000/ssh.sock"\ntarget = "git:22"\n' +
-          '[[socks]]\nlisten = "127.0.0.1:1080"\nallow_uids = [1000, 1001]\n[[socks]]\nlisten = "127.0.0.1:1081"\nallow_other_users = true\n',
-      )),
+      write(
+        dir,
+        'c.toml',
+        base(
+          '[[forward]]\nlisten = "unix:run/db.sock"\ntarget = "db:5432"\n[[forward]]\nlisten = "/run/user/1000/ssh.sock"\ntarget = "git:22"\n' +
+            '[[socks]]\nlisten = "127.0.0.1:1080"\nallow_uids = [1000, 1001]\n[[socks]]\nlisten = "127.0.0.1:1081"\nallow_other_users = true\n',
+        ),
+      ),
     );
     expect(c.forwards.map((f) => f.listen)).toEqual([{ path: path.join(dir, 'run', 'db.sock') }, { path: '/run/user/1000/ssh.sock' }]);
-    expect(c.socks.map((s) => s.access)).toEqual([{ allowOtherUsers: false, allowUids: [1000, 1001] }, { allowOtherUsers: true, allowUids: [] }]);
+    expect(c.socks.map((s) => s.access)).toEqual([
+      { allowOtherUsers: false, allowUids: [1000, 1001] },
+      { allowOtherUsers: true, allowUids: [] },
+    ]);
   });
 
   it('takes the proxy from the config, else from HTTPS_PROXY / https_proxy', () => {
@@ -79,18 +87,50 @@ describe('loadClientConfig', () => {
   });
 
   const cases: [string, string, RegExp][] = [
-    ['a bad forward listen', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\n[[forward]]\nlisten = "abc"\ntarget = "b:2"\n'), /c\.toml: \[forward\.2\]\.listen: expected "host:port" \(IPv6 as "\[::1\]:port"\), "unix:PATH" or an absolute path, got "abc"$/],
-    ['an owner-check key on a unix listener', base('[[socks]]\nlisten = "unix:/run/s.sock"\nallow_uids = [1000]\n'), /\[socks\.1\]\.allow_uids: applies to TCP listeners only/],
-    ['a uid that is not a number', base('[[socks]]\nlisten = "127.0.0.1:1"\nallow_uids = ["alice"]\n'), /\[socks\.1\]\.allow_uids\[0\]: expected a numeric uid/],
-    ['a unix path too long for sun_path', base(`[[socks]]\nlisten = "unix:/${'x'.repeat(120)}"\n`), /\[socks\.1\]\.listen: a unix socket path is at most 107 bytes/],
-    ['the same unix path twice', base('[[forward]]\nlisten = "/run/a.sock"\ntarget = "a:1"\n[[socks]]\nlisten = "unix:/run/a.sock"\n'), /\[socks\.1\]\.listen: unix:\/run\/a\.sock is already used by \[forward\.1\]/],
+    [
+      'a bad forward listen',
+      base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\n[[forward]]\nlisten = "abc"\ntarget = "b:2"\n'),
+      /c\.toml: \[forward\.2\]\.listen: expected "host:port" \(IPv6 as "\[::1\]:port"\), "unix:PATH" or an absolute path, got "abc"$/,
+    ],
+    [
+      'an owner-check key on a unix listener',
+      base('[[socks]]\nlisten = "unix:/run/s.sock"\nallow_uids = [1000]\n'),
+      /\[socks\.1\]\.allow_uids: applies to TCP listeners only/,
+    ],
+    [
+      'a uid that is not a number',
+      base('[[socks]]\nlisten = "127.0.0.1:1"\nallow_uids = ["alice"]\n'),
+      /\[socks\.1\]\.allow_uids\[0\]: expected a numeric uid/,
+    ],
+    [
+      'a unix path too long for sun_path',
+      base(`[[socks]]\nlisten = "unix:/${'x'.repeat(120)}"\n`),
+      /\[socks\.1\]\.listen: a unix socket path is at most 107 bytes/,
+    ],
+    [
+      'the same unix path twice',
+      base('[[forward]]\nlisten = "/run/a.sock"\ntarget = "a:1"\n[[socks]]\nlisten = "unix:/run/a.sock"\n'),
+      /\[socks\.1\]\.listen: unix:\/run\/a\.sock is already used by \[forward\.1\]/,
+    ],
     ['a bad target', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "db"\n'), /\[forward\.1\]\.target: expected "host:port"/],
-    ['a duplicate listen address', base('[[forward]]\nlisten = "127.0.0.1:1080"\ntarget = "a:1"\n[[socks]]\nlisten = "127.0.0.1:1080"\n'), /\[socks\.1\]\.listen: 127\.0\.0\.1:1080 is already used by \[forward\.1\]/],
+    [
+      'a duplicate listen address',
+      base('[[forward]]\nlisten = "127.0.0.1:1080"\ntarget = "a:1"\n[[socks]]\nlisten = "127.0.0.1:1080"\n'),
+      /\[socks\.1\]\.listen: 127\.0\.0\.1:1080 is already used by \[forward\.1\]/,
+    ],
     ['an unknown forward key', base('[[forward]]\nlisten = "127.0.0.1:1"\ntarget = "a:1"\nport = 3\n'), /\[forward\.1\]\.port: unknown key/],
     ['a server-only limit', base('[limits]\nmax_unauthenticated = 3\n'), /\[limits\]\.max_unauthenticated: applies to the server only/],
-    ['an http URL', base().replace('wss://vpn.example.com/twoway', 'https://vpn.example.com/'), /\[client\]\.server_url: expected a ws:\/\/ or wss:\/\/ URL, got scheme https:/],
+    [
+      'an http URL',
+      base().replace('wss://vpn.example.com/twoway', 'https://vpn.example.com/'),
+      /\[client\]\.server_url: expected a ws:\/\/ or wss:\/\/ URL, got scheme https:/,
+    ],
     ['an empty URL list', base().replace('"wss://vpn.example.com/twoway"', '[]'), /\[client\]\.server_url: expected a string or a non-empty list/],
-    ['reconnect max below min', base('', 'reconnect_min_ms = 5000\nreconnect_max_ms = 100'), /\[client\]\.reconnect_max_ms: must be at least reconnect_min_ms \(5000\), got 100/],
+    [
+      'reconnect max below min',
+      base('', 'reconnect_min_ms = 5000\nreconnect_max_ms = 100'),
+      /\[client\]\.reconnect_max_ms: must be at least reconnect_min_ms \(5000\), got 100/,
+    ],
   ];
   it.each(cases)('refuses %s', (_what, text, message) => {
     const dir = tempDir();

@@ -15,7 +15,12 @@ describe('peers.toml devices and reverse', () => {
 
   it('reads them, canonicalises reverse addresses and round-trips through savePeers', () => {
     const dir = tempDir();
-    const file = write(dir, 'peers.toml', peer('alice', A, 'devices = ["build1:ssh", "*:postgres", "build2:*"]') + peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]'));
+    const file = write(
+      dir,
+      'peers.toml',
+      peer('alice', A, 'devices = ["build1:ssh", "*:postgres", "build2:*"]') +
+        peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]'),
+    );
     const p = loadPeers(file);
     expect(p.peers[0]?.devices).toEqual(['build1:ssh', '*:postgres', 'build2:*']);
     expect(p.peers[1]?.reverse).toEqual(['ssh=127.0.0.1:2222', 'web=[::1]:8080']);
@@ -29,7 +34,11 @@ describe('peers.toml devices and reverse', () => {
     ['a device rule with a port', peer('alice', A, 'devices = ["build1:22x:1"]'), /devices\[0\]: expected "DEVICE:SERVICE"/],
     ['a reverse listener on a user', peer('alice', A, 'reverse = ["ssh=127.0.0.1:2222"]'), /reverse: reverse listeners belong to peers of kind = "device"/],
     ['a reverse entry without a service', peer('d', A, 'kind = "device"\nreverse = ["127.0.0.1:2222"]'), /reverse\[0\]: expected "SERVICE=HOST:PORT"/],
-    ['a reverse entry on port 0', peer('d', A, 'kind = "device"\nreverse = ["ssh=127.0.0.1:0"]'), /reverse\[0\]: expected "SERVICE=HOST:PORT" \(a port above 0\)/],
+    [
+      'a reverse entry on port 0',
+      peer('d', A, 'kind = "device"\nreverse = ["ssh=127.0.0.1:0"]'),
+      /reverse\[0\]: expected "SERVICE=HOST:PORT" \(a port above 0\)/,
+    ],
     [
       'one port claimed by two devices',
       peer('d1', A, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222"]') + peer('d2', B, 'kind = "device"\nreverse = ["web=127.0.0.1:2222"]'),
@@ -65,21 +74,41 @@ describe('client.toml [[device]] and [[service]]', () => {
   });
 
   const cases: [string, string, RegExp][] = [
-    ['a device forward without a pinned key', `[[forward]]\nlisten = "127.0.0.1:2223"\ntarget = "build1:ssh"\n`, /\[forward\.1\]\]?\.target: no public key pinned for device build1/],
+    [
+      'a device forward without a pinned key',
+      `[[forward]]\nlisten = "127.0.0.1:2223"\ntarget = "build1:ssh"\n`,
+      /\[forward\.1\]\]?\.target: no public key pinned for device build1/,
+    ],
     ['a device pinned twice', `[[device]]\nname = "d"\npublic_key = "${B}"\n[[device]]\nname = "d"\npublic_key = "${A}"\n`, /device d is pinned twice/],
     ['a bad device key', `[[device]]\nname = "d"\npublic_key = "nope"\n`, /\[device\.1\]\.public_key: expected a base64 32-byte key/],
     ['a bad service name', `[[service]]\nname = "s.sh"\ntarget = "127.0.0.1:22"\n`, /\[service\.1\]\.name: expected a letter/],
     ['a service without a port', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1"\n`, /\[service\.1\]\.target: expected "host:port"/],
-    ['a service defined twice', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\n[[service]]\nname = "ssh"\ntarget = "127.0.0.1:23"\n`, /service ssh is defined twice/],
-    ['a bad allow entry', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice"]\n`, /\[service\.1\]\.allow\[0\]: expected a base64 public key, "NAME=KEY" or "\*"/],
+    [
+      'a service defined twice',
+      `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\n[[service]]\nname = "ssh"\ntarget = "127.0.0.1:23"\n`,
+      /service ssh is defined twice/,
+    ],
+    [
+      'a bad allow entry',
+      `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice"]\n`,
+      /\[service\.1\]\.allow\[0\]: expected a base64 public key, "NAME=KEY" or "\*"/,
+    ],
     // Issue 13 item 5: a name alone is whatever key the server says it is.
     [
       'a bare name in allow (with the fix in the message)',
       `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["${A}", "alice"]\n`,
       /\[service\.1\]\.allow\[1\]: allow = \["alice"\]: a bare name lets a compromised server present any key as alice; write "alice=<their public key>"/,
     ],
-    ['NAME=KEY with a bad key', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["alice=nope"]\n`, /allow\[0\]: "NAME=KEY": expected a base64 32-byte public key after "alice="/],
-    ['NAME=KEY with a bad name', `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice=${A}"]\n`, /allow\[0\]: "NAME=KEY": expected a peer name before "="/],
+    [
+      'NAME=KEY with a bad key',
+      `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["alice=nope"]\n`,
+      /allow\[0\]: "NAME=KEY": expected a base64 32-byte public key after "alice="/,
+    ],
+    [
+      'NAME=KEY with a bad name',
+      `[[service]]\nname = "ssh"\ntarget = "127.0.0.1:22"\nallow = ["al ice=${A}"]\n`,
+      /allow\[0\]: "NAME=KEY": expected a peer name before "="/,
+    ],
   ];
   it.each(cases)('refuses %s', (_what, text, message) => {
     const err = thrown(() => loadClientConfig(write(tempDir(), 'c.toml', client(text))));

@@ -46,7 +46,9 @@ describe('example configs', () => {
     writeKey(dir, 'client.key');
     const config = loadClientConfig(client, { env: {} });
     expect(config.serverUrls).toEqual(['wss://vpn.example.com/twoway']);
-    expect(config.forwards).toEqual([{ listen: { host: '127.0.0.1', port: 2222 }, access: { allowOtherUsers: false, allowUids: [] }, target: 'db.corp.example:22' }]);
+    expect(config.forwards).toEqual([
+      { listen: { host: '127.0.0.1', port: 2222 }, access: { allowOtherUsers: false, allowUids: [] }, target: 'db.corp.example:22' },
+    ]);
     expect(config.socks).toEqual([{ listen: { host: '127.0.0.1', port: 1080 }, access: { allowOtherUsers: false, allowUids: [] } }]);
     expect(config.proxy).toBeUndefined();
     expect(checkConfig(client).kind).toBe('client');
@@ -74,7 +76,9 @@ describe('example configs', () => {
     const client = loadClientConfig(path.join(CONFIGS, 'client.toml'), { env: {} });
     expect(client.privateKeyFile).toBe(path.join(CONFIGS, 'client.key'));
     expect(client.controlSocket).toBeUndefined();
-    expect(loadClientConfig(path.join(CONFIGS, 'client.toml'), { env: { XDG_RUNTIME_DIR: '/run/user/1000' } }).controlSocket).toBe('/run/user/1000/twoway/client.sock');
+    expect(loadClientConfig(path.join(CONFIGS, 'client.toml'), { env: { XDG_RUNTIME_DIR: '/run/user/1000' } }).controlSocket).toBe(
+      '/run/user/1000/twoway/client.sock',
+    );
     expect(() => checkConfig(path.join(CONFIGS, 'client.toml'))).toThrow(/private key file .*configs\/client.key does not exist/);
   });
 });

@@ -61,7 +61,12 @@ describe('key files', () => {
   const badContents: [string, string][] = [
     ['two keys', `${randomBytes(32).toString('base64')}\n${randomBytes(32).toString('base64')}\n`],
     ['a 31-byte key', randomBytes(31).toString('base64')],
-    ['url-safe base64', randomBytes(32).toString('base64').replace(/.{2}=$/, '-_=')],
+    [
+      'url-safe base64',
+      randomBytes(32)
+        .toString('base64')
+        .replace(/.{2}=$/, '-_='),
+    ],
     ['non-canonical padding bits', `${randomBytes(32).toString('base64').slice(0, 42)}B=`],
     ['a hex key', randomBytes(32).toString('hex')],
     ['an empty file', ''],

@@ -18,7 +18,7 @@ const read = (role: Role, table?: Record<string, number>): ServerLimits | Client
   return role === 'server' ? readServerLimits(reader) : readClientLimits(reader);
 };
 
-describe('[limits] defaults are the layers\' defaults', () => {
+describe("[limits] defaults are the layers' defaults", () => {
   it.each<Role>(['server', 'client'])('%s: an absent [limits] gives every layer exactly its defaults', (role) => {
     const limits = read(role);
     const session = resolveSessionLimits(sessionLimitsFrom(limits));
@@ -27,7 +27,8 @@ describe('[limits] defaults are the layers\' defaults', () => {
       expect(session).toEqual(DEFAULT_SESSION_LIMITS);
     } else {
       // A client sets no admission limits; what it does set must be the session's defaults.
-      for (const [key, value] of Object.entries(sessionLimitsFrom(limits))) expect(value, key).toBe(DEFAULT_SESSION_LIMITS[key as keyof typeof DEFAULT_SESSION_LIMITS]);
+      for (const [key, value] of Object.entries(sessionLimitsFrom(limits)))
+        expect(value, key).toBe(DEFAULT_SESSION_LIMITS[key as keyof typeof DEFAULT_SESSION_LIMITS]);
     }
     expect(mux).toEqual(DEFAULT_MUX_LIMITS);
     expect(limits.dialsInFlight).toBe(new DialLimiter().maxInFlight);
@@ -44,7 +45,7 @@ describe('[limits] defaults are the layers\' defaults', () => {
   });
 });
 
-describe('[limits] bounds are within the layers\' bounds', () => {
+describe("[limits] bounds are within the layers' bounds", () => {
   const cases = LIMIT_SPECS.flatMap((spec) => spec.roles.flatMap((role) => [spec.min, spec.max].map((value) => [spec.key, role, value] as const)));
 
   it.each(cases)('%s (%s) = %s: what config accepts, the layers accept', (key, role, value) => {

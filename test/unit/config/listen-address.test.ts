@@ -15,13 +15,25 @@ describe('parseListen', () => {
     expect(formatHostPort(host, port)).toBe(text);
   });
 
-  it.each(['abc', ':80', '1.2.3.4', '1.2.3.4:', '1.2.3.4:65536', '1.2.3.4:0', '::1:80', '[::1]80', '[nothost]:80', 'a b:80', 'host:+80', 'host:8a', '-bad.example:1', '[::1]:'])(
-    'refuses %j',
-    (text) => {
-      expect(parseListenAddress(text)).toBeUndefined();
-      expect(() => parseListen(text)).toThrow(`expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(text)}`);
-    },
-  );
+  it.each([
+    'abc',
+    ':80',
+    '1.2.3.4',
+    '1.2.3.4:',
+    '1.2.3.4:65536',
+    '1.2.3.4:0',
+    '::1:80',
+    '[::1]80',
+    '[nothost]:80',
+    'a b:80',
+    'host:+80',
+    'host:8a',
+    '-bad.example:1',
+    '[::1]:',
+  ])('refuses %j', (text) => {
+    expect(parseListenAddress(text)).toBeUndefined();
+    expect(() => parseListen(text)).toThrow(`expected "host:port" (IPv6 as "[::1]:port"), got ${JSON.stringify(text)}`);
+  });
 
   it('accepts port 0 only when asked', () => {
     expect(parseListenAddress('127.0.0.1:0')).toBeUndefined();

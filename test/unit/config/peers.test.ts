@@ -21,8 +21,10 @@ describe('loadPeers', () => {
     expect(Object.isFrozen(p.peers[0]?.allow)).toBe(true);
   });
 
-  it('compiles each peer\'s allow rules once, at load, without showing them as a field', () => {
-    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('bob', B, '').replace('["10.0.0.0/8:22"]', '["db.corp.example:5432", "[fd00::/8]:22"]')));
+  it("compiles each peer's allow rules once, at load, without showing them as a field", () => {
+    const p = loadPeers(
+      write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('bob', B, '').replace('["10.0.0.0/8:22"]', '["db.corp.example:5432", "[fd00::/8]:22"]')),
+    );
     const [alice, bob] = p.peers;
     expect(alice!.rules.texts).toEqual(['10.0.0.0/8:22']);
     expect(alice!.rules.allowsResolved('10.1.2.3', '10.1.2.3', 22)).toBe(true);
@@ -34,9 +36,19 @@ describe('loadPeers', () => {
   });
 
   it('compiles devices and parses reverse entries once, at load, without showing them as fields', () => {
-    const p = loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, 'devices = ["build1:ssh", "*:web"]') + peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]')));
+    const p = loadPeers(
+      write(
+        tempDir(),
+        'peers.toml',
+        peer('alice', A, 'devices = ["build1:ssh", "*:web"]') + peer('build1', B, 'kind = "device"\nreverse = ["ssh=127.0.0.1:2222", "web=[::1]:8080"]'),
+      ),
+    );
     const [alice, build1] = p.peers;
-    expect([alice!.deviceRules.allows('build1', 'ssh'), alice!.deviceRules.allows('other', 'web'), alice!.deviceRules.allows('build1', 'db')]).toEqual([true, true, false]);
+    expect([alice!.deviceRules.allows('build1', 'ssh'), alice!.deviceRules.allows('other', 'web'), alice!.deviceRules.allows('build1', 'db')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
     expect(build1!.reverseListeners).toEqual([
       { service: 'ssh', host: '127.0.0.1', port: 2222 },
       { service: 'web', host: '::1', port: 8080 },
@@ -50,7 +62,9 @@ describe('loadPeers', () => {
     const file = write(tempDir(), 'peers.toml', peer('alice', A, '') + peer('carol', B, '').replace('["10.0.0.0/8:22"]', '["10.0.0.1:22", "10.0.0.0/33:22"]'));
     const err = thrown(() => loadPeers(file));
     expect(err).toMatchObject({ code: 'ERR_CONFIG' });
-    expect(err.message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\[peer\\.2\\] \\(carol\\): allow: rule "10\\.0\\.0\\.0/33:22": `));
+    expect(err.message).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\[peer\\.2\\] \\(carol\\): allow: rule "10\\.0\\.0\\.0/33:22": `),
+    );
   });
 
   it('accepts an empty file (no peers)', () => {
@@ -62,7 +76,11 @@ describe('loadPeers', () => {
     ['a duplicate key', peer('alice', A) + peer('bob', A), /peers\.toml: \[peer\.2\]\.public_key: duplicate public key \(already used by peer "alice"\)$/],
     ['a bad name', peer('al ice', A), /\[peer\.1\]\.name: expected 1-64 characters of \[A-Za-z0-9._-\]/],
     ['a bad kind', peer('alice', A, 'kind = "robot"'), /\[peer\.1\]\.kind: expected "user" or "device", got "robot"/],
-    ['an empty rule', peer('alice', A, '').replace('["10.0.0.0/8:22"]', '["10.0.0.0/8:22", ""]'), /\[peer\.1\]\.allow\[1\]: expected a non-empty string, got ""/],
+    [
+      'an empty rule',
+      peer('alice', A, '').replace('["10.0.0.0/8:22"]', '["10.0.0.0/8:22", ""]'),
+      /\[peer\.1\]\.allow\[1\]: expected a non-empty string, got ""/,
+    ],
     ['an unknown key', peer('alice', A, 'allowed = []'), /\[peer\.1\]\.allowed: unknown key/],
     ['a [peer] table instead of [[peer]]', `[peer]\nname = "a"\n`, /peers\.toml: peer: expected one or more \[\[peer\]\] tables, got a table/],
   ];
@@ -83,7 +101,15 @@ describe('loadPeers', () => {
 describe('savePeers', () => {
   const tempDir = useTempDir();
   const peers = (dir: string): PeerEntry[] => [
-    { name: 'alice', publicKey: A, pskFile: path.join(dir, 'psk/alice.psk'), allow: ['10.0.0.0/8:22', '[fd00::/8]:*'], kind: 'user', devices: ['build1:ssh', '*:*'], reverse: [] },
+    {
+      name: 'alice',
+      publicKey: A,
+      pskFile: path.join(dir, 'psk/alice.psk'),
+      allow: ['10.0.0.0/8:22', '[fd00::/8]:*'],
+      kind: 'user',
+      devices: ['build1:ssh', '*:*'],
+      reverse: [],
+    },
     { name: 'dev', publicKey: B, pskFile: '/elsewhere/dev.psk', allow: [], kind: 'device', devices: [], reverse: ['ssh=127.0.0.1:2222', 'web=[::1]:8080'] },
   ];
 
@@ -158,7 +184,9 @@ describe('peers devices and reverse entries', () => {
       expect(isDeviceRule(rule)).toBe(false);
       const err = thrown(() => loadPeers(write(tempDir(), 'peers.toml', peer('alice', A, `devices = [${JSON.stringify(rule)}]`))));
       expect(err.code).toBe('ERR_CONFIG');
-      expect(err.message).toMatch(rule === '' ? /devices\[0\]: expected a non-empty string/ : /\[peer\.1\]\.devices\[0\]: expected "DEVICE:SERVICE" \(either may be "\*"\)/);
+      expect(err.message).toMatch(
+        rule === '' ? /devices\[0\]: expected a non-empty string/ : /\[peer\.1\]\.devices\[0\]: expected "DEVICE:SERVICE" \(either may be "\*"\)/,
+      );
     },
   );
 
@@ -170,15 +198,23 @@ describe('peers devices and reverse entries', () => {
     expect(p.peers[0]?.reverse).toEqual(['ssh=127.0.0.1:2222', 'web=[::1]:8080', 'ssh=0.0.0.0:2223']);
   });
 
-  it.each(['ssh', '=127.0.0.1:22', 'ssh=127.0.0.1', 'ssh=127.0.0.1:0', 'ssh=127.0.0.1:70000', 'ssh=::1:22', 'ssh=[::1:22', '1ssh=127.0.0.1:22', 's.sh=127.0.0.1:22', 'ssh=127.0.0.1:22=x'])(
-    'refuses the reverse entry %j',
-    (entry) => {
-      expect(parseReverseEntry(entry)).toBeUndefined();
-      const err = thrown(() => loadPeers(write(tempDir(), 'peers.toml', device(`reverse = [${JSON.stringify(entry)}]`))));
-      expect(err.code).toBe('ERR_CONFIG');
-      expect(err.message).toMatch(/\[peer\.1\]\.reverse\[0\]: expected "SERVICE=HOST:PORT" \(a port above 0\)/);
-    },
-  );
+  it.each([
+    'ssh',
+    '=127.0.0.1:22',
+    'ssh=127.0.0.1',
+    'ssh=127.0.0.1:0',
+    'ssh=127.0.0.1:70000',
+    'ssh=::1:22',
+    'ssh=[::1:22',
+    '1ssh=127.0.0.1:22',
+    's.sh=127.0.0.1:22',
+    'ssh=127.0.0.1:22=x',
+  ])('refuses the reverse entry %j', (entry) => {
+    expect(parseReverseEntry(entry)).toBeUndefined();
+    const err = thrown(() => loadPeers(write(tempDir(), 'peers.toml', device(`reverse = [${JSON.stringify(entry)}]`))));
+    expect(err.code).toBe('ERR_CONFIG');
+    expect(err.message).toMatch(/\[peer\.1\]\.reverse\[0\]: expected "SERVICE=HOST:PORT" \(a port above 0\)/);
+  });
 
   it('refuses one address listed twice by a device, and more entries than the bound', () => {
     const twice = thrown(() => loadPeers(write(tempDir(), 'peers.toml', device('reverse = ["ssh=127.0.0.1:2222", "web=127.0.0.1:2222"]'))));

@@ -42,7 +42,13 @@ describe('loadServerConfig', () => {
 
   it('reads tls, metrics and limits', () => {
     const dir = tempDir();
-    const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}tls_cert_file = "c.pem"\ntls_key_file = "/k.pem"\nmetrics_listen = "127.0.0.1:9400"\n[limits]\nmax_streams_per_session = 8\n`));
+    const config = loadServerConfig(
+      write(
+        dir,
+        's.toml',
+        `${MINIMAL}tls_cert_file = "c.pem"\ntls_key_file = "/k.pem"\nmetrics_listen = "127.0.0.1:9400"\n[limits]\nmax_streams_per_session = 8\n`,
+      ),
+    );
     expect(config.tls).toEqual({ certFile: path.join(dir, 'c.pem'), keyFile: '/k.pem' });
     expect(config.metricsListen).toEqual({ host: '127.0.0.1', port: 9400 });
     expect(config.limits.maxStreamsPerSession).toBe(8);
@@ -51,7 +57,13 @@ describe('loadServerConfig', () => {
 
   it('reads trusted proxies and the per-key handshake limits', () => {
     const dir = tempDir();
-    const config = loadServerConfig(write(dir, 's.toml', `${MINIMAL}trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\nproxy_protocol = true\n[limits]\nhandshake_rate_per_key = 3\n`));
+    const config = loadServerConfig(
+      write(
+        dir,
+        's.toml',
+        `${MINIMAL}trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\nproxy_protocol = true\n[limits]\nhandshake_rate_per_key = 3\n`,
+      ),
+    );
     expect(config.trustedProxies).toEqual(['127.0.0.1', '10.0.0.0/8', 'fd00::/8']);
     // Compiled once, here: the daemon takes this set as it is.
     expect([config.proxySet?.trusts('10.9.8.7'), config.proxySet?.trusts('fd00::1'), config.proxySet?.trusts('192.0.2.1')]).toEqual([true, true, false]);
@@ -75,15 +87,39 @@ describe('loadServerConfig', () => {
     ['a float duration', `${MINIMAL}shutdown_grace_ms = 1.5\n`, /\[server\]\.shutdown_grace_ms: expected an integer in 0\.\.600000, got 1\.5/],
     ['tls cert without key', `${MINIMAL}tls_cert_file = "c.pem"\n`, /\[server\]\.tls_key_file: tls_cert_file and tls_key_file go together/],
     ['a bad path', `${MINIMAL}path = "twoway"\n`, /\[server\]\.path: expected an absolute URL path/],
-    ['dead_after below keepalive', `${MINIMAL}[limits]\ndead_after_ms = 5000\n`, 's.toml: [limits].dead_after_ms: must exceed keepalive_interval_ms (10000), got 5000'],
-    ['a window below one chunk', `${MINIMAL}[limits]\ninitial_window_bytes = 100\n`, /\[limits\]\.initial_window_bytes: expected an integer in 16384\.\.16777216/],
+    [
+      'dead_after below keepalive',
+      `${MINIMAL}[limits]\ndead_after_ms = 5000\n`,
+      's.toml: [limits].dead_after_ms: must exceed keepalive_interval_ms (10000), got 5000',
+    ],
+    [
+      'a window below one chunk',
+      `${MINIMAL}[limits]\ninitial_window_bytes = 100\n`,
+      /\[limits\]\.initial_window_bytes: expected an integer in 16384\.\.16777216/,
+    ],
     // Above the mux's largest window: accepted here once, then refused by every session's mux.
-    ['a window above the mux\'s largest', `${MINIMAL}[limits]\ninitial_window_bytes = 33554432\n`, 's.toml: [limits].initial_window_bytes: expected an integer in 16384..16777216, got 33554432'],
-    ['more streams than the mux allows', `${MINIMAL}[limits]\nmax_streams_per_session = 100000\n`, 's.toml: [limits].max_streams_per_session: expected an integer in 1..65536, got 100000'],
+    [
+      "a window above the mux's largest",
+      `${MINIMAL}[limits]\ninitial_window_bytes = 33554432\n`,
+      's.toml: [limits].initial_window_bytes: expected an integer in 16384..16777216, got 33554432',
+    ],
+    [
+      'more streams than the mux allows',
+      `${MINIMAL}[limits]\nmax_streams_per_session = 100000\n`,
+      's.toml: [limits].max_streams_per_session: expected an integer in 1..65536, got 100000',
+    ],
     ['invalid TOML', `${MINIMAL}x = = 1\n`, /^s\.toml:5:5: invalid TOML: /],
-    ['a trusted proxy that is not an address', `${MINIMAL}trusted_proxies = ["proxy.corp"]\n`, /\[server\]\.trusted_proxies\[0\]: expected an IP address or CIDR range, got "proxy\.corp"/],
+    [
+      'a trusted proxy that is not an address',
+      `${MINIMAL}trusted_proxies = ["proxy.corp"]\n`,
+      /\[server\]\.trusted_proxies\[0\]: expected an IP address or CIDR range, got "proxy\.corp"/,
+    ],
     ['proxy_protocol without trusted proxies', `${MINIMAL}proxy_protocol = true\n`, /\[server\]\.proxy_protocol: needs trusted_proxies/],
-    ['proxy_protocol with tls', `${MINIMAL}trusted_proxies = ["10.0.0.1"]\nproxy_protocol = true\ntls_cert_file = "c"\ntls_key_file = "k"\n`, /\[server\]\.proxy_protocol: is supported for plain ws:\/\/ only/],
+    [
+      'proxy_protocol with tls',
+      `${MINIMAL}trusted_proxies = ["10.0.0.1"]\nproxy_protocol = true\ntls_cert_file = "c"\ntls_key_file = "k"\n`,
+      /\[server\]\.proxy_protocol: is supported for plain ws:\/\/ only/,
+    ],
   ];
   it.each(cases)('refuses %s, naming the file and key', (_what, text, message) => {
     const dir = tempDir();

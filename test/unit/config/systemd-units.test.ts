@@ -14,7 +14,9 @@ function read(unit: string): string {
 
 /** Directive lines of the [Service] section, comments dropped. */
 function directives(unit: string): string[] {
-  return read(unit).split('\n').filter((l) => /^[A-Za-z]+=/.test(l));
+  return read(unit)
+    .split('\n')
+    .filter((l) => /^[A-Za-z]+=/.test(l));
 }
 
 describe('systemd units', () => {
@@ -23,13 +25,37 @@ describe('systemd units', () => {
   it.each(UNITS)('%s sets the notify, reload, restart and hardening directives', (unit) => {
     const d = directives(unit);
     for (const line of [
-      'Type=notify', 'NotifyAccess=all', 'WatchdogSec=30', `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`, 'Restart=on-failure',
-      'User=twoway', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'PrivateDevices=yes',
-      'ProtectKernelTunables=yes', 'ProtectKernelModules=yes', 'ProtectKernelLogs=yes', 'ProtectControlGroups=yes',
-      'ProtectClock=yes', 'ProtectHostname=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'RestrictNamespaces=yes',
-      'RestrictRealtime=yes', 'RestrictSUIDSGID=yes', 'LockPersonality=yes', 'CapabilityBoundingSet=', 'AmbientCapabilities=',
-      'SystemCallFilter=@system-service @pkey', 'SystemCallFilter=~@privileged @resources', 'SystemCallArchitectures=native',
-      'UMask=0077', 'RuntimeDirectory=twoway', 'StateDirectory=twoway', 'ConfigurationDirectory=twoway',
+      'Type=notify',
+      'NotifyAccess=all',
+      'WatchdogSec=30',
+      `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`,
+      'Restart=on-failure',
+      'User=twoway',
+      'NoNewPrivileges=yes',
+      'ProtectSystem=strict',
+      'ProtectHome=yes',
+      'PrivateTmp=yes',
+      'PrivateDevices=yes',
+      'ProtectKernelTunables=yes',
+      'ProtectKernelModules=yes',
+      'ProtectKernelLogs=yes',
+      'ProtectControlGroups=yes',
+      'ProtectClock=yes',
+      'ProtectHostname=yes',
+      'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+      'RestrictNamespaces=yes',
+      'RestrictRealtime=yes',
+      'RestrictSUIDSGID=yes',
+      'LockPersonality=yes',
+      'CapabilityBoundingSet=',
+      'AmbientCapabilities=',
+      'SystemCallFilter=@system-service @pkey',
+      'SystemCallFilter=~@privileged @resources',
+      'SystemCallArchitectures=native',
+      'UMask=0077',
+      'RuntimeDirectory=twoway',
+      'StateDirectory=twoway',
+      'ConfigurationDirectory=twoway',
     ]) {
       expect(d, line).toContain(line);
     }
@@ -37,7 +63,7 @@ describe('systemd units', () => {
     expect(d.some((l) => l.startsWith('MemoryDenyWriteExecute='))).toBe(false);
   });
 
-  it('the units run the bare twoway command (found in systemd\'s search path for either npm prefix)', () => {
+  it("the units run the bare twoway command (found in systemd's search path for either npm prefix)", () => {
     expect(directives('twoway-client@.service')).toContain('ExecStart=twoway client --config /etc/twoway/client-%i.toml');
     expect(directives('twoway-server.service')).toContain('ExecStart=twoway server --config /etc/twoway/server.toml');
     expect(directives(USER_UNIT)).toContain('ExecStart=twoway client --config %h/.config/twoway/client.toml');
@@ -47,14 +73,26 @@ describe('systemd units', () => {
   it('the user unit sets notify, reload and the unprivileged hardening, and no system-only directives', () => {
     const d = directives(USER_UNIT);
     for (const line of [
-      'Type=notify', 'NotifyAccess=all', 'WatchdogSec=30', `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`, 'Restart=on-failure',
-      'NoNewPrivileges=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'SystemCallArchitectures=native',
-      'SystemCallFilter=@system-service @pkey', 'SystemCallFilter=~@privileged @resources', 'UMask=0077', 'WantedBy=default.target',
+      'Type=notify',
+      'NotifyAccess=all',
+      'WatchdogSec=30',
+      `ExecReload=/bin/sh -c 'kill -HUP "$MAINPID"'`,
+      'Restart=on-failure',
+      'NoNewPrivileges=yes',
+      'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+      'SystemCallArchitectures=native',
+      'SystemCallFilter=@system-service @pkey',
+      'SystemCallFilter=~@privileged @resources',
+      'UMask=0077',
+      'WantedBy=default.target',
     ]) {
       expect(d, line).toContain(line);
     }
     for (const key of ['User=', 'Group=', 'ProtectSystem=', 'PrivateTmp=', 'MemoryDenyWriteExecute=']) {
-      expect(d.some((l) => l.startsWith(key)), key).toBe(false);
+      expect(
+        d.some((l) => l.startsWith(key)),
+        key,
+      ).toBe(false);
     }
   });
 

@@ -176,7 +176,8 @@ describe('twoway connect through the control socket (connect-serve + connect-req
 
   async function connectServer(): Promise<string> {
     return serve(async (request, socket) => {
-      if (request.cmd !== 'connect' || typeof request.target !== 'string') return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
+      if (request.cmd !== 'connect' || typeof request.target !== 'string')
+        return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
       serveConnect(echoOpener, request.target, socket);
       return 'taken';
     });

@@ -67,12 +67,17 @@ describe('HMAC-BLAKE2s and HKDF', () => {
 
   it('HKDF with reused pad states equals the step-by-step HMAC definition', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 200 }), fc.constantFrom(2 as const, 3 as const), (ck, ikm, outputs) => {
-        const fast = hkdfBlake2s(ck, ikm, outputs);
-        const reference = hkdfFromHmac(nobleBackend, 'BLAKE2s', ck, ikm, outputs);
-        expect(fast.map(hex)).toEqual(reference.map(hex));
-        expect(fast.every((out) => out.length === 32 && out.byteOffset === 0 && out.buffer.byteLength === 32)).toBe(true);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.constantFrom(2 as const, 3 as const),
+        (ck, ikm, outputs) => {
+          const fast = hkdfBlake2s(ck, ikm, outputs);
+          const reference = hkdfFromHmac(nobleBackend, 'BLAKE2s', ck, ikm, outputs);
+          expect(fast.map(hex)).toEqual(reference.map(hex));
+          expect(fast.every((out) => out.length === 32 && out.byteOffset === 0 && out.buffer.byteLength === 32)).toBe(true);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -120,13 +120,22 @@ for (const name of COMPARED) {
   describe(`${name}: seal with a prefix (record header in front of the ciphertext)`, () => {
     it('node and noble agree, and the prefix is followed by exactly the plain seal', () => {
       fc.assert(
-        fc.property(fc.constantFrom(...CIPHERS), key32, u32, u32, bytes, fc.array(bytes, { maxLength: 4 }), fc.uint8Array({ minLength: 1, maxLength: 3 }), (cipher, key, high, low, ad, parts, prefix) => {
-          const a = node.createAead(cipher, key).seal(high, low, ad, parts, prefix);
-          const b = noble.createAead(cipher, key).seal(high, low, ad, parts, prefix);
-          expect(hex(a)).toBe(hex(b));
-          const plain = node.createAead(cipher, key).seal(high, low, ad, parts);
-          expect(hex(a)).toBe(hex(prefix) + hex(plain));
-        }),
+        fc.property(
+          fc.constantFrom(...CIPHERS),
+          key32,
+          u32,
+          u32,
+          bytes,
+          fc.array(bytes, { maxLength: 4 }),
+          fc.uint8Array({ minLength: 1, maxLength: 3 }),
+          (cipher, key, high, low, ad, parts, prefix) => {
+            const a = node.createAead(cipher, key).seal(high, low, ad, parts, prefix);
+            const b = noble.createAead(cipher, key).seal(high, low, ad, parts, prefix);
+            expect(hex(a)).toBe(hex(b));
+            const plain = node.createAead(cipher, key).seal(high, low, ad, parts);
+            expect(hex(a)).toBe(hex(prefix) + hex(plain));
+          },
+        ),
         { numRuns: 200 },
       );
     });

@@ -57,37 +57,54 @@ describe('native AEAD availability', () => {
 describe.runIf(nativeAeadStatus.available)('native backend against @noble', () => {
   const native = nativeAeadStatus.available ? getBackend('native') : noble;
 
-  it('seal (parts, prefix) and open give @noble\'s bytes for both ciphers', () => {
+  it("seal (parts, prefix) and open give @noble's bytes for both ciphers", () => {
     fc.assert(
-      fc.property(fc.constantFrom(...CIPHERS), key32, u32, u32, bytes, fc.array(bytes, { maxLength: 4 }), fc.option(fc.uint8Array({ minLength: 1, maxLength: 3 }), { nil: undefined }), (cipher, key, high, low, ad, parts, prefix) => {
-        const a = native.createAead(cipher, key).seal(high, low, ad, parts, prefix);
-        const b = noble.createAead(cipher, key).seal(high, low, ad, parts, prefix);
-        expect(hex(a)).toBe(hex(b));
-        const start = prefix?.length ?? 0;
-        expect(hex(native.createAead(cipher, key).open(high, low, ad, b.subarray(start)))).toBe(hex(Buffer.concat(parts)));
-        // In place: the plaintext is written over the ciphertext it came from.
-        const copy = Uint8Array.from(b.subarray(start));
-        const opened = native.createAead(cipher, key).open(high, low, ad, copy, true);
-        expect(hex(opened)).toBe(hex(Buffer.concat(parts)));
-        expect(opened.buffer).toBe(copy.buffer);
-        expect(opened.byteOffset).toBe(copy.byteOffset);
-      }),
+      fc.property(
+        fc.constantFrom(...CIPHERS),
+        key32,
+        u32,
+        u32,
+        bytes,
+        fc.array(bytes, { maxLength: 4 }),
+        fc.option(fc.uint8Array({ minLength: 1, maxLength: 3 }), { nil: undefined }),
+        (cipher, key, high, low, ad, parts, prefix) => {
+          const a = native.createAead(cipher, key).seal(high, low, ad, parts, prefix);
+          const b = noble.createAead(cipher, key).seal(high, low, ad, parts, prefix);
+          expect(hex(a)).toBe(hex(b));
+          const start = prefix?.length ?? 0;
+          expect(hex(native.createAead(cipher, key).open(high, low, ad, b.subarray(start)))).toBe(hex(Buffer.concat(parts)));
+          // In place: the plaintext is written over the ciphertext it came from.
+          const copy = Uint8Array.from(b.subarray(start));
+          const opened = native.createAead(cipher, key).open(high, low, ad, copy, true);
+          expect(hex(opened)).toBe(hex(Buffer.concat(parts)));
+          expect(opened.buffer).toBe(copy.buffer);
+          expect(opened.byteOffset).toBe(copy.byteOffset);
+        },
+      ),
       { numRuns: 200 },
     );
   });
 
   it('rejects any changed byte or nonce, wipes the in-place output, and the key still works after', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...CIPHERS), key32, u32, bytes, fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.nat(), (cipher, key, low, ad, plaintext, at) => {
-        const aead = native.createAead(cipher, key);
-        const sealed = aead.seal(0, low, ad, plaintext);
-        const forged = Uint8Array.from(sealed);
-        forged[at % forged.length]! ^= 0x01;
-        expect(codeOf(() => aead.open(0, low, ad, forged, true))).toBe('ERR_NOISE_DECRYPT');
-        expect(forged.subarray(0, plaintext.length).every((b) => b === 0)).toBe(true);
-        expect(codeOf(() => aead.open(0, (low + 1) >>> 0, ad, sealed))).toBe('ERR_NOISE_DECRYPT');
-        expect(hex(aead.open(0, low, ad, sealed))).toBe(hex(plaintext));
-      }),
+      fc.property(
+        fc.constantFrom(...CIPHERS),
+        key32,
+        u32,
+        bytes,
+        fc.uint8Array({ minLength: 1, maxLength: 300 }),
+        fc.nat(),
+        (cipher, key, low, ad, plaintext, at) => {
+          const aead = native.createAead(cipher, key);
+          const sealed = aead.seal(0, low, ad, plaintext);
+          const forged = Uint8Array.from(sealed);
+          forged[at % forged.length]! ^= 0x01;
+          expect(codeOf(() => aead.open(0, low, ad, forged, true))).toBe('ERR_NOISE_DECRYPT');
+          expect(forged.subarray(0, plaintext.length).every((b) => b === 0)).toBe(true);
+          expect(codeOf(() => aead.open(0, (low + 1) >>> 0, ad, sealed))).toBe('ERR_NOISE_DECRYPT');
+          expect(hex(aead.open(0, low, ad, sealed))).toBe(hex(plaintext));
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -97,7 +114,9 @@ describe.runIf(nativeAeadStatus.available)('native backend against @noble', () =
     for (const cipher of CIPHERS) {
       const big = new Uint8Array(65535 - 16).map((_, i) => i & 0xff);
       const a = native.createAead(cipher, key);
-      expect(hex(a.seal(1, 2, Uint8Array.of(1), [big.subarray(0, 7), big.subarray(7)]))).toBe(hex(noble.createAead(cipher, key).seal(1, 2, Uint8Array.of(1), big)));
+      expect(hex(a.seal(1, 2, Uint8Array.of(1), [big.subarray(0, 7), big.subarray(7)]))).toBe(
+        hex(noble.createAead(cipher, key).seal(1, 2, Uint8Array.of(1), big)),
+      );
       expect(hex(a.seal(1, 2, new Uint8Array(0), []))).toBe(hex(noble.createAead(cipher, key).seal(1, 2, new Uint8Array(0), new Uint8Array(0))));
       a.destroy();
       expect(codeOf(() => a.seal(0, 0, new Uint8Array(0), new Uint8Array(1)))).toBe('ERR_NOISE_UNUSABLE');
@@ -110,7 +129,10 @@ describe.runIf(nativeAeadStatus.available)('native backend against @noble', () =
     const initS = noble.generateKeyPair();
     const respS = noble.generateKeyPair();
     const psk = new Uint8Array(32).fill(7);
-    for (const [a, b] of [[native, noble], [noble, native]] as const) {
+    for (const [a, b] of [
+      [native, noble],
+      [noble, native],
+    ] as const) {
       const init = new HandshakeState({ protocolName, initiator: true, s: initS, rs: respS.publicKey, psks: [psk], backend: a });
       const resp = new HandshakeState({ protocolName, initiator: false, s: respS, psks: [psk], backend: b });
       expect(hex(resp.readMessage(init.writeMessage(Uint8Array.of(1, 2))))).toBe('0102');
@@ -125,7 +147,7 @@ describe.runIf(nativeAeadStatus.available)('native backend against @noble', () =
 });
 
 describe('fallback to node:crypto', () => {
-  it('a missing addon: not available, and a backend without it is node:crypto\'s', () => {
+  it("a missing addon: not available, and a backend without it is node:crypto's", () => {
     const status = loadNativeAead(() => {
       throw Object.assign(new Error("Cannot find module './twoway-aead.node'"), { code: 'MODULE_NOT_FOUND' });
     });
@@ -152,12 +174,20 @@ describe('fallback to node:crypto', () => {
       open: () => true,
       destroy: () => {},
     };
-    expect(loadNativeAead(() => wrongBytes)).toMatchObject({ available: false, reason: expect.stringMatching(/^failed its self-test: ChaChaPoly: sealed bytes differ/) });
+    expect(loadNativeAead(() => wrongBytes)).toMatchObject({
+      available: false,
+      reason: expect.stringMatching(/^failed its self-test: ChaChaPoly: sealed bytes differ/),
+    });
     if (!nativeAeadStatus.available) return;
     const real = nativeAeadStatus.binding;
     const acceptsAll: NativeAeadBinding = { ...real, open: (h, n, ad, input, out) => (real.open(h, n, ad, input, out), true) };
     expect(loadNativeAead(() => acceptsAll)).toMatchObject({ available: false, reason: 'failed its self-test: ChaChaPoly: a forged record was accepted' });
-    const throwsOnCreate: NativeAeadBinding = { ...real, create: () => { throw new Error('cipher set-up failed'); } };
+    const throwsOnCreate: NativeAeadBinding = {
+      ...real,
+      create: () => {
+        throw new Error('cipher set-up failed');
+      },
+    };
     expect(loadNativeAead(() => throwsOnCreate)).toMatchObject({ available: false, reason: 'failed its self-test: cipher set-up failed' });
   });
 });

@@ -38,7 +38,11 @@ async function device(): Promise<{ open: () => Duplex; connections: () => number
   const port = (service.address() as net.AddressInfo).port;
   const lines: LogLine[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  const services = new DeviceAgent([{ name: 'echo', target: `127.0.0.1:${port}`, allow: [`alice=${Buffer.from(user.publicKey).toString('base64')}`], reverse: false }], deviceKeys, logger);
+  const services = new DeviceAgent(
+    [{ name: 'echo', target: `127.0.0.1:${port}`, allow: [`alice=${Buffer.from(user.publicKey).toString('base64')}`], reverse: false }],
+    deviceKeys,
+    logger,
+  );
   const { client, server } = sessionPair({ onStreamRequest: (request) => services.handle(request) });
   cleanups.push(() => {
     services.closeAll();

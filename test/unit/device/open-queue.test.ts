@@ -68,7 +68,13 @@ describe('deviceOpenLimits', () => {
     expect(l.maxStreams).toBeLessThan(DEFAULT_MUX_LIMITS.maxStreams);
     expect(l.maxInFlight).toBeLessThan(DEFAULT_MUX_LIMITS.maxPendingOpens);
     expect(l.maxStreamsPerKey).toBeLessThanOrEqual(l.maxStreams / 2 + 1);
-    expect(deviceOpenLimits({ openRatePerSecond: 1, openBurst: 1, maxStreams: 1, maxPendingOpens: 1 })).toMatchObject({ openRatePerSecond: 1, openBurst: 1, maxStreams: 1, maxInFlight: 1, maxStreamsPerKey: 1 });
+    expect(deviceOpenLimits({ openRatePerSecond: 1, openBurst: 1, maxStreams: 1, maxPendingOpens: 1 })).toMatchObject({
+      openRatePerSecond: 1,
+      openBurst: 1,
+      maxStreams: 1,
+      maxInFlight: 1,
+      maxStreamsPerKey: 1,
+    });
   });
 });
 
@@ -148,7 +154,9 @@ describe('DeviceOpenQueue', () => {
     const p = probe(q, 'finish');
     p.submit('a', {}, 'a0'); // the burst: started at once
     for (let i = 1; i <= LIMITS.maxQueuedPerKey + 1; i++) p.submit('a', {}, `a${i}`);
-    expect(p.refused).toEqual([{ id: `a${LIMITS.maxQueuedPerKey + 1}`, reason: 'limit', detail: expect.stringMatching(/opens of this requester already wait/) }]);
+    expect(p.refused).toEqual([
+      { id: `a${LIMITS.maxQueuedPerKey + 1}`, reason: 'limit', detail: expect.stringMatching(/opens of this requester already wait/) },
+    ]);
     expect(q.queued).toBe(LIMITS.maxQueuedPerKey);
     for (let k = 0; k < 20; k++) p.submit(`k${k}`, {}, `k${k}`);
     expect(q.queued).toBe(LIMITS.maxQueued);
@@ -178,7 +186,10 @@ describe('DeviceOpenQueue', () => {
     p.submit('a', {}, 'a1');
     p.submit('b', {}, 'b0');
     q.close();
-    expect(p.refused.map((r) => [r.id, r.reason]).sort()).toEqual([['a1', 'device-offline'], ['b0', 'device-offline']]);
+    expect(p.refused.map((r) => [r.id, r.reason]).sort()).toEqual([
+      ['a1', 'device-offline'],
+      ['b0', 'device-offline'],
+    ]);
     vi.advanceTimersByTime(10_000);
     expect(p.started).toEqual(['a0']);
     p.submit('a', {}, 'late');

@@ -138,14 +138,18 @@ describe('reverse listeners', () => {
     await waitUntil(() => server.router.status()[0]?.reverse[0]?.up === true);
     const COUNT = MAX_REVERSE_CONNECTIONS_PER_SOURCE + 14;
     const ends = await Promise.all(
-      Array.from({ length: COUNT }, () => new Promise<'reset' | 'held'>((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        s.on('error', () => {});
-        s.on('close', () => resolve('reset'));
-        // Held open: the echo proves the device carries it.
-        s.on('connect', () => s.write('x'));
-        s.once('data', () => resolve('held'));
-      })),
+      Array.from(
+        { length: COUNT },
+        () =>
+          new Promise<'reset' | 'held'>((resolve) => {
+            const s = net.connect(port, '127.0.0.1');
+            s.on('error', () => {});
+            s.on('close', () => resolve('reset'));
+            // Held open: the echo proves the device carries it.
+            s.on('connect', () => s.write('x'));
+            s.once('data', () => resolve('held'));
+          }),
+      ),
     );
     const held = ends.filter((e) => e === 'held').length;
     expect(held).toBeGreaterThan(0);

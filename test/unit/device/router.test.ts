@@ -46,7 +46,12 @@ describe('DeviceRouter: the server half of device endpoints', () => {
     await waitUntil(() => server.find('device.stream.close') !== undefined);
     expect(server.find('device.stream.open')).toMatchObject({ user: 'alice', device: 'build1', service: 'ssh', peer: 'alice' });
     expect(server.find('device.stream.close')).toMatchObject({
-      user: 'alice', device: 'build1', service: 'ssh', bytesToDevice: 1024 * 1024, bytesFromDevice: 1024 * 1024, how: 'closed',
+      user: 'alice',
+      device: 'build1',
+      service: 'ssh',
+      bytesToDevice: 1024 * 1024,
+      bytesFromDevice: 1024 * 1024,
+      how: 'closed',
     });
     expect(typeof server.find('device.stream.close')?.durationMs).toBe('number');
     expect(server.router.status()[0]).toMatchObject({ name: 'build1', services: ['ssh', 'web'], streams: 0, fingerprint: server.keyBase64('build1') });

@@ -25,11 +25,31 @@ describe('device targets', () => {
     expect(parseDeviceTarget(text)).toEqual(expected);
   });
 
-  it.each(['10.0.0.1:22', 'db.corp.example:5432', 'db.corp.example.:5432', '[::1]:22', 'twoway:22', 'twoway.:22', 'example.twoway.com:443', 'example.twoway.com.:443'])('leaves %s to the ordinary policy', (text) => {
+  it.each([
+    '10.0.0.1:22',
+    'db.corp.example:5432',
+    'db.corp.example.:5432',
+    '[::1]:22',
+    'twoway:22',
+    'twoway.:22',
+    'example.twoway.com:443',
+    'example.twoway.com.:443',
+  ])('leaves %s to the ordinary policy', (text) => {
     expect(parseDeviceTarget(text)).toBeUndefined();
   });
 
-  it.each(['build 1:ssh', 'build1:s.sh', 'build1:1ssh', '.twoway:22', 'ssh.twoway:22', 'bad$.build1.twoway:22', 'ssh.twoway.:22', '.twoway.:22', 'ssh.build1.twoway..:22', 'ssh.build1.TWOWAY...:22'])('refuses the malformed reserved form %s', (text) => {
+  it.each([
+    'build 1:ssh',
+    'build1:s.sh',
+    'build1:1ssh',
+    '.twoway:22',
+    'ssh.twoway:22',
+    'bad$.build1.twoway:22',
+    'ssh.twoway.:22',
+    '.twoway.:22',
+    'ssh.build1.twoway..:22',
+    'ssh.build1.TWOWAY...:22',
+  ])('refuses the malformed reserved form %s', (text) => {
     expect(() => parseDeviceTarget(text)).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_TARGET' }));
   });
 });

@@ -25,14 +25,17 @@ function failure(stream: Duplex): Promise<Error & { code?: string }> {
 describe('openUserStream', () => {
   it('without a pinned key: fails with ERR_E2E_NO_DEVICE_KEY and opens nothing', async () => {
     const opened: string[] = [];
-    const stream = openUserStream({ device: 'build1', service: 'ssh' }, {
-      pins: new Map(),
-      staticKeyPair: generateKeyPair(),
-      open: (t) => {
-        opened.push(t);
-        return streamPair()[0];
+    const stream = openUserStream(
+      { device: 'build1', service: 'ssh' },
+      {
+        pins: new Map(),
+        staticKeyPair: generateKeyPair(),
+        open: (t) => {
+          opened.push(t);
+          return streamPair()[0];
+        },
       },
-    });
+    );
     const err = await failure(stream);
     expect(err.code).toBe('ERR_E2E_NO_DEVICE_KEY');
     expect(isE2EError(err)).toBe(true);
@@ -41,16 +44,19 @@ describe('openUserStream', () => {
 
   it('with a pinned key: opens DEVICE:SERVICE through the outer opener', () => {
     const opened: string[] = [];
-    const stream = openUserStream({ device: 'build1', service: 'ssh' }, {
-      pins: new Map([['build1', generateKeyPair().publicKey]]),
-      staticKeyPair: generateKeyPair(),
-      open: (t) => {
-        opened.push(t);
-        const [near, far] = streamPair();
-        far.on('error', () => {});
-        return near;
+    const stream = openUserStream(
+      { device: 'build1', service: 'ssh' },
+      {
+        pins: new Map([['build1', generateKeyPair().publicKey]]),
+        staticKeyPair: generateKeyPair(),
+        open: (t) => {
+          opened.push(t);
+          const [near, far] = streamPair();
+          far.on('error', () => {});
+          return near;
+        },
       },
-    });
+    );
     stream.on('error', () => {});
     stream.destroy();
     expect(opened).toEqual(['build1:ssh']);

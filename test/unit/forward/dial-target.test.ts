@@ -50,7 +50,10 @@ describe('dialTarget', () => {
     const { port, close } = await tcpServer((s) => s.end());
     cleanups.push(close);
     const rules = compileRules(['127.0.0.0/8:*', '[::1]:*', 'svc.test:*']);
-    const resolver: Resolver = async () => [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.1', family: 4 }];
+    const resolver: Resolver = async () => [
+      { address: '127.0.0.2', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ];
     const d = await dialTarget(`svc.test:${port}`, { rules, resolver });
     cleanups.push(() => void d.socket.destroy());
     expect(d.address).toBe('127.0.0.1');
@@ -65,15 +68,27 @@ describe('dialTarget', () => {
     const nxdomain: Resolver = async () => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND svc.test'), { code: 'ENOTFOUND' });
     };
-    expect(await dialError(dialTarget(`svc.test:${port}`, { rules: loopback, resolver: nxdomain }))).toMatchObject({ code: 'ERR_DIAL_DNS', reason: 'dns-failure' });
+    expect(await dialError(dialTarget(`svc.test:${port}`, { rules: loopback, resolver: nxdomain }))).toMatchObject({
+      code: 'ERR_DIAL_DNS',
+      reason: 'dns-failure',
+    });
     const slowDns: Resolver = () => new Promise(() => {});
-    expect(await dialError(dialTarget(`svc.test:${port}`, { rules: loopback, resolver: slowDns, timeoutMs: 30 }))).toMatchObject({ code: 'ERR_DIAL_TIMEOUT', reason: 'timeout' });
+    expect(await dialError(dialTarget(`svc.test:${port}`, { rules: loopback, resolver: slowDns, timeoutMs: 30 }))).toMatchObject({
+      code: 'ERR_DIAL_TIMEOUT',
+      reason: 'timeout',
+    });
     // A connect that never completes: a socket that is never connected stands in for a silent host.
     const silent = (): net.Socket => new net.Socket();
-    expect(await dialError(dialTarget(`127.0.0.1:${port}`, { rules: loopback, timeoutMs: 30, connect: silent }))).toMatchObject({ code: 'ERR_DIAL_TIMEOUT', reason: 'timeout' });
+    expect(await dialError(dialTarget(`127.0.0.1:${port}`, { rules: loopback, timeoutMs: 30, connect: silent }))).toMatchObject({
+      code: 'ERR_DIAL_TIMEOUT',
+      reason: 'timeout',
+    });
     // Unreachable cannot be produced on loopback alone: the kernel's EHOSTUNREACH/ENETUNREACH is injected.
     for (const code of ['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']) {
-      expect(await dialError(dialTarget(`127.0.0.1:${port}`, { rules: loopback, connect: failingConnect(code) }))).toMatchObject({ code: 'ERR_DIAL_UNREACHABLE', reason: 'unreachable' });
+      expect(await dialError(dialTarget(`127.0.0.1:${port}`, { rules: loopback, connect: failingConnect(code) }))).toMatchObject({
+        code: 'ERR_DIAL_UNREACHABLE',
+        reason: 'unreachable',
+      });
     }
     const ac = new AbortController();
     const pending = dialTarget(`127.0.0.1:${port}`, { rules: loopback, connect: silent, signal: ac.signal });

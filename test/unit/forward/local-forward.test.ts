@@ -13,7 +13,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
 
-async function forward(target: string, rules?: string[], onConnection?: (r: PipeResult) => void): Promise<{ handle: ListenerHandle; port: number; targets: string[] }> {
+async function forward(
+  target: string,
+  rules?: string[],
+  onConnection?: (r: PipeResult) => void,
+): Promise<{ handle: ListenerHandle; port: number; targets: string[] }> {
   const opener = fakeOpener(rules);
   const handle = await startLocalForward({ listen: { host: '127.0.0.1', port: 0 }, target, open: opener.open, ...(onConnection ? { onConnection } : {}) });
   cleanups.push(() => handle.close());

@@ -29,7 +29,13 @@ describe('listenLocal owner check', () => {
     let admitted = 0;
     // Tables that never contain the connecting socket: every owner is unknown.
     const handle: ListenerHandle = await listenLocal(
-      { listen: { host: '127.0.0.1', port: 0 }, kind: 'forward', logger, readTables: async () => ['  sl  local_address rem_address\n', ''], refusalLogIntervalMs: 100 },
+      {
+        listen: { host: '127.0.0.1', port: 0 },
+        kind: 'forward',
+        logger,
+        readTables: async () => ['  sl  local_address rem_address\n', ''],
+        refusalLogIntervalMs: 100,
+      },
       (s) => {
         admitted++;
         s.end('hello');
@@ -57,7 +63,9 @@ describe('listenLocal owner check', () => {
       /127\.0\.0\.1:0: the owner check of local connections needs \/proc\/self\/net\/tcp cannot be read \(EACCES\); listen on a unix: path, or set allow_other_users = true/,
     );
     // Opting out needs no tables.
-    const open = await listenLocal({ listen: { host: '127.0.0.1', port: 0 }, access: { allowOtherUsers: true }, readTables: unreadable }, (s) => s.end('hello'));
+    const open = await listenLocal({ listen: { host: '127.0.0.1', port: 0 }, access: { allowOtherUsers: true }, readTables: unreadable }, (s) =>
+      s.end('hello'),
+    );
     cleanups.push(() => open.close());
     expect(await connectOnce(open.address()!.port)).toBe('data');
   });

@@ -2,7 +2,16 @@ import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeProcEndpoint, endpointKey, findOwnerInTables, parseProcNetTcp, PeerOwnerLookup, procEndpointForms, scanProcTable, type ScanTable } from '../../../src/forward/peer-owner.js';
+import {
+  decodeProcEndpoint,
+  endpointKey,
+  findOwnerInTables,
+  parseProcNetTcp,
+  PeerOwnerLookup,
+  procEndpointForms,
+  scanProcTable,
+  type ScanTable,
+} from '../../../src/forward/peer-owner.js';
 
 const run = promisify(execFile);
 const cleanups: Array<() => void> = [];
@@ -58,7 +67,11 @@ describe('procEndpointForms', () => {
     expect(procEndpointForms('::ffff:127.0.0.1', 22)).toEqual(['0100007F:0016', '0000000000000000FFFF00000100007F:0016']);
     expect(procEndpointForms('::1', 22)).toEqual([undefined, '00000000000000000000000001000000:0016']);
     expect(procEndpointForms('fe80::1%lo', 22)).toEqual([undefined, '000080FE000000000000000001000000:0016']);
-    for (const [ip, port] of [['10.1.2.3', 65535], ['2001:db8::42', 443], ['::ffff:192.0.2.7', 8080]] as const) {
+    for (const [ip, port] of [
+      ['10.1.2.3', 65535],
+      ['2001:db8::42', 443],
+      ['::ffff:192.0.2.7', 8080],
+    ] as const) {
       for (const form of procEndpointForms(ip, port)) if (form !== undefined) expect(decodeProcEndpoint(form)).toBe(endpointKey(ip, port));
     }
   });

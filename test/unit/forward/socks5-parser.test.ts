@@ -81,18 +81,20 @@ describe('Socks5Parser', () => {
   });
 
   it('fuzz: any bytes at any split give the same typed outcome, and never throw anything else', () => {
-    const valid = fc.tuple(
-      fc.uint8Array({ minLength: 1, maxLength: 4 }),
-      fc.constantFrom(1, 2, 3),
-      fc.oneof(
-        fc.uint8Array({ minLength: 4, maxLength: 4 }).map((a) => Buffer.concat([Buffer.from([1]), a])),
-        fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.concat([Buffer.from([4]), a])),
-        fc.stringMatching(/^[a-z0-9.-]{1,40}$/).map((d) => Buffer.concat([Buffer.from([3, d.length]), Buffer.from(d)])),
-      ),
-      fc.integer({ min: 0, max: 65535 }),
-    ).map(([methods, cmd, addr, port]) =>
-      Buffer.concat([Buffer.from([5, methods.length]), methods, Buffer.from([5, cmd, 0]), addr, Buffer.from([port >> 8, port & 255])]),
-    );
+    const valid = fc
+      .tuple(
+        fc.uint8Array({ minLength: 1, maxLength: 4 }),
+        fc.constantFrom(1, 2, 3),
+        fc.oneof(
+          fc.uint8Array({ minLength: 4, maxLength: 4 }).map((a) => Buffer.concat([Buffer.from([1]), a])),
+          fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.concat([Buffer.from([4]), a])),
+          fc.stringMatching(/^[a-z0-9.-]{1,40}$/).map((d) => Buffer.concat([Buffer.from([3, d.length]), Buffer.from(d)])),
+        ),
+        fc.integer({ min: 0, max: 65535 }),
+      )
+      .map(([methods, cmd, addr, port]) =>
+        Buffer.concat([Buffer.from([5, methods.length]), methods, Buffer.from([5, cmd, 0]), addr, Buffer.from([port >> 8, port & 255])]),
+      );
     const anyBytes = fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a));
     const mutated = fc.tuple(valid, fc.nat(), fc.integer({ min: 0, max: 255 })).map(([b, at, v]) => {
       const c = Buffer.from(b);

@@ -45,7 +45,11 @@ describe('formatHostPort', () => {
   });
 
   it('round-trips through splitHostPort', () => {
-    for (const [host, port] of [['::', 8443], ['10.0.0.1', 1], ['db.corp.example', 5432]] as const) {
+    for (const [host, port] of [
+      ['::', 8443],
+      ['10.0.0.1', 1],
+      ['db.corp.example', 5432],
+    ] as const) {
       const split = splitHostPort(formatHostPort(host, port));
       expect(split).toEqual({ ok: true, host, port: String(port), bracketed: host.includes(':') });
     }

@@ -21,9 +21,7 @@ function capture(): Writable & { text: () => string } {
 
 describe('escapeText', () => {
   it('writes C0, DEL, C1, bidi, zero-width, separators and tags as visible escapes', () => {
-    expect(escapeText(HOSTILE)).toBe(
-      '\\x1b]0;title\\x07\\x1b[2K\\x0d\\x0ax\\u202eabc\\u202c\\u2066\\u2069\\x9b\\x7f\\u200b\\ufeff\\u2028\\u{e0041}',
-    );
+    expect(escapeText(HOSTILE)).toBe('\\x1b]0;title\\x07\\x1b[2K\\x0d\\x0ax\\u202eabc\\u202c\\u2066\\u2069\\x9b\\x7f\\u200b\\ufeff\\u2028\\u{e0041}');
     expect(escapeText(HOSTILE)).not.toMatch(RAW);
   });
 

@@ -81,7 +81,8 @@ describe('safeDestination', () => {
       highWaterMark: 16,
       write(chunk: Buffer, _enc, cb) {
         received.push(chunk.toString());
-        if (release === undefined) release = cb; // hold the first write: everything else queues
+        if (release === undefined)
+          release = cb; // hold the first write: everything else queues
         else cb();
       },
     });

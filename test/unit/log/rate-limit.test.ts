@@ -12,14 +12,25 @@ function capture(): Writable & { lines: () => Array<Record<string, unknown>> } {
       cb();
     },
   });
-  return Object.assign(w, { lines: () => chunks.join('').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) });
+  return Object.assign(w, {
+    lines: () =>
+      chunks
+        .join('')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  });
 }
 
 describe('RefusalLimiter', () => {
   it('writes a few lines per interval, then one summary per interval with counts by reason', () => {
     let now = 0;
     const summaries: Array<Record<string, unknown>> = [];
-    const limiter = new RefusalLimiter((fields) => summaries.push(fields), () => now);
+    const limiter = new RefusalLimiter(
+      (fields) => summaries.push(fields),
+      () => now,
+    );
     const id = refusalBucket({ event: EVENTS.authRefused }, {})!;
     let written = 0;
     for (let i = 0; i < 1000; i++) if (limiter.admit(id, i % 4 === 0 ? 'unknown-key' : 'rate-limited')) written++;
@@ -30,7 +41,12 @@ describe('RefusalLimiter', () => {
     expect(summaries).toHaveLength(1);
     const suppressed = 1000 - REFUSAL_LINES_PER_INTERVAL;
     const unknown = 250 - 3; // lines 0, 4 and 8 were written
-    expect(summaries[0]).toMatchObject({ event: EVENTS.refusalsSuppressed, of: 'auth.refused', suppressed, reasons: { 'unknown-key': unknown, 'rate-limited': suppressed - unknown } });
+    expect(summaries[0]).toMatchObject({
+      event: EVENTS.refusalsSuppressed,
+      of: 'auth.refused',
+      suppressed,
+      reasons: { 'unknown-key': unknown, 'rate-limited': suppressed - unknown },
+    });
     limiter.flush();
     expect(summaries).toHaveLength(1); // nothing pending
   });
@@ -46,7 +62,10 @@ describe('RefusalLimiter', () => {
     expect(r).toMatchObject({ of: 'reverse connection', identity: { device: 'build1' } });
     expect(refusalBucket({ event: EVENTS.deviceStreamClose, device: 'build1', user: 'alice' }, {})).toBeUndefined();
     expect(refusalBucket({ event: EVENTS.streamOpen }, { peer: 'alice' })).toBeUndefined();
-    const limiter = new RefusalLimiter(() => {}, () => 0);
+    const limiter = new RefusalLimiter(
+      () => {},
+      () => 0,
+    );
     for (let i = 0; i < 50; i++) limiter.admit(a, 'not-permitted');
     expect(limiter.admit(b, 'not-permitted')).toBe(true);
   });
@@ -67,7 +86,13 @@ describe('the logger rate-limits refusal lines', () => {
     expect(lines.filter((l) => l.event === EVENTS.streamRefused)).toHaveLength(REFUSAL_LINES_PER_INTERVAL);
     const summaries = lines.filter((l) => l.event === EVENTS.refusalsSuppressed);
     expect(summaries).toHaveLength(2);
-    expect(summaries).toContainEqual(expect.objectContaining({ of: 'auth.refused', suppressed: 2000 - REFUSAL_LINES_PER_INTERVAL, reasons: { 'unknown-key': 2000 - REFUSAL_LINES_PER_INTERVAL } }));
+    expect(summaries).toContainEqual(
+      expect.objectContaining({
+        of: 'auth.refused',
+        suppressed: 2000 - REFUSAL_LINES_PER_INTERVAL,
+        reasons: { 'unknown-key': 2000 - REFUSAL_LINES_PER_INTERVAL },
+      }),
+    );
     expect(summaries).toContainEqual(expect.objectContaining({ of: 'stream.refused', peer: 'alice', suppressed: 300 - REFUSAL_LINES_PER_INTERVAL }));
     expect(lines.length).toBe(2 * REFUSAL_LINES_PER_INTERVAL + 1 + 2);
     // Metrics still count every refusal.

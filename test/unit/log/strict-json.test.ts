@@ -12,7 +12,10 @@ describe('parseStrictJson', () => {
 
   it('agrees with JSON.parse on valid documents', () => {
     const docs = [
-      '{}', '[]', '{"a":[1,-2.5e3,true,false,null,"x\\n\\"y\\u00e9"],"b":{"c":{}}}', ' { "s" : "\\ud83d\\ude00" } ',
+      '{}',
+      '[]',
+      '{"a":[1,-2.5e3,true,false,null,"x\\n\\"y\\u00e9"],"b":{"c":{}}}',
+      ' { "s" : "\\ud83d\\ude00" } ',
       JSON.stringify({ level: 30, time: 1, msg: 'x', err: { type: 'Error', stack: 'a\nb' }, list: [{ a: 1 }, { a: 2 }] }),
       '{"__proto__":1}',
     ];

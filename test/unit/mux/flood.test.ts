@@ -1,15 +1,7 @@
 /** A scripted, misbehaving peer against a real MuxSession: every abuse must end or be refused. */
 import { describe, expect, it } from 'vitest';
 import { createChannelPair } from '../../../src/channel.js';
-import {
-  encodeData,
-  encodeFin,
-  encodeOpen,
-  encodeOpenOk,
-  encodeReset,
-  encodeWindowUpdate,
-  OPEN_EARLY_CREDIT_BYTES,
-} from '../../../src/mux/frame.js';
+import { encodeData, encodeFin, encodeOpen, encodeOpenOk, encodeReset, encodeWindowUpdate, OPEN_EARLY_CREDIT_BYTES } from '../../../src/mux/frame.js';
 import type { MuxLimits } from '../../../src/mux/mux-limits.js';
 import { MuxSession, type MuxCloseInfo } from '../../../src/mux/session.js';
 import type { StreamRequest } from '../../../src/mux/stream-request.js';
@@ -66,9 +58,7 @@ describe('mux session against a misbehaving peer', () => {
   });
 
   it('refuses opens beyond the rate with reason limit, then cuts a gross open flood', async () => {
-    const { peer, closed, session } = victim({ openBurst: 10, openRatePerSecond: 1, idleFrameBurst: 50 }, (req) =>
-      quiet(req.accept()),
-    );
+    const { peer, closed, session } = victim({ openBurst: 10, openRatePerSecond: 1, idleFrameBurst: 50 }, (req) => quiet(req.accept()));
     for (let id = 1; id <= 21; id += 2) peer.send(encodeOpen(id, 65_536, 'x:1'));
     await waitUntil(() => peer.of('open-fail').length === 1);
     expect(peer.of('open-ok')).toHaveLength(10);

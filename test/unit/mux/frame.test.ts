@@ -38,8 +38,7 @@ const SAMPLES: Frame[] = [
 ];
 
 /** Payloads come back as views of whatever chunk type was pushed: compare bytes only. */
-const norm = (frames: Frame[]): unknown[] =>
-  frames.map((f) => (f.type === 'data' ? { ...f, payload: `${f.payload.length}:${sha256(f.payload)}` } : f));
+const norm = (frames: Frame[]): unknown[] => frames.map((f) => (f.type === 'data' ? { ...f, payload: `${f.payload.length}:${sha256(f.payload)}` } : f));
 
 const all = (frames: Frame[]): Uint8Array => Buffer.concat(frames.map((f) => encodeFrame(f)));
 
@@ -119,10 +118,18 @@ describe('frame codec', () => {
       ['OPEN no target', Buffer.concat([header(FrameType.OPEN, 4, 1), Buffer.from([0, 0, 1, 0])]), 'ERR_MUX_BAD_FRAME'],
       ['OPEN window 0', Buffer.concat([header(FrameType.OPEN, 5, 1), Buffer.from([0, 0, 0, 0, 0x41])]), 'ERR_MUX_BAD_FRAME'],
       ['OPEN control char', Buffer.concat([header(FrameType.OPEN, 6, 1), Buffer.from([0, 0, 1, 0, 0x41, 0x0a])]), 'ERR_MUX_BAD_FRAME'],
-      ['OPEN target too long', Buffer.concat([header(FrameType.OPEN, 4 + MAX_TARGET_BYTES + 1, 1), Buffer.from([0, 0, 1, 0]), Buffer.alloc(MAX_TARGET_BYTES + 1, 0x41)]), 'ERR_MUX_BAD_FRAME'],
+      [
+        'OPEN target too long',
+        Buffer.concat([header(FrameType.OPEN, 4 + MAX_TARGET_BYTES + 1, 1), Buffer.from([0, 0, 1, 0]), Buffer.alloc(MAX_TARGET_BYTES + 1, 0x41)]),
+        'ERR_MUX_BAD_FRAME',
+      ],
       ['OPEN_OK window 0', Buffer.concat([header(FrameType.OPEN_OK, 4, 1), Buffer.alloc(4)]), 'ERR_MUX_BAD_FRAME'],
       ['OPEN_FAIL bad UTF-8', Buffer.concat([header(FrameType.OPEN_FAIL, 3, 1), Buffer.from([1, 0xc3, 0x28])]), 'ERR_MUX_BAD_FRAME'],
-      ['OPEN_FAIL message too long', Buffer.concat([header(FrameType.OPEN_FAIL, 1 + MAX_REASON_MESSAGE_BYTES + 1, 1), Buffer.from([1]), Buffer.alloc(MAX_REASON_MESSAGE_BYTES + 1, 0x41)]), 'ERR_MUX_BAD_FRAME'],
+      [
+        'OPEN_FAIL message too long',
+        Buffer.concat([header(FrameType.OPEN_FAIL, 1 + MAX_REASON_MESSAGE_BYTES + 1, 1), Buffer.from([1]), Buffer.alloc(MAX_REASON_MESSAGE_BYTES + 1, 0x41)]),
+        'ERR_MUX_BAD_FRAME',
+      ],
     ];
     for (const [name, bytes, code] of cases) expect([name, rejectCode(bytes)]).toEqual([name, code]);
   });
@@ -136,7 +143,10 @@ describe('frame codec', () => {
 
 describe('FrameDecoder resumability', () => {
   // Every sample except the 64 KiB one, so that every split point stays cheap to test.
-  const SMALL = [...SAMPLES.filter((f) => f.type !== 'data' || f.payload.length < 1000), { type: 'data', streamId: 21, payload: new Uint8Array(300).fill(7) } as Frame];
+  const SMALL = [
+    ...SAMPLES.filter((f) => f.type !== 'data' || f.payload.length < 1000),
+    { type: 'data', streamId: 21, payload: new Uint8Array(300).fill(7) } as Frame,
+  ];
   const stream = all(SMALL);
 
   it('decodes the same frames when the bytes are cut at every split point', () => {
@@ -189,10 +199,7 @@ describe('FrameDecoder resumability', () => {
         expect(hasCode(err, 'ERR_MUX_BAD_FRAME') || hasCode(err, 'ERR_MUX_UNKNOWN_FRAME')).toBe(true);
       }
     };
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), onlyMuxErrors),
-      { numRuns: 500 },
-    );
+    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), onlyMuxErrors), { numRuns: 500 });
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.nat(stream.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),

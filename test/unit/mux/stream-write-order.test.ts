@@ -75,7 +75,9 @@ describe('MuxStream outbound order', () => {
     for (let run = 0; run < 40; run++) {
       const { host, sent } = scriptedHost();
       const stream = acceptedStream(host, run % 3 === 0 ? 0 : 1 + ((run * 7919) % 70_000));
-      const writes = Array.from({ length: 1 + (run % 6) }, (_, i) => randomBytes([10, 5000, MAX_DATA_FRAME_BYTES, MAX_DATA_FRAME_BYTES + 1, 150_000, 70_000][(run + i) % 6]!));
+      const writes = Array.from({ length: 1 + (run % 6) }, (_, i) =>
+        randomBytes([10, 5000, MAX_DATA_FRAME_BYTES, MAX_DATA_FRAME_BYTES + 1, 150_000, 70_000][(run + i) % 6]!),
+      );
       for (const w of writes) stream.write(w);
       stream.end();
       const total = writes.reduce((n, w) => n + w.length, 0);
@@ -85,7 +87,10 @@ describe('MuxStream outbound order', () => {
         stream._onWindowUpdate(1 + ((i * 104_729 + run) % 90_000));
       }
       await turn();
-      expect(sent.filter((s) => s.kind === 'control' && s.type === FrameType.FIN), `run ${run}`).toHaveLength(1);
+      expect(
+        sent.filter((s) => s.kind === 'control' && s.type === FrameType.FIN),
+        `run ${run}`,
+      ).toHaveLength(1);
       expect(dataBefore(sent, FrameType.FIN).equals(Buffer.concat(writes)), `run ${run}`).toBe(true);
       expect(sent.filter((s) => s.kind === 'data').reduce((n, s) => n + (s.kind === 'data' ? s.bytes.length : 0), 0)).toBe(total);
     }

@@ -103,11 +103,7 @@ describe('window growth for readers that keep up', () => {
    * holds once the writer has stalled: it waits for more room and everything it sent has arrived.
    * (The receiver enforces its window, so what it holds can never exceed the window it granted.)
    */
-  async function stallAfter(
-    reader: MuxStream,
-    writer: MuxStream,
-    readBytes: number,
-  ): Promise<number> {
+  async function stallAfter(reader: MuxStream, writer: MuxStream, readBytes: number): Promise<number> {
     let read = 0;
     reader.on('data', (chunk: Buffer) => {
       read += chunk.length;

@@ -46,9 +46,7 @@ describe('MuxSession over a loopback WebSocket', () => {
     requests[0]!.reject('not-permitted', 'denied by policy');
     requests[1]!.accept().reset('unreachable');
     requests[2]!.accept();
-    const errors = await Promise.all(
-      [refused, reset].map((s) => new Promise<MuxStreamError>((resolve) => s.once('error', resolve))),
-    );
+    const errors = await Promise.all([refused, reset].map((s) => new Promise<MuxStreamError>((resolve) => s.once('error', resolve))));
     expect(errors.map((e) => [e.code, e.reason])).toEqual([
       ['ERR_MUX_STREAM_REFUSED', 'not-permitted'],
       ['ERR_MUX_STREAM_RESET', 'unreachable'],

@@ -14,7 +14,9 @@ function reference(cipher: CipherName, key: Uint8Array, n: bigint, ad: Uint8Arra
   const nonce = Buffer.alloc(12);
   if (cipher === 'ChaChaPoly') nonce.writeBigUInt64LE(n, 4);
   else nonce.writeBigUInt64BE(n, 4);
-  const c = createCipheriv(cipher === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm', key, nonce, { authTagLength: 16 } as never) as ReturnType<typeof createCipheriv> & {
+  const c = createCipheriv(cipher === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm', key, nonce, { authTagLength: 16 } as never) as ReturnType<
+    typeof createCipheriv
+  > & {
     setAAD(ad: Uint8Array): void;
     getAuthTag(): Buffer;
   };

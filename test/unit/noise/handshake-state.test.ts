@@ -132,8 +132,14 @@ describe.each(['node', 'noble'] as const)('HandshakeState (%s backend)', (name) 
   it('validates psks and missing keys', () => {
     const server = backend.generateKeyPair();
     const client = backend.generateKeyPair();
-    expectCode(() => new HandshakeState({ protocolName: IK, initiator: true, s: client, rs: server.publicKey, psks: [new Uint8Array(31)], backend }), 'ERR_NOISE_BAD_PSK');
-    expectCode(() => new HandshakeState({ protocolName: IK, initiator: true, s: client, rs: server.publicKey, psks: [new Uint8Array(32), new Uint8Array(32)], backend }), 'ERR_NOISE_BAD_PSK');
+    expectCode(
+      () => new HandshakeState({ protocolName: IK, initiator: true, s: client, rs: server.publicKey, psks: [new Uint8Array(31)], backend }),
+      'ERR_NOISE_BAD_PSK',
+    );
+    expectCode(
+      () => new HandshakeState({ protocolName: IK, initiator: true, s: client, rs: server.publicKey, psks: [new Uint8Array(32), new Uint8Array(32)], backend }),
+      'ERR_NOISE_BAD_PSK',
+    );
     expectCode(() => new HandshakeState({ protocolName: IK, initiator: true, s: client, backend }), 'ERR_NOISE_MISSING_KEY');
     expectCode(() => new HandshakeState({ protocolName: IK, initiator: false, backend }), 'ERR_NOISE_MISSING_KEY');
     expectCode(() => new HandshakeState({ protocolName: IK, initiator: true, rs: server.publicKey, backend }), 'ERR_NOISE_MISSING_KEY');
@@ -181,7 +187,10 @@ describe.each(['node', 'noble'] as const)('HandshakeState (%s backend)', (name) 
       expect(Buffer.from(i.handshakeHash)).toEqual(Buffer.from(r.handshakeHash));
       // Swapped psks must not agree.
       const bad = new HandshakeState({ protocolName, initiator: false, psks: [psks[1]!, psks[0]!], backend });
-      expectCode(() => bad.readMessage(new HandshakeState({ protocolName, initiator: true, psks, backend }).writeMessage(enc.encode('x'))), 'ERR_NOISE_DECRYPT');
+      expectCode(
+        () => bad.readMessage(new HandshakeState({ protocolName, initiator: true, psks, backend }).writeMessage(enc.encode('x'))),
+        'ERR_NOISE_DECRYPT',
+      );
     }
   });
 });

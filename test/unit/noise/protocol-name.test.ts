@@ -16,11 +16,18 @@ describe('protocol names and patterns', () => {
 
   it('parses psk modifiers and applies them to the right message', () => {
     const ik = parseProtocolName('Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s');
-    expect(ik.pattern.messages).toEqual([['e', 'es', 's', 'ss'], ['e', 'ee', 'se', 'psk']]);
+    expect(ik.pattern.messages).toEqual([
+      ['e', 'es', 's', 'ss'],
+      ['e', 'ee', 'se', 'psk'],
+    ]);
     expect(ik).toMatchObject({ cipher: 'ChaChaPoly', hash: 'BLAKE2s', dh: '25519', pskPositions: [2] });
     const both = parseProtocolName('Noise_XXpsk3+psk0_25519_AESGCM_SHA512');
     expect(both.pskPositions).toEqual([0, 3]);
-    expect(both.pattern.messages).toEqual([['psk', 'e'], ['e', 'ee', 's', 'es'], ['s', 'se', 'psk']]);
+    expect(both.pattern.messages).toEqual([
+      ['psk', 'e'],
+      ['e', 'ee', 's', 'es'],
+      ['s', 'se', 'psk'],
+    ]);
     expect(parseProtocolName('Noise_X1K1_25519_AESGCM_BLAKE2b').pattern.messages).toHaveLength(4);
     expect(parseProtocolName('Noise_Npsk0_25519_ChaChaPoly_SHA256').pattern.oneWay).toBe(true);
   });

@@ -8,9 +8,22 @@ function check(rules: string[], host: string, port: number, address = host, loca
 
 describe('compileRules: syntax', () => {
   it.each([
-    'db.corp.example:5432', 'DB.Corp.Example.:5432', '10.0.0.5:22', '10.0.0.0/8:22,443', '10.0.0.0/8:8000-8100',
-    '10.0.0.0/8:22,8000-8100,9000', '0.0.0.0/0:*', '[fd00::5]:22', '[fd00::/8]:*', '[::ffff:10.0.0.0/104]:22',
-    '[64:ff9b::/96]:80', '[2002::/48]:80', '127.1:80', '0x7f000001/32:80', '  host.example:1  ', '10.0.0.0/0:1-65535',
+    'db.corp.example:5432',
+    'DB.Corp.Example.:5432',
+    '10.0.0.5:22',
+    '10.0.0.0/8:22,443',
+    '10.0.0.0/8:8000-8100',
+    '10.0.0.0/8:22,8000-8100,9000',
+    '0.0.0.0/0:*',
+    '[fd00::5]:22',
+    '[fd00::/8]:*',
+    '[::ffff:10.0.0.0/104]:22',
+    '[64:ff9b::/96]:80',
+    '[2002::/48]:80',
+    '127.1:80',
+    '0x7f000001/32:80',
+    '  host.example:1  ',
+    '10.0.0.0/0:1-65535',
   ])('accepts %j', (rule) => {
     expect(compileRules([rule]).texts).toEqual([rule.trim()]);
   });
@@ -84,8 +97,18 @@ describe('AccessRules: decisions', () => {
   describe('special ranges are denied unless listed exactly', () => {
     const broad = ['0.0.0.0/0:*', '[::/0]:*'];
     it.each([
-      '0.0.0.0', '0.1.2.3', '127.0.0.1', '127.255.255.254', '169.254.169.254', '224.0.0.1', '239.1.1.1', '255.255.255.255',
-      '::1', '::', 'fe80::1', 'ff02::1',
+      '0.0.0.0',
+      '0.1.2.3',
+      '127.0.0.1',
+      '127.255.255.254',
+      '169.254.169.254',
+      '224.0.0.1',
+      '239.1.1.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fe80::1',
+      'ff02::1',
     ])('%s: a broad rule does not grant it', (address) => {
       expect(isSpecialAddress(address)).toBe(true);
       expect(check(broad, address, 80)).toBe(false);

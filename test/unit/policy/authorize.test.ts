@@ -16,7 +16,10 @@ describe('authorizeTarget', () => {
 
   it('grants a name rule and returns the checked addresses to connect to', async () => {
     const calls: string[] = [];
-    const v = await authorizeTarget('DB.corp.example.:5432', { rules, resolver: resolverOf({ 'db.corp.example': ['192.0.2.10', '::ffff:192.0.2.11'] }, calls) });
+    const v = await authorizeTarget('DB.corp.example.:5432', {
+      rules,
+      resolver: resolverOf({ 'db.corp.example': ['192.0.2.10', '::ffff:192.0.2.11'] }, calls),
+    });
     expect(v).toEqual({ allowed: true, host: 'db.corp.example', port: 5432, addresses: ['192.0.2.10', '192.0.2.11'] });
     expect(calls).toEqual(['db.corp.example']);
   });
@@ -55,14 +58,20 @@ describe('authorizeTarget', () => {
   it('reports invalid targets, lookup failures and timeouts as values', async () => {
     expect(await authorizeTarget('nonsense', { rules })).toMatchObject({ allowed: false, code: 'ERR_TARGET_INVALID', reason: 'not-permitted' });
     expect(await authorizeTarget('db.corp.example:5432', { rules, resolver: resolverOf({}) })).toMatchObject({
-      allowed: false, code: 'ERR_DIAL_DNS', reason: 'dns-failure',
+      allowed: false,
+      code: 'ERR_DIAL_DNS',
+      reason: 'dns-failure',
     });
     expect(await authorizeTarget('db.corp.example:5432', { rules, resolver: resolverOf({ 'db.corp.example': [] }) })).toMatchObject({
-      allowed: false, code: 'ERR_DIAL_DNS', reason: 'dns-failure',
+      allowed: false,
+      code: 'ERR_DIAL_DNS',
+      reason: 'dns-failure',
     });
     const never: Resolver = () => new Promise(() => {});
     expect(await authorizeTarget('db.corp.example:5432', { rules, resolver: never, timeoutMs: 30 })).toMatchObject({
-      allowed: false, code: 'ERR_DIAL_TIMEOUT', reason: 'timeout',
+      allowed: false,
+      code: 'ERR_DIAL_TIMEOUT',
+      reason: 'timeout',
     });
     const ac = new AbortController();
     const pending = authorizeTarget('db.corp.example:5432', { rules, resolver: never, signal: ac.signal });

@@ -38,7 +38,13 @@ describe('OwnAddresses', () => {
 
   it('keeps the last list when reading the interfaces fails', () => {
     let fail = false;
-    const own = new OwnAddresses({ interfaces: () => { if (fail) throw new Error('EMFILE'); return { eth0: [info('10.0.0.1')] }; }, maxAgeMs: 0 });
+    const own = new OwnAddresses({
+      interfaces: () => {
+        if (fail) throw new Error('EMFILE');
+        return { eth0: [info('10.0.0.1')] };
+      },
+      maxAgeMs: 0,
+    });
     expect(own.list()).toEqual(['10.0.0.1']);
     fail = true;
     expect(own.list()).toEqual(['10.0.0.1']);

@@ -62,7 +62,12 @@ describe('ServerMetrics from audit events', () => {
     await server.addClient(1, { services: [{ name: 'files', target: `127.0.0.1:${echo.port}`, allow: ['*'], reverse: false }] });
     await waitUntil(() => server.server.status().devices[0]?.services.includes('files') === true, 'the device to announce', 5_000);
     // A key the server does not know.
-    const stranger = { url: 'ws://memory/twoway', staticKeyPair: generateKeyPair(), serverPublicKeys: [server.serverKey.publicKey], logger: pino({ level: 'silent' }) };
+    const stranger = {
+      url: 'ws://memory/twoway',
+      staticKeyPair: generateKeyPair(),
+      serverPublicKeys: [server.serverKey.publicKey],
+      logger: pino({ level: 'silent' }),
+    };
     await expect(server.network!.connect(stranger)).rejects.toMatchObject({ code: 'ERR_SESSION_AUTH' });
 
     await roundTrip(pair.client.openStream(`127.0.0.1:${echo.port}`), 'plain!');
@@ -72,7 +77,11 @@ describe('ServerMetrics from audit events', () => {
     await roundTrip(pair.client.openStream('nas:files'), 'relayed');
     const refused = pair.client.openStream('nas:other');
     await new Promise((resolve) => refused.once('error', resolve));
-    await waitUntil(() => pair!.server.status().devices[0]?.streams === 0 && pair!.server.status().sessions.every((s) => s.streams === 0), 'the streams to close', 5_000);
+    await waitUntil(
+      () => pair!.server.status().devices[0]?.streams === 0 && pair!.server.status().sessions.every((s) => s.streams === 0),
+      'the streams to close',
+      5_000,
+    );
 
     expect(pair.serverLines.filter((l) => (l.level as number) < 50)).toEqual([]);
     expect(await value(metrics, 'twoway_handshakes_total{outcome="accepted"}')).toBe(2);

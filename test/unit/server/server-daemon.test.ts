@@ -109,7 +109,7 @@ describe.each(TRANSPORTS)('ServerDaemon $name', ({ realSocket }) => {
         { name: 'carol', allow: [ECHO_RULE()] },
       ],
     });
-    const [alice, bob, dave, carol] = pair.peers as [typeof pair.peers[0], typeof pair.peers[0], typeof pair.peers[0], typeof pair.peers[0]];
+    const [alice, bob, dave, carol] = pair.peers as [(typeof pair.peers)[0], (typeof pair.peers)[0], (typeof pair.peers)[0], (typeof pair.peers)[0]];
     const bobClient = await pair.addClient(1);
     const daveClient = await pair.addClient(2);
     // carol is not on the allowlist yet.
@@ -125,7 +125,12 @@ describe.each(TRANSPORTS)('ServerDaemon $name', ({ realSocket }) => {
     expect(result).toMatchObject({ removed: 1, streamsReset: 1, peers: 3 });
     // bob's session ends with 'revoked'.
     await waitUntil(() => !bobClient.client.connected, 'bob to lose the session', 5_000);
-    expect(pair.server.status().sessions.map((s) => s.peer).sort()).toEqual(['alice', 'dave']);
+    expect(
+      pair.server
+        .status()
+        .sessions.map((s) => s.peer)
+        .sort(),
+    ).toEqual(['alice', 'dave']);
     expect(bobClient.lines.find((l) => l.event === 'session.closed')?.reason).toBe('revoked');
     // dave keeps his session, not his stream.
     const reset = await daveReset;

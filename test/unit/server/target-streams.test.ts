@@ -94,7 +94,14 @@ describe('serveStreamRequest', () => {
   it('refuses on arrival without taking a slot, and at the slot when the grant went while queued', async () => {
     const handle = owner(1);
     const denied = new FakeRequest(`127.0.0.3:${port}`);
-    serveStreamRequest({ handle, currentPeer: () => peer([`127.0.0.1:${port}`]), request: denied, dialTimeoutMs: 5_000, ownAddresses: () => [], logger: silent });
+    serveStreamRequest({
+      handle,
+      currentPeer: () => peer([`127.0.0.1:${port}`]),
+      request: denied,
+      dialTimeoutMs: 5_000,
+      ownAddresses: () => [],
+      logger: silent,
+    });
     expect(denied.rejected?.reason).toBe('not-permitted');
     expect(handle.dials.inFlight).toBe(0);
 

@@ -37,7 +37,11 @@ describe('per-key session cap', () => {
     expect(reason).toMatchObject({ code: 'auth-failed', remote: true, message: 'too many sessions for this key (max_sessions_per_key = 2)' });
     // The client's log says why.
     await waitUntil(() => thirdLines.some((l) => l.event === 'session.closed'), 'the client logged the close', 5_000);
-    expect(thirdLines.find((l) => l.event === 'session.closed')).toMatchObject({ reason: 'auth-failed', remoteClose: true, detail: 'too many sessions for this key (max_sessions_per_key = 2)' });
+    expect(thirdLines.find((l) => l.event === 'session.closed')).toMatchObject({
+      reason: 'auth-failed',
+      remoteClose: true,
+      detail: 'too many sessions for this key (max_sessions_per_key = 2)',
+    });
     expect(held.every((s) => !s.closed)).toBe(true);
     expect(srv.server.sessions.size).toBe(2);
     expect(refusals(srv.lines).map((l) => l.reason)).toEqual(['too-many-sessions']);

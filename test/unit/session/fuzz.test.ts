@@ -27,35 +27,47 @@ const bytes = (max: number) => fc.uint8Array({ maxLength: max });
 
 describe('parser fuzz', () => {
   it('header decoding, payloads, record header, type and close body throw only typed errors', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), (s) => onlyTyped(() => decodeBase64Url(s, 256, 'h'))), { numRuns: 500 });
-    fc.assert(fc.property(bytes(40), (b) => {
-      onlyTyped(() => decodeInitiationPayload(b));
-      onlyTyped(() => decodeResponsePayload(b));
-      onlyTyped(() => decodeCloseBody(b));
-      onlyTyped(() => parseRecordHeader(b[0] ?? 0));
-      onlyTyped(() => parseRecordType(b[0]));
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (s) => onlyTyped(() => decodeBase64Url(s, 256, 'h'))),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(bytes(40), (b) => {
+        onlyTyped(() => decodeInitiationPayload(b));
+        onlyTyped(() => decodeResponsePayload(b));
+        onlyTyped(() => decodeCloseBody(b));
+        onlyTyped(() => parseRecordHeader(b[0] ?? 0));
+        onlyTyped(() => parseRecordType(b[0]));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('handshake message 1 and 2 of random bytes fail with typed errors', () => {
     const server = generateKeyPair();
     const client = generateKeyPair();
-    fc.assert(fc.property(bytes(200), (b) => {
-      onlyTyped(() => consumeInitiation(WIRE, server, b));
-      const { state } = createInitiation(WIRE, client, server.publicKey, ZERO_PSK);
-      onlyTyped(() => consumeResponse(state, b));
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(bytes(200), (b) => {
+        onlyTyped(() => consumeInitiation(WIRE, server, b));
+        const { state } = createInitiation(WIRE, client, server.publicKey, ZERO_PSK);
+        onlyTyped(() => consumeResponse(state, b));
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('records: any mutation of a valid record, or random bytes, closes the session with protocol-error', async () => {
     const serverKeys = generateKeyPair();
     const clientKeys = generateKeyPair();
     const limits = resolveSessionLimits();
-    const samples = fc.sample(fc.oneof(
-      fc.record({ kind: fc.constant('random' as const), data: bytes(300) }),
-      fc.record({ kind: fc.constant('flip' as const), index: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-      fc.record({ kind: fc.constant('cut' as const), index: fc.nat() }),
-    ), 60);
+    const samples = fc.sample(
+      fc.oneof(
+        fc.record({ kind: fc.constant('random' as const), data: bytes(300) }),
+        fc.record({ kind: fc.constant('flip' as const), index: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+        fc.record({ kind: fc.constant('cut' as const), index: fc.nat() }),
+      ),
+      60,
+    );
     for (const sample of samples) {
       const init = createInitiation(WIRE, clientKeys, serverKeys.publicKey, ZERO_PSK);
       const consumed = consumeInitiation(WIRE, serverKeys, init.message);
@@ -65,8 +77,17 @@ describe('parser fuzz', () => {
       const { logger } = captureLogger();
       let closed: CloseReason | undefined;
       const session = new RecordLayer({
-        initiator: false, transport: serverEnd, keys: response.keys, handshakeHash: response.handshakeHash, wire: WIRE,
-        localStatic: serverKeys, remoteStatic: clientKeys.publicKey, peerName: 'p', remoteAddress: 'mem', limits, logger,
+        initiator: false,
+        transport: serverEnd,
+        keys: response.keys,
+        handshakeHash: response.handshakeHash,
+        wire: WIRE,
+        localStatic: serverKeys,
+        remoteStatic: clientKeys.publicKey,
+        peerName: 'p',
+        remoteAddress: 'mem',
+        limits,
+        logger,
         rekeyPsk: () => ZERO_PSK,
       });
       session.onClose((r) => (closed = r));
@@ -92,7 +113,10 @@ describe('parser fuzz', () => {
     const srv = await startServer([good, evil], { limits: { handshakesPerSecondPerAddress: 10_000, handshakeBurstPerAddress: 10_000 } });
     try {
       const { port } = srv.server.address();
-      const headers = fc.sample(fc.string({ unit: 'binary-ascii', maxLength: 200 }).map((s) => s.replace(/[\r\n\0]/g, '')), 40);
+      const headers = fc.sample(
+        fc.string({ unit: 'binary-ascii', maxLength: 200 }).map((s) => s.replace(/[\r\n\0]/g, '')),
+        40,
+      );
       for (const h of headers) {
         const reply = await new Promise<string>((resolve) => {
           const sock = net.connect(port, '127.0.0.1');
@@ -100,7 +124,9 @@ describe('parser fuzz', () => {
           sock.on('data', (d) => (data += d.toString('latin1')));
           sock.on('close', () => resolve(data));
           sock.on('error', () => resolve(data));
-          sock.write(`GET /twoway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\nTwoway-Handshake: ${h}\r\n\r\n`);
+          sock.write(
+            `GET /twoway HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${WIRE.subprotocol}\r\nTwoway-Handshake: ${h}\r\n\r\n`,
+          );
         });
         expect(reply).toMatch(/^HTTP\/1\.1 (400|401) /);
       }

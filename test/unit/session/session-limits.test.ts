@@ -20,8 +20,15 @@ describe('session limits', () => {
   });
   it('rejects unknown, non-integer and inconsistent values', () => {
     const bad: Array<Record<string, unknown>> = [
-      { nope: 1 }, { rekeyAfterMs: 0 }, { rekeyAfterMs: 1.5 }, { deadAfterMs: -1 }, { keepaliveIntervalMs: '5' },
-      { rekeyAfterMs: 200_000 }, { keepaliveIntervalMs: 40_000 }, { maxUnauthenticatedPerAddress: 300 }, { handshakeTimeoutMs: 2 ** 31 },
+      { nope: 1 },
+      { rekeyAfterMs: 0 },
+      { rekeyAfterMs: 1.5 },
+      { deadAfterMs: -1 },
+      { keepaliveIntervalMs: '5' },
+      { rekeyAfterMs: 200_000 },
+      { keepaliveIntervalMs: 40_000 },
+      { maxUnauthenticatedPerAddress: 300 },
+      { handshakeTimeoutMs: 2 ** 31 },
     ];
     for (const b of bad) {
       expect(() => resolveSessionLimits(b as never), JSON.stringify(b)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBase64Url, encodeBase64Url } from '../../../src/session/base64url.js';
 import {
-  decodeInitiationPayload, decodeResponsePayload, encodeInitiationPayload, encodeResponsePayload, INITIATION_PAYLOAD_BYTES,
+  decodeInitiationPayload,
+  decodeResponsePayload,
+  encodeInitiationPayload,
+  encodeResponsePayload,
+  INITIATION_PAYLOAD_BYTES,
 } from '../../../src/session/handshake-payload.js';
 import { decodeCloseBody, encodeCloseBody, parseRecordHeader, parseRecordType, RecordType, recordTypeName } from '../../../src/session/record.js';
 import { compareTai64n, tai64nNow } from '../../../src/session/tai64n.js';

@@ -31,7 +31,10 @@ describe('TrustedProxies', () => {
 
 describe('parseProxyV2', () => {
   it('reads TCP4 and TCP6 sources at every split point, and refuses what is not a v2 header', () => {
-    for (const client of [{ ip: '192.0.2.1', port: 1234 }, { ip: '2001:db8:0:0:0:0:0:5', port: 80 }]) {
+    for (const client of [
+      { ip: '192.0.2.1', port: 1234 },
+      { ip: '2001:db8:0:0:0:0:0:5', port: 80 },
+    ]) {
       const header = proxyV2Header(client);
       for (let cut = 0; cut < header.length; cut++) expect(parseProxyV2(header.subarray(0, cut)).kind).toBe('need-more');
       expect(parseProxyV2(Buffer.concat([header, Buffer.from('GET /')]))).toEqual({ kind: 'done', client, headerBytes: header.length });
