@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hasCode } from '../../../src/errors.js';
 import { DEFAULT_MUX_LIMITS, resolveMuxLimits } from '../../../src/mux/mux-limits.js';
-import { TokenBucket } from '../../../src/lib/token-bucket.js';
 import type { MuxStream } from '../../../src/mux/stream.js';
 import { ReceiveWindow, SendWindow } from '../../../src/mux/window.js';
 import { drain, pump, sessionPair } from '../../helpers/streams.js';
