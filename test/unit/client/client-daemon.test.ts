@@ -109,6 +109,23 @@ describe('ClientDaemon in memory, fake timers', () => {
     expect(delays()).toEqual(expected);
   });
 
+  it('twoway reconnect answers failed as soon as its attempt fails, not at its timeout', async () => {
+    pair = await startDaemonPair({ realSocket: false, client: { reconnectMinMs: 60_000, reconnectMaxMs: 60_000 } });
+    const network = pair.network!;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    network.down = true;
+    network.drop();
+    expect(await settle(() => !pair!.client.connected && pair!.events('client', 'reconnect.scheduled').length === 1)).toBe(true);
+    const attempts = network.attempts;
+    let result: Awaited<ReturnType<DaemonPair['client']['reconnectNow']>> | undefined;
+    void pair.client.reconnectNow(600_000).then((r) => (result = r));
+    // No fake time passes: only the attempt's own end may answer.
+    expect(await settle(() => result !== undefined)).toBe(true);
+    expect(network.attempts).toBe(attempts + 1);
+    expect(result!.state).toBe('failed');
+    expect(String(result!.lastError)).toContain('connection refused');
+  });
+
   it('an open waits at most connect_wait_ms for a tunnel that stays down, then is refused', async () => {
     pair = await startDaemonPair({
       realSocket: false,
