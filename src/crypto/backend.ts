@@ -140,6 +140,32 @@ export function partsLength(plaintext: Uint8Array | readonly Uint8Array[]): numb
   return total;
 }
 
+/**
+ * Writes the AEAD nonce of Noise counter `high:low` into `view` (NONCE_BYTES long, first four bytes
+ * zero): 32 zero bits then the 64-bit counter, little-endian for ChaChaPoly (Noise 12.3) and
+ * big-endian for AESGCM (12.4). Every backend lays its nonces out here.
+ */
+export function writeNoiseNonce(view: DataView, cipher: CipherName, high: number, low: number): void {
+  if (cipher === 'AESGCM') {
+    view.setUint32(4, high, false);
+    view.setUint32(8, low, false);
+  } else {
+    view.setUint32(4, low, true);
+    view.setUint32(8, high, true);
+  }
+}
+
+/** Below this size Buffer.allocUnsafe would hand out a slice of the shared pool. */
+const UNPOOLED_ALLOC_BYTES = 4096;
+
+/**
+ * An AEAD output buffer of `length` bytes (contents undefined unless small): Buffer.allocUnsafe,
+ * which skips zero-filling, only from the size where it gets an ArrayBuffer of its own.
+ */
+export function allocOutput(length: number): Uint8Array {
+  return length >= UNPOOLED_ALLOC_BYTES ? Buffer.allocUnsafe(length) : new Uint8Array(length);
+}
+
 /** Clamps an X25519 private key in place as `wg genkey` stores it (RFC 7748 section 5). */
 export function clampPrivateKey(privateKey: Uint8Array): Uint8Array {
   privateKey[0] &= 248;

@@ -9,7 +9,7 @@
 import { createCipheriv } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { NoiseError } from '../errors.js';
-import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, partsLength, type Aead, type CipherName } from './backend.js';
+import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, allocOutput, partsLength, writeNoiseNonce, type Aead, type CipherName } from './backend.js';
 import { takeRecordBuffer } from './record-pool.js';
 
 /** What aead.c exports (the handle is an opaque external). */
@@ -44,19 +44,12 @@ export const defaultNativeAeadLoader: NativeAeadLoader = () => {
   throw firstError;
 };
 
-/** Below this size Buffer.allocUnsafe would hand out a slice of the shared pool. */
-const UNPOOLED_ALLOC_BYTES = 4096;
-
-function allocRecord(length: number): Uint8Array {
-  return length >= UNPOOLED_ALLOC_BYTES ? Buffer.allocUnsafe(length) : new Uint8Array(length);
-}
-
 const NO_PARTS: readonly Uint8Array[] = [];
 
 /** One key of the native AEAD; the same contract and bytes as the node and noble AEADs. */
 export class NativeAead implements Aead {
   readonly #binding: NativeAeadBinding;
-  readonly #bigEndian: boolean;
+  readonly #cipher: CipherName;
   readonly #nonce = new Uint8Array(NONCE_BYTES);
   readonly #view = new DataView(this.#nonce.buffer);
   #handle: object | undefined;
@@ -64,20 +57,13 @@ export class NativeAead implements Aead {
   constructor(binding: NativeAeadBinding, cipher: CipherName, key: Uint8Array) {
     if (key.length !== KEY_BYTES) throw new RangeError(`cipher key: expected ${KEY_BYTES} bytes, got ${key.length}`);
     this.#binding = binding;
-    this.#bigEndian = cipher === 'AESGCM';
+    this.#cipher = cipher;
     // From here the key lives in the addon only (its OpenSSL contexts; wiped by destroy()).
     this.#handle = binding.create(cipher === 'ChaChaPoly' ? 0 : 1, key);
   }
 
-  /** Noise 12.3 / 12.4: 32 zero bits then the 64-bit counter, little-endian (ChaChaPoly) or big-endian (AESGCM). */
   #nonceFor(high: number, low: number): Uint8Array {
-    if (this.#bigEndian) {
-      this.#view.setUint32(4, high, false);
-      this.#view.setUint32(8, low, false);
-    } else {
-      this.#view.setUint32(4, low, true);
-      this.#view.setUint32(8, high, true);
-    }
+    writeNoiseNonce(this.#view, this.#cipher, high, low);
     return this.#nonce;
   }
 
@@ -100,7 +86,7 @@ export class NativeAead implements Aead {
     const handle = this.#live();
     if (ciphertext.length < TAG_BYTES) throw new NoiseError('ERR_NOISE_DECRYPT', 'ciphertext shorter than the tag');
     const length = ciphertext.length - TAG_BYTES;
-    const out = inPlace ? ciphertext.subarray(0, length) : allocRecord(length);
+    const out = inPlace ? ciphertext.subarray(0, length) : allocOutput(length);
     if (!this.#binding.open(handle, this.#nonceFor(high, low), ad, ciphertext, out)) {
       throw new NoiseError('ERR_NOISE_DECRYPT', 'authentication tag mismatch');
     }
@@ -129,14 +115,7 @@ function selfTest(binding: NativeAeadBinding): void {
     const aead = new NativeAead(binding, cipher, key);
     const sealed = aead.seal(0x01020304, 0x05060708, ad, parts, Uint8Array.of(0xee));
     const nonce = new Uint8Array(NONCE_BYTES);
-    const view = new DataView(nonce.buffer);
-    if (cipher === 'AESGCM') {
-      view.setUint32(4, 0x01020304, false);
-      view.setUint32(8, 0x05060708, false);
-    } else {
-      view.setUint32(4, 0x05060708, true);
-      view.setUint32(8, 0x01020304, true);
-    }
+    writeNoiseNonce(new DataView(nonce.buffer), cipher, 0x01020304, 0x05060708);
     const reference = createCipheriv(algorithm as 'aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
     reference.setAAD(ad);
     const expected = Buffer.concat([Uint8Array.of(0xee), reference.update(plain), reference.final(), reference.getAuthTag()]);

@@ -18,6 +18,7 @@ import {
   assertDhKey,
   assertNonZeroDh,
   clampPrivateKey,
+  writeNoiseNonce,
   type Aead,
   type CipherName,
   type CryptoBackend,
@@ -68,13 +69,8 @@ class NobleAead implements Aead {
 
   #instance(high: number, low: number, ad: Uint8Array) {
     if (this.#key === undefined) throw new NoiseError('ERR_NOISE_UNUSABLE', 'cipher key was destroyed');
-    if (this.#cipher === 'AESGCM') {
-      this.#view.setUint32(4, high, false);
-      this.#view.setUint32(8, low, false);
-      return gcm(this.#key, Uint8Array.from(this.#nonce), ad);
-    }
-    this.#view.setUint32(4, low, true);
-    this.#view.setUint32(8, high, true);
+    writeNoiseNonce(this.#view, this.#cipher, high, low);
+    if (this.#cipher === 'AESGCM') return gcm(this.#key, Uint8Array.from(this.#nonce), ad);
     return chacha20poly1305(this.#key, Uint8Array.from(this.#nonce), ad);
   }
 

@@ -42,11 +42,13 @@ import {
   KEY_BYTES,
   NONCE_BYTES,
   TAG_BYTES,
+  allocOutput,
   assertDhKey,
   assertNonZeroDh,
   clampPrivateKey,
   hkdfFromHmac,
   partsLength,
+  writeNoiseNonce,
   type Aead,
   type CipherName,
   type CryptoBackend,
@@ -63,8 +65,6 @@ import { NativeAead, type NativeAeadBinding } from './native-aead.js';
 const PKCS8_X25519_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20]);
 /** Remote static public keys kept as KeyObjects; bounded, oldest evicted first. */
 const PUBLIC_KEY_CACHE_ENTRIES = 1024;
-/** Below this size Buffer.allocUnsafe would hand out a slice of the shared pool. */
-const UNPOOLED_ALLOC_BYTES = 4096;
 
 const OPENSSL_HASH: Readonly<Record<HashName, string>> = {
   BLAKE2s: 'blake2s256',
@@ -130,15 +130,12 @@ function publicOf(privateKey: KeyObject): Uint8Array {
   return rawDh(privateKey, BASE_POINT);
 }
 
-function allocOutput(length: number): Uint8Array {
-  return length >= UNPOOLED_ALLOC_BYTES ? Buffer.allocUnsafe(length) : new Uint8Array(length);
-}
-
 class NodeAead implements Aead {
   // Typed as one AEAD for the overloads; both AEADs share the setAAD/getAuthTag surface.
   readonly #algorithm: 'chacha20-poly1305' | 'aes-256-gcm';
-  readonly #bigEndian: boolean;
+  readonly #cipher: CipherName;
   readonly #nonce = Buffer.alloc(NONCE_BYTES);
+  readonly #nonceView = new DataView(this.#nonce.buffer, this.#nonce.byteOffset, NONCE_BYTES);
   /**
    * The raw key, handed to each createCipheriv. Unlike a KeyObject it can be wiped on destroy(),
    * and it saves a createSecretKey per key: handshake keys are mostly used once or twice.
@@ -149,20 +146,13 @@ class NodeAead implements Aead {
   constructor(cipher: CipherName, key: Uint8Array) {
     if (key.length !== KEY_BYTES) throw new RangeError(`cipher key: expected ${KEY_BYTES} bytes, got ${key.length}`);
     this.#algorithm = cipher === 'ChaChaPoly' ? 'chacha20-poly1305' : 'aes-256-gcm';
-    this.#bigEndian = cipher === 'AESGCM';
+    this.#cipher = cipher;
     this.#key = Buffer.alloc(KEY_BYTES);
     this.#key.set(key);
   }
 
-  /** Noise 12.3 / 12.4: 32 zero bits then the 64-bit counter, little-endian (ChaChaPoly) or big-endian (AESGCM). */
   #nonceFor(high: number, low: number): Buffer {
-    if (this.#bigEndian) {
-      this.#nonce.writeUInt32BE(high, 4);
-      this.#nonce.writeUInt32BE(low, 8);
-    } else {
-      this.#nonce.writeUInt32LE(low, 4);
-      this.#nonce.writeUInt32LE(high, 8);
-    }
+    writeNoiseNonce(this.#nonceView, this.#cipher, high, low);
     return this.#nonce;
   }
 

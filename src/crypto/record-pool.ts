@@ -9,6 +9,8 @@
  * Each buffer is out or free, never both: a second release of the same buffer is ignored.
  */
 
+import { allocOutput } from './backend.js';
+
 /** The largest record: header + a 65535-byte Noise message. */
 const POOLED_BYTES = 1 + 65535;
 /** Smaller records are allocated as before (they are not the bulk of the bytes). */
@@ -23,7 +25,7 @@ const out = new WeakMap<ArrayBuffer, boolean>();
 /** A buffer of `length` bytes (contents undefined) for a record about to be sealed. */
 export function takeRecordBuffer(length: number): Uint8Array {
   if (length < POOLED_MIN_BYTES || length > POOLED_BYTES) {
-    return length >= 4096 ? Buffer.allocUnsafe(length) : new Uint8Array(length);
+    return allocOutput(length);
   }
   let buffer = free.pop();
   if (buffer === undefined) {
