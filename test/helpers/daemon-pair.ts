@@ -7,7 +7,10 @@
  * server daemon only after key confirmation. The WebSocket path's admission layers (rate limits,
  * replay, unauthenticated caps) are not part of it: those have their own tests.
  */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { pino, type Logger } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createChannelPair, type MessageChannel } from '../../src/channel.js';
 import { generateKeyPair, type KeyPair } from '../../src/crypto/keys.js';
 import { SessionError } from '../../src/errors.js';
@@ -24,6 +27,7 @@ import { RecordType } from '../../src/session/record.js';
 import { RecordLayer, type SecureSession } from '../../src/session/secure-session.js';
 import { resolveSessionLimits } from '../../src/session/session-limits.js';
 import { WIRE, ZERO_PSK } from '../../src/session/wire.js';
+import { startEchoServer } from './tunnel.js';
 import { waitUntil } from './wait.js';
 
 export type LogLine = Record<string, unknown>;
@@ -283,3 +287,45 @@ export const TRANSPORTS = [
   { name: 'in memory', realSocket: false },
   { name: 'over a real WebSocket', realSocket: true },
 ] as const;
+
+/**
+ * The fixture of a daemon-pair test file: an echo target for the whole file, and the pair a test
+ * started (`fixture.pair = await startDaemonPair(...)`) stopped after it.
+ */
+export function daemonPairFixture(): { readonly echoPort: number; pair: DaemonPair | undefined } {
+  let echo: { server: net.Server; port: number } | undefined;
+  const fixture = {
+    get echoPort(): number {
+      if (echo === undefined) throw new Error('the echo target starts in beforeAll');
+      return echo.port;
+    },
+    pair: undefined as DaemonPair | undefined,
+  };
+  beforeAll(async () => {
+    echo = await startEchoServer();
+  });
+  afterAll(() => echo?.server.close());
+  afterEach(async () => {
+    await fixture.pair?.stop();
+    fixture.pair = undefined;
+  });
+  return fixture;
+}
+
+/** Writes `text` to a stream whose target echoes, and resolves with as many bytes read back. */
+export function echoed(stream: Duplex, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const onData = (c: Buffer): void => {
+      got += c.toString();
+      if (got.length >= text.length) {
+        stream.off('data', onData);
+        stream.off('error', reject);
+        resolve(got);
+      }
+    };
+    stream.on('data', onData);
+    stream.once('error', reject);
+    stream.write(text);
+  });
+}

@@ -2,27 +2,15 @@
  * The server's counters come from typed audit events (src/log/audit.ts), not from log lines: they
  * count with the log level at `error`, and they count streams relayed into a device.
  */
-import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/crypto/keys.js';
 import { ServerMetrics } from '../../../src/server/metrics.js';
-import { startDaemonPair, type DaemonPair } from '../../helpers/daemon-pair.js';
+import { daemonPairFixture, startDaemonPair } from '../../helpers/daemon-pair.js';
 import { waitUntil } from '../../helpers/wait.js';
-import { startEchoServer } from '../../helpers/tunnel.js';
 
-let echo: { server: net.Server; port: number };
-beforeAll(async () => {
-  echo = await startEchoServer();
-});
-afterAll(() => echo.server.close());
-
-let pair: DaemonPair | undefined;
-afterEach(async () => {
-  await pair?.stop();
-  pair = undefined;
-});
+const fixture = daemonPairFixture();
 
 function roundTrip(stream: Duplex, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -47,19 +35,19 @@ describe('ServerMetrics from audit events', () => {
   it('counts handshakes, target streams and device relays with the log level at error', async () => {
     const nasKey = generateKeyPair();
     // The gauges read the pair's status at scrape time only.
-    const metrics = new ServerMetrics(() => pair!.server.status());
-    pair = await startDaemonPair({
+    const metrics = new ServerMetrics(() => fixture.pair!.server.status());
+    fixture.pair = await startDaemonPair({
       realSocket: false,
       serverLogLevel: 'error',
       peers: [
-        { name: 'alice', allow: [`127.0.0.1:${echo.port}`], devices: ['nas:files'] },
+        { name: 'alice', allow: [`127.0.0.1:${fixture.echoPort}`], devices: ['nas:files'] },
         { name: 'nas', kind: 'device', key: nasKey },
       ],
       server: { audit: (event) => metrics.count(event) },
       client: { devicePins: new Map([['nas', nasKey.publicKey]]) },
     });
-    const server = pair;
-    await server.addClient(1, { services: [{ name: 'files', target: `127.0.0.1:${echo.port}`, allow: ['*'], reverse: false }] });
+    const server = fixture.pair;
+    await server.addClient(1, { services: [{ name: 'files', target: `127.0.0.1:${fixture.echoPort}`, allow: ['*'], reverse: false }] });
     await waitUntil(() => server.server.status().devices[0]?.services.includes('files') === true, 'the device to announce', 5_000);
     // A key the server does not know.
     const stranger = {
@@ -70,20 +58,20 @@ describe('ServerMetrics from audit events', () => {
     };
     await expect(server.network!.connect(stranger)).rejects.toMatchObject({ code: 'ERR_SESSION_AUTH' });
 
-    await roundTrip(pair.client.openStream(`127.0.0.1:${echo.port}`), 'plain!');
-    await waitUntil(() => pair!.server.status().sessions.every((s) => s.streams === 0), 'the plain stream to close', 5_000);
+    await roundTrip(fixture.pair.client.openStream(`127.0.0.1:${fixture.echoPort}`), 'plain!');
+    await waitUntil(() => fixture.pair!.server.status().sessions.every((s) => s.streams === 0), 'the plain stream to close', 5_000);
     expect(await value(metrics, 'twoway_stream_bytes_total{direction="to_target"}')).toBe(6);
     expect(await value(metrics, 'twoway_stream_bytes_total{direction="from_target"}')).toBe(6);
-    await roundTrip(pair.client.openStream('nas:files'), 'relayed');
-    const refused = pair.client.openStream('nas:other');
+    await roundTrip(fixture.pair.client.openStream('nas:files'), 'relayed');
+    const refused = fixture.pair.client.openStream('nas:other');
     await new Promise((resolve) => refused.once('error', resolve));
     await waitUntil(
-      () => pair!.server.status().devices[0]?.streams === 0 && pair!.server.status().sessions.every((s) => s.streams === 0),
+      () => fixture.pair!.server.status().devices[0]?.streams === 0 && fixture.pair!.server.status().sessions.every((s) => s.streams === 0),
       'the streams to close',
       5_000,
     );
 
-    expect(pair.serverLines.filter((l) => (l.level as number) < 50)).toEqual([]);
+    expect(fixture.pair.serverLines.filter((l) => (l.level as number) < 50)).toEqual([]);
     expect(await value(metrics, 'twoway_handshakes_total{outcome="accepted"}')).toBe(2);
     expect(await value(metrics, 'twoway_handshakes_total{outcome="refused"}')).toBe(1);
     expect(await value(metrics, 'twoway_auth_refusals_total{reason="unknown-key"}')).toBe(1);
