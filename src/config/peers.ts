@@ -3,8 +3,7 @@
  * psk file and its access rules. The server re-reads it on reload; `twoway peers add|set|remove`
  * rewrites it with `savePeers`, which does not keep comments (the header it writes says so).
  */
-import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
+import type * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'smol-toml';
 import { ConfigError } from '../errors.js';
@@ -14,6 +13,7 @@ import { DeviceRules } from '../policy/device-rules.js';
 import { KEY_BASE64_CHARS, isBase64Key } from './base64-key.js';
 import { TableReader, type TomlTable } from './fields.js';
 import { formatHostPort } from '../lib/host-port.js';
+import { statIfExists, writeFileAtomic } from '../lib/atomic-file.js';
 import { parseListenAddress } from './listen-address.js';
 import { deepFreeze, parseToml, readTomlFile, resolveAgainst } from './toml-file.js';
 
@@ -229,32 +229,11 @@ export function savePeers(file: string, peers: readonly PeerEntry[]): PeersConfi
   const dir = path.dirname(path.resolve(file));
   let before: fs.Stats | undefined;
   try {
-    before = fs.statSync(file);
+    before = statIfExists(file);
+    writeFileAtomic(file, text, { mode: PEERS_FILE_MODE });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw writeError(file, dir, err);
-  }
-  const mode = before === undefined ? PEERS_FILE_MODE : before.mode & 0o7777;
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd: number | undefined;
-  try {
-    // Private until its owner and mode are those of the file it replaces.
-    fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    if (before !== undefined) {
-      const mine = fs.fstatSync(fd);
-      if (mine.uid !== before.uid || mine.gid !== before.gid) fs.fchownSync(fd, before.uid, before.gid);
-    }
-    fs.fchmodSync(fd, mode);
-    fs.writeFileSync(fd, text);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(temp, file);
-  } catch (err) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(temp, { force: true });
     throw writeError(file, dir, err, before);
   }
-  fsyncDirectory(dir);
   return saved;
 }
 
@@ -268,17 +247,4 @@ function writeError(file: string, dir: string, err: unknown, before?: fs.Stats):
     hint = `: the folder ${dir} must be writable by whoever edits the file (an edit is a new file renamed over the old one)`;
   }
   return new ConfigError('ERR_CONFIG_FILE', `${file}: could not be written (${code})${hint}`, { cause: err });
-}
-
-function fsyncDirectory(dir: string): void {
-  // Makes the rename durable. Some filesystems refuse fsync on a directory: the rename stands anyway.
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, fs.constants.O_RDONLY);
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
 }
