@@ -58,7 +58,7 @@ function readBytes(socket: net.Socket, n: number, into: { buffered: Buffer }): P
 }
 
 /** One SOCKS5 CONNECT to the echo target, a payload there and back; resolves with what failed, if anything. */
-async function socksExchange(payload: Buffer): Promise<string | undefined> {
+async function socksExchange(payload: Buffer, beforeConnect: () => Promise<void> = async () => {}): Promise<string | undefined> {
   const socket = net.connect(socksPort, '127.0.0.1');
   socket.on('error', () => {});
   const state = { buffered: Buffer.alloc(0) };
@@ -71,6 +71,7 @@ async function socksExchange(payload: Buffer): Promise<string | undefined> {
     const method = await readBytes(socket, 2, state);
     if (method.length !== 2 || method[1] !== 0x00) return `greeting answered ${method.toString('hex')}`;
     const request = Buffer.from([0x05, 0x01, 0x00, 0x01, 127, 0, 0, 1, echoPort >> 8, echoPort & 0xff]);
+    await beforeConnect();
     socket.write(request);
     const reply = await readBytes(socket, 10, state);
     if (reply.length !== 10 || reply[1] !== 0x00) return `CONNECT answered ${reply.toString('hex')}`;
@@ -124,7 +125,17 @@ describe('an open that waits longer than open_queue_wait_ms', () => {
     const saved = socksPort;
     socksPort = slowSocks;
     try {
-      const results = await Promise.all([0, 1, 2].map(() => socksExchange(randomBytes(100))));
+      // The three CONNECTs leave together, once all three greetings are done: a loaded machine
+      // may spread the TCP connects and greetings over more than the 600 ms margin (a token is
+      // due after 1 s; 400 ms of waiting), but not three writes made in one turn.
+      let greeted = 0;
+      let release!: () => void;
+      const together = new Promise<void>((resolve) => (release = resolve));
+      const barrier = async (): Promise<void> => {
+        if (++greeted === 3) release();
+        await together;
+      };
+      const results = await Promise.all([0, 1, 2].map(() => socksExchange(randomBytes(100), barrier)));
       // One open fits the server's limits at once; the two others wait past 400 ms and get the
       // SOCKS5 general failure a refused stream maps to.
       expect(results.filter((r) => r === undefined)).toHaveLength(1);
