@@ -7,7 +7,7 @@
  *
  * Imports the compiled output: run `npx tsc -p tsconfig.json` first.
  * Usage: node bench/crypto.mjs [--ms=1500] [--backend=node|native|noble] [--runs=1]
- * (default: every backend this process has; 'native' where src/crypto/native/build.mjs built the addon)
+ * (default: every backend this process has; 'native' where scripts/build-native.mjs built the addon)
  * With --runs=N every figure is measured N times and the median is printed:
  * on a shared machine single runs vary by 30% or more; note the load (`uptime`) with the figures.
  */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm's prepare script: builds dist/ with tsc (npm ci, npm pack, npm install -g of a clone or a git URL),
-// then the optional native AEAD (src/crypto/native/build.mjs).
+// then the optional native addons (scripts/build-native.mjs).
 //
 // npm installs a folder or a git URL globally without its devDependencies (the global flag reaches the
 // nested install npm runs to prepare the package), so typescript is missing there and the build failed
@@ -32,5 +32,5 @@ if (!fs.existsSync(tsc)) {
   else run(npm || 'npm', args, env);
 }
 run(process.execPath, [tsc, '-p', 'tsconfig.json']);
-// The optional native AEAD: built where a C compiler and Node's headers exist, else skipped (exit 0).
-run(process.execPath, [path.join(root, 'src', 'crypto', 'native', 'build.mjs')]);
+// The optional native addons: built where a C compiler and Node's headers exist, else skipped (exit 0).
+run(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')]);

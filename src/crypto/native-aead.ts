@@ -27,7 +27,7 @@ export type NativeAeadLoader = () => NativeAeadBinding;
 
 export type NativeAeadStatus = { readonly available: true; readonly binding: NativeAeadBinding } | { readonly available: false; readonly reason: string };
 
-/** Where native/build.mjs puts the addon, seen from dist/crypto/ (the daemon) and from src/crypto/ (vitest). */
+/** Where scripts/build-native.mjs puts the addon, seen from dist/crypto/ (the daemon) and from src/crypto/ (vitest). */
 const ADDON_PATHS = ['./twoway-aead.node', '../../dist/crypto/twoway-aead.node'];
 
 /** Requires the built addon from the first path that exists. */

@@ -16,6 +16,7 @@ import fs from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import os from 'node:os';
 import { formatHostPort } from '../lib/host-port.js';
+import { NativeOwnerLookup } from './native-owner.js';
 
 export const PROC_NET_TCP = ['/proc/self/net/tcp', '/proc/self/net/tcp6'] as const;
 
@@ -282,16 +283,29 @@ interface Waiter {
  */
 export class PeerOwnerLookup {
   readonly #open: () => ScanTable;
+  readonly #native: NativeOwnerLookup | null;
   #waiting: Waiter[] = [];
   #reading = false;
 
-  /** `read` (tests): whole tables, read once per round; else `scan`, the tables a chunk at a time. */
-  constructor(read?: ReadTables, scan: ScanTable = scanProcTable) {
+  /**
+   * `read` (tests): whole tables, read once per round; else `scan`, the tables a chunk at a time.
+   * `native`: the exact kernel lookup tried first (native-owner.ts); null: /proc only (the default
+   * when tables are given).
+   */
+  constructor(read?: ReadTables, scan: ScanTable = scanProcTable, native: NativeOwnerLookup | null = read === undefined ? new NativeOwnerLookup() : null) {
     this.#open = read === undefined ? () => scan : scanOnceRead(read);
+    this.#native = native;
+  }
+
+  /** Why the exact kernel lookup is not in use (undefined: it is). */
+  get nativeUnavailable(): string | undefined {
+    return this.#native === null ? 'not asked for' : this.#native.unavailable;
   }
 
   /** The uid owning the peer socket; undefined when it is not (or no longer) in the tables. */
   ownerOf(ends: AcceptedEnds): Promise<number | undefined> {
+    const exact = this.#native?.ownerOf(ends);
+    if (exact?.known === true) return Promise.resolve(exact.uid);
     return new Promise((resolve, reject) => {
       this.#waiting.push({ ends, resolve, reject });
       if (!this.#reading) void this.#next();

@@ -24,7 +24,7 @@ const u32 = fc.integer({ min: 0, max: 0xffff_ffff });
 const CIPHERS: CipherName[] = ['ChaChaPoly', 'AESGCM'];
 const noble = getBackend('noble');
 
-/** What src/crypto/native/build.mjs needs: a C compiler and Node's headers with OpenSSL's. */
+/** What scripts/build-native.mjs needs: a C compiler and Node's headers with OpenSSL's. */
 const HEADERS = path.resolve(path.dirname(process.execPath), '..', 'include', 'node');
 const CAN_BUILD =
   (process.platform === 'linux' || process.platform === 'darwin') &&
@@ -42,13 +42,13 @@ function codeOf(fn: () => unknown): string {
 }
 
 describe('native AEAD availability', () => {
-  it('is built and in use where it can be built (npm ci runs src/crypto/native/build.mjs)', () => {
+  it('is built and in use where it can be built (npm ci runs scripts/build-native.mjs)', () => {
     // Not a skip: on a machine with a compiler and the headers, a missing addon is a failure.
     if (!CAN_BUILD) {
       expect(nativeAeadStatus.available).toBe(false);
       return;
     }
-    expect(nativeAeadStatus, 'run `node src/crypto/native/build.mjs` (npm ci does)').toMatchObject({ available: true });
+    expect(nativeAeadStatus, 'run `node scripts/build-native.mjs` (npm ci does)').toMatchObject({ available: true });
     expect(defaultBackend.name).toBe('native');
     expect(availableBackends()).toEqual(['node', 'native', 'noble']);
   });

@@ -98,15 +98,21 @@ describe('PeerOwnerLookup on this machine', () => {
     return socket;
   }
 
-  it('names this process as the owner of its own connection, over IPv4 and IPv6', async () => {
-    const lookup = new PeerOwnerLookup();
+  // /proc alone, and the default (the exact sock_diag lookup first, where the addon is built).
+  const MODES = [
+    ['/proc/self/net/tcp{,6}', () => new PeerOwnerLookup(undefined, scanProcTable, null)],
+    ['the default lookup', () => new PeerOwnerLookup()],
+  ] as const;
+
+  it.each(MODES)('%s: names this process as the owner of its own connection, over IPv4 and IPv6', async (_, make) => {
+    const lookup = make();
     expect(await lookup.ownerOf(await acceptOne('127.0.0.1'))).toBe(process.getuid!());
     expect(await lookup.ownerOf(await acceptOne('::1'))).toBe(process.getuid!());
   });
 
-  it('names another uid as the owner of its connection (run as root: setpriv)', async () => {
+  it.each(MODES)('%s: names another uid as the owner of its connection (run as root: setpriv)', async (_, make) => {
     expect(process.getuid?.(), 'this test runs as root (setpriv --reuid=65534)').toBe(0);
-    const lookup = new PeerOwnerLookup();
+    const lookup = make();
     expect(await lookup.ownerOf(await acceptOne('127.0.0.1', 65534))).toBe(65534);
   });
 
