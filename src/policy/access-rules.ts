@@ -82,6 +82,18 @@ const SPECIALS: readonly SpecialRange[] = SPECIAL_RANGES.map((cidr) => {
   return { range, list: blockListOf(range) };
 });
 
+/** Every special range in one list: "is it special?" is one check, not one per range. */
+const ANY_SPECIAL = new net.BlockList();
+for (const s of SPECIALS) ANY_SPECIAL.addSubnet(s.range.network, s.range.prefix, s.range.family);
+
+/**
+ * A canonical address as a SocketAddress, parsed once per decision: BlockList.check given a string
+ * parses it again for every list it is asked of.
+ */
+function socketAddressOf(a: { address: string; family: Family }): net.SocketAddress {
+  return new net.SocketAddress({ address: a.address, family: a.family });
+}
+
 /**
  * The canonical form and family of an address already normalised by parseTarget/normalizeHost
  * (embedded IPv4 forms folded to IPv4); undefined for anything else.
@@ -97,7 +109,7 @@ export function canonicalAddress(address: string): { address: string; family: Fa
 export function isSpecialAddress(address: string, localAddresses: readonly string[] = []): boolean {
   const a = canonicalAddress(address);
   if (!a) return true;
-  return SPECIALS.some((s) => s.list.check(a.address, a.family)) || localAddresses.some((l) => canonicalAddress(l)?.address === a.address);
+  return ANY_SPECIAL.check(socketAddressOf(a)) || localAddresses.some((l) => canonicalAddress(l)?.address === a.address);
 }
 
 /** `inner` lies entirely inside `outer`. */
@@ -196,9 +208,10 @@ export class AccessRules {
     const a = canonicalAddress(address);
     if (a === undefined) return false;
     const local = localAddresses.some((l) => canonicalAddress(l)?.address === a.address);
-    const special = local || SPECIALS.some((s) => s.list.check(a.address, a.family));
+    const sa = socketAddressOf(a);
+    const special = local || ANY_SPECIAL.check(sa);
     for (const rule of this.#addressRules) {
-      if (!portIn(port, rule.ports) || rule.range.family !== a.family || !rule.list.check(a.address, a.family)) continue;
+      if (!portIn(port, rule.ports) || rule.range.family !== a.family || !rule.list.check(sa)) continue;
       if (!special) return true;
       // A daemon's own address is granted only by a rule naming exactly that address.
       if (local ? rule.range.prefix === (a.family === 'ipv4' ? 32 : 128) : rule.explicitSpecial) return true;

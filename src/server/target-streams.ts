@@ -61,6 +61,12 @@ export interface ServeStreamOptions {
 }
 
 const NO_LONGER_LISTED = 'peer is no longer on the allowlist';
+/**
+ * The reason an open's own AbortController is aborted with once it is settled: one shared value,
+ * because `abort()` without one builds a DOMException (and its stack) for every stream, and no
+ * listener reads it (dialTarget and the dial queue only ask whether the signal aborted).
+ */
+const SETTLED = Object.freeze(new Error('open settled'));
 
 export function serveStreamRequest(o: ServeStreamOptions): void {
   const { request, handle, logger: log } = o;
@@ -87,7 +93,7 @@ export function serveStreamRequest(o: ServeStreamOptions): void {
     clearTimeout(timer);
     handle.pending.delete(pending);
     request.signal.removeEventListener('abort', onCancel);
-    abort.abort();
+    abort.abort(SETTLED);
   }
 
   // 1. On arrival: a denied open costs no slot.
