@@ -6,7 +6,8 @@
 //      Node.js relays (the platform's floor) and twoway through a device agent (user client ->
 //      server -> device agent, end to end), bench/anchor-hooks.sh
 //   3. memory: RSS per idle stream and per idle session (bench/memory.mjs)
-// Select parts with BENCH="crypto tunnel memory" (default: all). Results land in
+//   4. verify: handshake-to-first-stream latency, verification valid vs no verify (bench/verify-latency.mjs)
+// Select parts with BENCH="crypto tunnel memory verify" (default: all). Results land in
 // $RESULTS_DIR (default /tmp/twoway-bench-results). Everything stays on loopback and is bounded.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const SHARED = process.env.SHARED_BENCH ?? path.resolve(ROOT, '..', 'shared', 'bench');
-const parts = (process.env.BENCH ?? 'crypto tunnel memory').split(/\s+/).filter(Boolean);
+const parts = (process.env.BENCH ?? 'crypto tunnel memory verify').split(/\s+/).filter(Boolean);
 const results = process.env.RESULTS_DIR ?? '/tmp/twoway-bench-results';
 fs.mkdirSync(results, { recursive: true });
 
@@ -66,5 +67,7 @@ if (parts.includes('tunnel')) {
 }
 
 if (parts.includes('memory')) ok = run('memory (idle streams and sessions)', process.execPath, [path.join(HERE, 'memory.mjs')]) && ok;
+if (parts.includes('verify'))
+  ok = run('verify (handshake to first stream, verified vs plain)', process.execPath, [path.join(HERE, 'verify-latency.mjs')]) && ok;
 
 process.exitCode = ok ? 0 : 1;
