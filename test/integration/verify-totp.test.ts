@@ -73,7 +73,7 @@ beforeAll(async () => {
       { name: 'frank', allow, extra: totp },
       { name: 'plain', allow },
     ],
-    serverExtra: '\n[verify]\nmax_attempts = 3\nlockout_ms = 600000\n',
+    serverExtra: 'metrics_listen = "127.0.0.1:0"\n[verify]\nmax_attempts = 3\nlockout_ms = 600000\n',
   });
   await tunnel.startServer();
   for (const peer of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
@@ -219,6 +219,19 @@ describe('a peer with verify = "totp"', () => {
     expect(bad.stderr).toContain('bad-request');
     const none = await runTwoway(['login', '--socket', tunnel.path('nothing.sock'), '--code', '123456']);
     expect(none.code).toBe(6);
+  });
+
+  it('the metrics count verifications by method and outcome, and the verified sessions', async () => {
+    const port = Number((await tunnel.server!.waitForEvent('listen', { kind: 'metrics' })).port);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (series: string): number => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('twoway_verifications_total{method="totp",outcome="accepted"}')).toBeGreaterThanOrEqual(4);
+    expect(value('twoway_verifications_total{method="totp",outcome="replay"}')).toBe(1);
+    expect(value('twoway_verifications_total{method="totp",outcome="locked"}')).toBe(2);
+    expect(value('twoway_verifications_total{method="totp",outcome="bad-binding"}')).toBe(1);
+    const verified = (await serverStatus()).sessions.filter((s) => s.verification !== null).length;
+    expect(verified).toBeGreaterThanOrEqual(1);
+    expect(value('twoway_verified_sessions')).toBe(verified);
   });
 
   it('a peer without verify needs no login', async () => {
