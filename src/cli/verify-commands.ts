@@ -35,7 +35,8 @@ export function parseDurationMs(text: string, what: string): number {
 function asker(socket: string): (message: Answer) => Promise<Answer> {
   return async (message) => {
     const reply = await controlRequest(socket, { cmd: 'verify', message }, VERIFY_CONTROL_TIMEOUT_MS);
-    if (!reply.ok) throw new ConfigError('ERR_CONTROL', `control socket ${socket}: ${String(reply.error)}`);
+    // The daemon answered but could not ask the server (the tunnel is down): a runtime failure.
+    if (!reply.ok) throw new CliError(`login: the client daemon could not ask the server: ${escapeText(String(reply.error))}`, EXIT.failure);
     return reply.answer as Answer;
   };
 }

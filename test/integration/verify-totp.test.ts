@@ -276,6 +276,11 @@ describe('a peer with verify = "totp"', () => {
       message: { method: 'oidc', step: 'begin', redirect_uri: 'http://127.0.0.1:1/callback', code_challenge: 'x'.repeat(43) },
     });
     expect(begin).toEqual({ ok: true, answer: { ok: false, error: 'oidc-failed', detail: 'OIDC is not configured on the server' } });
+    const qr = await runTwoway(['peers', 'totp', 'plain', '--qr', ...config]);
+    expect(qr.code, qr.stderr).toBe(0);
+    expect(qr.stdout).toMatch(/^otpauth:\/\/totp\/twoway:plain\?/);
+    expect(qr.stderr).toMatch(/[▀▄█]/);
+    expect(qr.stderr).toContain('plain does not require it yet'); // it is an oidc peer now
     const none = await runTwoway(['peers', 'set', 'plain', '--verify', 'none', ...config]);
     expect(none.code, none.stderr).toBe(0);
     expect((await connect('plain')).code).toBe(0);
