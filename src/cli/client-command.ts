@@ -36,6 +36,9 @@ export async function clientCommand(options: { config: string; logLevel: LogLeve
             logger.debug({ event: EVENTS.controlRequest, cmd: request.cmd }, 'control request');
             if (request.cmd === 'status') return { ok: true, status: daemon.status() };
             if (request.cmd === 'reconnect') return { ok: true, ...(await daemon.reconnectNow(RECONNECT_REPLY_WAIT_MS)) };
+            if (request.cmd === 'verify' && typeof request.message === 'object' && request.message !== null) {
+              return { ok: true, answer: await daemon.verify(request.message as Record<string, unknown>) };
+            }
             if (request.cmd === 'connect' && typeof request.target === 'string') {
               serveConnect((target) => daemon.openStream(target), request.target, socket);
               return 'taken';

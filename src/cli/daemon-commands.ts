@@ -17,6 +17,7 @@ import { addPeer, formatPeersResult, listPeers, removePeer, setPeer } from './pe
 import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
 import { checkDevicePinned, checkTarget } from './targets.js';
+import { parseDurationMs, registerVerifyCommands } from './verify-commands.js';
 
 const DEFAULT_SERVER_CONFIG = '/etc/twoway/server.toml';
 /** `$TWOWAY_CONFIG`, else `$XDG_CONFIG_HOME/twoway/client.toml` (`~/.config/twoway/client.toml`). */
@@ -176,6 +177,9 @@ export function registerDaemonCommands(program: Command): void {
     .option('--psk-file <file>', 'use this pre-shared key file (mode 0600)')
     .option('--no-psk', "drop the peer's pre-shared key")
     .option('-k, --public-key <key>', "a new public key for the peer (base64); the old key's sessions close")
+    .addOption(new Option('--verify <method>', 'the person must verify before any stream: totp, oidc, or none').choices(['totp', 'oidc', 'none']))
+    .option('--verify-valid <duration>', 'how long a verification lasts, across reconnects (8h, 30m; default 8h)')
+    .option('--identity <id>', 'OIDC: the identity (email or subject) that must sign in with this key')
     .option('-c, --config <file>', 'server config file', DEFAULT_SERVER_CONFIG)
     .option('--json', 'machine-readable output')
     .addHelpText(
@@ -197,6 +201,9 @@ export function registerDaemonCommands(program: Command): void {
           pskFile?: string;
           psk: boolean;
           publicKey?: string;
+          verify?: 'totp' | 'oidc' | 'none';
+          verifyValid?: string;
+          identity?: string;
           config: string;
           json?: boolean;
         },
@@ -212,6 +219,9 @@ export function registerDaemonCommands(program: Command): void {
           ...(opts.reverse ? { reverse: opts.reverse } : {}),
           ...(opts.pskFile !== undefined ? { pskFile: opts.pskFile } : !opts.psk ? { pskFile: null } : {}),
           ...(opts.publicKey !== undefined ? { publicKey: opts.publicKey } : {}),
+          ...(opts.verify !== undefined ? { verify: opts.verify === 'none' ? null : opts.verify } : {}),
+          ...(opts.verifyValid !== undefined ? { verifyValidMs: parseDurationMs(opts.verifyValid, '--verify-valid') } : {}),
+          ...(opts.identity !== undefined ? { identity: opts.identity } : {}),
         };
         printPeers(await setPeer(opts.config, name, changes), opts.json);
       },
@@ -223,6 +233,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  twoway peers remove alice   # her sessions are closed within a second\n')
     .action(async (name: string, opts: { config: string; json?: boolean }) => printPeers(await removePeer(opts.config, name), opts.json));
+
+  registerVerifyCommands(program, peers, { serverConfig: DEFAULT_SERVER_CONFIG, controlSocketOf });
 
   program
     .command('demo')

@@ -1,7 +1,10 @@
 /**
  * `twoway demo`: a working tunnel on built-in defaults. Throwaway keys, a real server and client
  * daemon started from this package's bin/, a small echo service as the target, data pushed both
- * ways through a forwarded port and checked, then a report of what happened.
+ * ways through a forwarded port and checked, then a report of what happened. The demo peer
+ * must verify its user with TOTP: its first stream is refused (`unverified`), the demo enrols
+ * a secret, logs in with the code it computes (as `twoway login --code` would), and the data
+ * then flows over the verified session.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,6 +16,7 @@ import { writeSecretFile } from '../config/key-file.js';
 import { controlRequest } from '../control/control-client.js';
 import { encodeKey, fingerprint, generateKeyPair } from '../crypto/keys.js';
 import type { ServerStatus } from '../server/server-daemon.js';
+import { enrolTotp, readTotpEntry, totpOf } from '../verify/totp-secrets.js';
 import { CliError } from './fail.js';
 import { TWOWAY_BIN, daemonNodeFlags } from './daemon-node-flags.js';
 
@@ -87,6 +91,22 @@ function startEcho(): Promise<net.Server> {
   });
 }
 
+/** Opens a connection to the forward and waits until the client closes it (a refused stream). */
+function refusedThrough(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new CliError(`the unverified stream was not refused within ${STEP_TIMEOUT_MS} ms`));
+    }, STEP_TIMEOUT_MS);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 /** Sends `payload` through the forward and reads the echo; resolves with the echoed digest. */
 function pushThrough(port: number, payload: Buffer): Promise<{ digest: string; received: number; ms: number }> {
   return new Promise((resolve, reject) => {
@@ -131,8 +151,10 @@ export async function demoCommand(stdout: NodeJS.WritableStream): Promise<void> 
 
     fs.writeFileSync(
       path.join(dir, 'peers.toml'),
-      `[[peer]]\nname = "demo-client"\npublic_key = "${encodeKey(clientKey.publicKey)}"\nallow = ["127.0.0.1:${echoPort}"]\n`,
+      `[[peer]]\nname = "demo-client"\npublic_key = "${encodeKey(clientKey.publicKey)}"\nallow = ["127.0.0.1:${echoPort}"]\nverify = "totp"\n`,
     );
+    const totpFile = path.join(dir, 'totp.json');
+    enrolTotp(totpFile, 'demo-client', 'twoway demo');
     fs.writeFileSync(
       path.join(dir, 'server.toml'),
       `[server]\nlisten = "127.0.0.1:0"\nprivate_key_file = "server.key"\npeers_file = "peers.toml"\ncontrol_socket = "server.sock"\nshutdown_grace_ms = 2000\n`,
@@ -154,6 +176,18 @@ export async function demoCommand(stdout: NodeJS.WritableStream): Promise<void> 
     await waitForEvent(server, 'session.open');
     out(`  client       forward 127.0.0.1:${String(forward.port)} -> 127.0.0.1:${echoPort} (pid ${client.child.pid})`);
 
+    // User verification: refused until the person logs in; the code is computed from the enrolled secret.
+    await refusedThrough(Number(forward.port));
+    const refusal = await waitForEvent(client, 'stream.refused', (l) => l.reason === 'unverified');
+    out(`  before login stream refused (${String(refusal.reason)}): ${String(refusal.msg).replace(/^.*\(unverified\): /, '')}`);
+    const code = totpOf(readTotpEntry(totpFile, 'demo-client')!.secret).generate();
+    const login = await controlRequest(path.join(dir, 'client.sock'), { cmd: 'verify', message: { method: 'totp', code } });
+    const answer = (login.answer ?? {}) as Record<string, unknown>;
+    if (answer.ok !== true) throw new CliError(`the demo's login was refused: ${JSON.stringify(answer).slice(0, 300)}`);
+    out(
+      `  login        TOTP code accepted over the session (bound to its handshake): verified as ${String(answer.identity)} until ${String(answer.expires_at)}`,
+    );
+
     const payload = randomBytes(DEMO_BYTES);
     const sent = createHash('sha256').update(payload).digest('hex');
     const result = await pushThrough(Number(forward.port), payload);
@@ -170,18 +204,19 @@ export async function demoCommand(stdout: NodeJS.WritableStream): Promise<void> 
     const status = reply.status as ServerStatus;
     for (const s of status.sessions) {
       out(`  session      peer ${s.peer}, key ${s.fingerprint}, from ${s.remote}, ${s.bytesIn} bytes in / ${s.bytesOut} bytes out (records on the wire)`);
+      if (s.verification) out(`  verified     ${s.verification.identity} by ${s.verification.method} until ${s.verification.expiresAt}`);
     }
     out('');
     out('audit log (selected lines):');
-    const shown = new Set(['listen', 'session.open', 'stream.open', 'stream.close', 'auth.accepted']);
+    const shown = new Set(['listen', 'session.open', 'stream.refused', 'verify.accepted', 'stream.open', 'stream.close', 'auth.accepted']);
     for (const d of daemons) {
-      for (const l of d.lines) if (shown.has(String(l.event))) out(`  ${d.name.padEnd(6)} ${String(l.event).padEnd(13)} ${String(l.msg)}`);
+      for (const l of d.lines) if (shown.has(String(l.event))) out(`  ${d.name.padEnd(6)} ${String(l.event).padEnd(15)} ${String(l.msg)}`);
     }
     const codes = [];
     for (const d of daemons.reverse()) codes.push(await stopDaemon(d));
     if (codes.some((c) => c !== 0)) throw new CliError(`a daemon exited with status ${codes.join(', ')} on SIGTERM`);
     out('');
-    out('ok: mutual authentication, one session, one stream, data intact both ways; daemons stopped cleanly');
+    out('ok: mutual authentication, the person verified by TOTP on that session, one stream, data intact both ways; daemons stopped cleanly');
   } finally {
     for (const d of daemons) await stopDaemon(d);
     echo?.close();

@@ -33,6 +33,8 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = Object.freeze
   ERR_SESSION_SERVER_KEY_MISMATCH: EXIT.auth,
   ERR_SESSION_PROTOCOL_VERSION: EXIT.auth,
   ERR_SESSION_DECRYPT: EXIT.auth,
+  // `twoway login`: the server refused the proof (wrong code, replay, locked, OIDC).
+  ERR_VERIFY_REFUSED: EXIT.auth,
   // The tunnel is up but the target was refused: not permitted, refused, unreachable, DNS, timeout.
   ERR_MUX_STREAM_REFUSED: EXIT.refused,
   ERR_POLICY_DENIED: EXIT.refused,
@@ -46,6 +48,7 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = Object.freeze
   ERR_DEVICE_TARGET: EXIT.usage,
   ERR_E2E_NO_DEVICE_KEY: EXIT.usage,
   // Runtime failures.
+  ERR_VERIFY_BAD_MESSAGE: EXIT.failure,
   ERR_NOISE_UNSUPPORTED: EXIT.failure,
   ERR_NOISE_MESSAGE_TOO_LONG: EXIT.failure,
   ERR_NOISE_MESSAGE_TOO_SHORT: EXIT.failure,

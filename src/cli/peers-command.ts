@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PEER_NAME, compilePeerRules, loadPeers, savePeers, type PeerConfig, type PeerEntry, type PeerKind } from '../config/peers.js';
+import { PEER_NAME, VERIFY_VALID_MS, compilePeerRules, loadPeers, savePeers, type PeerConfig, type PeerEntry, type PeerKind } from '../config/peers.js';
 import { loadServerConfig } from '../config/server-config.js';
 import { controlRequest } from '../control/control-client.js';
 import { decodeKey, encodeKey } from '../crypto/keys.js';
 import { ConfigError } from '../errors.js';
+import { removeTotp } from '../verify/totp-secrets.js';
 
 export interface PeersResult {
   readonly action: 'add' | 'set' | 'remove' | 'list';
@@ -69,6 +70,8 @@ export async function removePeer(serverConfigFile: string, name: string): Promis
     config.peersFile,
     current.filter((p) => p.name !== name),
   );
+  // A later peer of the same name must not inherit this one's authenticator.
+  if (fs.existsSync(config.verify.totpFile)) removeTotp(config.verify.totpFile, name);
   return { action: 'remove', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
@@ -87,6 +90,28 @@ export interface PeerChanges {
   readonly reverse?: readonly string[];
   /** A new psk file; `null` drops the peer's psk. */
   readonly pskFile?: string | null;
+  /** `--verify totp|oidc`; `null` (`--verify none`) drops the peer's verification and its settings. */
+  readonly verify?: 'totp' | 'oidc' | null;
+  readonly verifyValidMs?: number;
+  readonly identity?: string;
+}
+
+/** The verification fields of a changed peer: the old ones, with the changes applied. */
+function verifyFields(old: PeerEntry, c: PeerChanges): Pick<PeerEntry, 'verify' | 'verifyValidMs' | 'identity'> {
+  if (c.verify === null) {
+    if (c.verifyValidMs !== undefined || c.identity !== undefined)
+      throw new ConfigError('ERR_CONFIG', '--verify none drops --verify-valid and --identity: give neither');
+    return {};
+  }
+  const verify = c.verify ?? old.verify;
+  const verifyValidMs = c.verifyValidMs ?? old.verifyValidMs;
+  // An identity names the OIDC sign-in: it does not outlive a switch to another method.
+  const identity = c.identity ?? (verify === 'oidc' ? old.identity : undefined);
+  return {
+    ...(verify !== undefined ? { verify } : {}),
+    ...(verifyValidMs !== undefined ? { verifyValidMs } : {}),
+    ...(identity !== undefined ? { identity } : {}),
+  };
 }
 
 function editList(
@@ -130,7 +155,7 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
     pskFile = path.resolve(changes.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
+  const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}), ...verifyFields(old, changes) };
   const saved = savePeers(
     config.peersFile,
     current.map((p) => (p.name === name ? entry : p)),
@@ -162,6 +187,7 @@ export function formatPeersResult(result: PeersResult): string {
       );
       if (p.devices.length) lines.push(`  devices: ${p.devices.join(', ')}`);
       if (p.reverse.length) lines.push(`  reverse: ${p.reverse.join(', ')}`);
+      if (p.verify) lines.push(`  verify: ${p.verify}, valid ${p.verifyValidMs ?? VERIFY_VALID_MS} ms${p.identity ? `, identity ${p.identity}` : ''}`);
       lines.push('');
     }
     if (result.peers.length === 0) lines.push('no peers', '');

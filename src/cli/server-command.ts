@@ -41,6 +41,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     logger,
     audit: (event) => metrics?.count(event),
     ...(capture ? { relayTap: capture.tap } : {}),
+    verify: { totpFile: config.verify.totpFile, maxAttempts: config.verify.maxAttempts, lockoutMs: config.verify.lockoutMs },
   });
   if (capture) logger.warn({ event: EVENTS.daemonStart }, 'relayed device stream bytes are being captured to a file (--debug-relay-capture)');
 
@@ -78,6 +79,8 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
               return { ok: true, status: daemon.status() };
             case 'reload':
               return reload('control');
+            case 'unverify':
+              return unverifyRequest(daemon, request);
             default:
               return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
           }
@@ -119,6 +122,14 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   });
   run.ready(`listening on ${address.host}:${address.port} with ${peers.size} peers`);
   await run.stopped;
+}
+
+/** `twoway unverify --peer NAME | --identity ID` over the control socket. */
+function unverifyRequest(daemon: ServerDaemon, request: ControlRequest): ControlReply {
+  const peer = typeof request.peer === 'string' ? request.peer.slice(0, 320) : undefined;
+  const identity = typeof request.identity === 'string' ? request.identity.slice(0, 320) : undefined;
+  if ((peer === undefined) === (identity === undefined)) return { ok: false, error: 'unverify: give exactly one of peer or identity' };
+  return { ok: true, ...daemon.unverify(peer !== undefined ? { peer } : { identity: identity! }) };
 }
 
 /** A certificate or key that OpenSSL cannot use is a config error (exit 3), found before anything listens. */

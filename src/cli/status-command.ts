@@ -45,6 +45,7 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  transfer: ${bytes(s.bytesIn)} received, ${bytes(s.bytesOut)} sent`);
       lines.push(`  open streams: ${s.streams}`);
       lines.push(`  dials: ${s.dialsInFlight} in flight, ${s.dialsQueued} queued`);
+      if (s.verification) lines.push(`  verified: ${s.verification.identity} by ${s.verification.method}, until ${s.verification.expiresAt}`);
     }
     for (const d of status.devices ?? []) {
       lines.push('', `device: ${d.name}`);
@@ -66,6 +67,7 @@ export function formatStatus(status: ServerStatus | ClientStatus): string {
       lines.push(`  transfer: ${bytes(s.bytesIn)} received, ${bytes(s.bytesOut)} sent`);
       lines.push(`  open streams: ${s.streams}`);
     }
+    if (status.verification) lines.push(`  verified: ${status.verification.identity} by ${status.verification.method}, until ${status.verification.expiresAt}`);
     for (const sv of status.services ?? []) {
       lines.push('', `service: ${sv.name} -> ${sv.target}`);
       lines.push(`  open streams: ${sv.streams}`);

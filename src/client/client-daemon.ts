@@ -25,6 +25,7 @@ import { isE2EError } from '../device/e2e/e2e-stream.js';
 import { openUserStream } from '../device/user-stream.js';
 import { OPEN_ANSWER_MARGIN_MS, answerWithin } from './open-answer.js';
 import { OpenPacer } from './open-pacer.js';
+import { VERIFY_TARGET, VERIFY_VERSION, verifyRequest, type VerifyMessage } from '../verify/verify-exchange.js';
 
 export type { ClientForward, ClientSocks } from './local-listeners.js';
 export { AUTH_REFUSED_HOLD_MS, ON_DEMAND_MIN_INTERVAL_MS } from './connect-loop.js';
@@ -84,6 +85,8 @@ export class ClientDaemon {
   #firstSession: { promise: Promise<void>; resolve(): void; reject(err: Error): void };
   readonly #services: DeviceAgent;
   #pins: ReadonlyMap<string, Uint8Array>;
+  /** The user verification the server last reported for this key (`twoway login`, status). */
+  #verification: ClientVerification | null = null;
 
   constructor(options: ClientDaemonOptions) {
     this.#o = options;
@@ -258,6 +261,29 @@ export class ClientDaemon {
     return { state: this.#loop.waiting && lastError !== undefined ? 'failed' : 'connecting', lastError: lastError ?? null };
   }
 
+  /**
+   * `twoway login` (control cmd `verify`): sends one request of the verification exchange on a
+   * fresh `twoway:verify` stream of the current session, with `"v":1` and that session's channel
+   * binding, and resolves with the server's answer (docs/PROTOCOL.md section 13). Waits for the
+   * tunnel as an open does.
+   */
+  async verify(message: VerifyMessage): Promise<VerifyMessage> {
+    if (!this.connected) await this.#waitForMux();
+    const session = this.#session;
+    const pacer = this.#pacer;
+    if (session === undefined || pacer === undefined) throw this.#downError('the tunnel is down');
+    const stream = await pacer.open(VERIFY_TARGET).stream;
+    const answer = await verifyRequest(stream, { ...message, v: VERIFY_VERSION, binding: Buffer.from(session.binding).toString('base64url') });
+    if (answer.ok === true && typeof answer.expires_at === 'string' && typeof answer.identity === 'string') {
+      const asked = typeof message.method === 'string' ? message.method : '';
+      const method = asked === 'query' ? (this.#verification?.method ?? (typeof answer.required === 'string' ? answer.required : '')) : asked;
+      this.#verification = { method, identity: answer.identity, expiresAt: answer.expires_at };
+    } else if (answer.ok === true && answer.verified === false) {
+      this.#verification = null;
+    }
+    return answer;
+  }
+
   #downError(message: string): Error {
     return new MuxStreamError('ERR_MUX_STREAM_REFUSED', message, 'tunnel-closed');
   }
@@ -336,6 +362,7 @@ export class ClientDaemon {
         : null,
       services: this.#services.status(),
       listeners: this.#listeners.status(),
+      verification: this.#verification !== null && Date.parse(this.#verification.expiresAt) > Date.now() ? this.#verification : null,
     };
   }
 
@@ -375,4 +402,12 @@ export interface ClientStatus {
   /** Services this client exposes as a device agent (empty for a plain client). */
   readonly services: ReadonlyArray<{ name: string; target: string; streams: number }>;
   readonly listeners: ReadonlyArray<{ kind: string; listen: string; target: string | null; up: boolean }>;
+  /** The user verification the server last reported (`twoway login`), while it holds; else null. */
+  readonly verification: ClientVerification | null;
+}
+
+export interface ClientVerification {
+  readonly method: string;
+  readonly identity: string;
+  readonly expiresAt: string;
 }

@@ -3,7 +3,7 @@
  * allowlist (peers file, psk files, rules already compiled by the peers loader) and TLS files.
  */
 import fs from 'node:fs';
-import { loadPeers } from './peers.js';
+import { VERIFY_VALID_MS, loadPeers } from './peers.js';
 import { checkSecretFile, readPrivateKeyFile, readPskFile } from './key-file.js';
 import type { ServerConfig } from './server-config.js';
 import { decodeKey, publicKeyFromPrivate, type KeyPair } from '../crypto/keys.js';
@@ -35,6 +35,15 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
       rules: peer.rules,
       devices: peer.deviceRules,
       reverse: peer.reverseListeners,
+      ...(peer.verify !== undefined
+        ? {
+            verify: {
+              method: peer.verify,
+              validMs: peer.verifyValidMs ?? VERIFY_VALID_MS,
+              ...(peer.identity !== undefined ? { identity: peer.identity } : {}),
+            },
+          }
+        : {}),
     };
   });
   return new ServerPeers(peers);

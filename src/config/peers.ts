@@ -42,7 +42,22 @@ export interface PeerEntry {
   readonly devices: readonly string[];
   /** A device's reverse listeners, `SERVICE=HOST:PORT` (kind "device" only). */
   readonly reverse: readonly string[];
+  /** User verification this peer needs before any stream opens (`verify`, docs/PROTOCOL.md section 13). */
+  readonly verify?: PeerVerifyMethod;
+  /** How long a verification lasts, across reconnects of the key (`verify_valid_ms`; default VERIFY_VALID_MS when `verify` is set). */
+  readonly verifyValidMs?: number;
+  /** OIDC: the identity (email or subject) that must sign in with this key (`identity`). */
+  readonly identity?: string;
 }
+
+export type PeerVerifyMethod = 'totp' | 'oidc';
+/** Default `verify_valid_ms`: a working day. */
+export const VERIFY_VALID_MS = 28_800_000;
+/** Bounds of `verify_valid_ms`: one second to 30 days. */
+export const MIN_VERIFY_VALID_MS = 1_000;
+export const MAX_VERIFY_VALID_MS = 30 * 86_400_000;
+/** Upper bound on an `identity` (an email address or an OIDC subject). */
+export const MAX_IDENTITY_CHARS = 320;
 
 /**
  * One allowlisted client as loaded: its `allow` and `devices` rules compiled and its `reverse`
@@ -133,6 +148,7 @@ function readPeer(file: string, t: TableReader): PeerConfig {
     return entry;
   });
   const reverseCanonical = reverseListeners.map((e) => `${e.service}=${formatHostPort(e.host, e.port)}`);
+  const verification = readPeerVerify(t);
   t.done();
   let rules: AccessRules;
   try {
@@ -140,13 +156,33 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   } catch (err) {
     throw new ConfigError('ERR_CONFIG', `${file}: ${t.where} (${name}): allow: ${(err as Error).message}`, { cause: err });
   }
-  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
+  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical, ...verification };
   const peer = psk === undefined ? entry : { ...entry, pskFile: resolveAgainst(file, psk) };
   return Object.defineProperties(peer, {
     rules: { value: rules, enumerable: false },
     deviceRules: { value: new DeviceRules(devices), enumerable: false },
     reverseListeners: { value: Object.freeze(reverseListeners.map((e) => Object.freeze(e))), enumerable: false },
   }) as PeerConfig;
+}
+
+/** `verify`, `verify_valid_ms` and `identity` of one `[[peer]]` (only the keys that are set). */
+function readPeerVerify(t: TableReader): Pick<PeerEntry, 'verify' | 'verifyValidMs' | 'identity'> {
+  const verify = t.optionalString('verify');
+  if (verify !== undefined && verify !== 'totp' && verify !== 'oidc')
+    throw t.fail('verify', `expected "totp" or "oidc", got ${JSON.stringify(verify.slice(0, 64))}`);
+  const validSet = t.has('verify_valid_ms');
+  const verifyValidMs = t.int('verify_valid_ms', VERIFY_VALID_MS, { min: MIN_VERIFY_VALID_MS, max: MAX_VERIFY_VALID_MS });
+  const identity = t.optionalString('identity');
+  if (identity !== undefined && (identity.length === 0 || identity.length > MAX_IDENTITY_CHARS || /[\p{Cc}\p{Cf}]/u.test(identity))) {
+    throw t.fail('identity', `expected 1-${MAX_IDENTITY_CHARS} printable characters`);
+  }
+  if (verify === undefined && (validSet || identity !== undefined)) throw t.fail(validSet ? 'verify_valid_ms' : 'identity', 'needs verify = "totp" or "oidc"');
+  if (identity !== undefined && verify !== 'oidc') throw t.fail('identity', 'names the person who signs in with OIDC: needs verify = "oidc"');
+  return {
+    ...(verify !== undefined ? { verify } : {}),
+    ...(validSet ? { verifyValidMs } : {}),
+    ...(identity !== undefined ? { identity } : {}),
+  };
 }
 
 /** Validates a parsed peers document; exported for checkConfig and savePeers. */
@@ -192,7 +228,8 @@ const HEADER = `# twoway peers (the server's allowlist).
 # Written by 'twoway peers add|set|remove', which rewrites this file and does not keep comments.
 # Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
 # kind = "user" | "device", devices = ["DEVICE:SERVICE", ...] (device services it may reach),
-# reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners). Reload the server (systemctl reload twoway-server) after editing.
+# reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners),
+# verify = "totp" | "oidc" (the person must log in), verify_valid_ms, identity (OIDC). Reload the server (systemctl reload twoway-server) after editing.
 
 `;
 
@@ -210,6 +247,9 @@ export function formatPeers(file: string, peers: readonly PeerEntry[]): string {
       entry.kind = p.kind;
       if (p.devices.length > 0) entry.devices = [...p.devices];
       if (p.reverse.length > 0) entry.reverse = [...p.reverse];
+      if (p.verify !== undefined) entry.verify = p.verify;
+      if (p.verifyValidMs !== undefined) entry.verify_valid_ms = p.verifyValidMs;
+      if (p.identity !== undefined) entry.identity = p.identity;
       return entry;
     }),
   };

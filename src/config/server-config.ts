@@ -9,6 +9,7 @@ import { readServerLimits, type ServerLimits } from './limits.js';
 import { deepFreeze, readTomlFile, resolveAgainst } from './toml-file.js';
 import { TrustedProxies } from '../transport/trusted-proxies.js';
 import type { TomlTable } from './fields.js';
+import { readVerifyConfig, type VerifyConfig } from './verify-config.js';
 
 export const DEFAULT_SERVER_PATH = '/twoway';
 export const DEFAULT_SERVER_CONTROL_SOCKET = '/run/twoway/server.sock';
@@ -39,6 +40,8 @@ export interface ServerConfig {
   /** Trusted proxies send a PROXY protocol v2 header (else: X-Forwarded-For). */
   readonly proxyProtocol: boolean;
   readonly limits: ServerLimits;
+  /** `[verify]`: TOTP secrets and wrong-code limits (verify-config.ts). */
+  readonly verify: VerifyConfig;
 }
 
 /** Validates a parsed server document; exported for checkConfig. */
@@ -47,6 +50,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   const s = top.optionalTable('server');
   if (s === undefined) throw top.fail('server', 'required table [server] is missing');
   const limits = readServerLimits(top.optionalTable('limits'));
+  const verifyTable = top.optionalTable('verify');
   top.done();
 
   const listen = readListen(s, 'listen');
@@ -85,6 +89,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   if (proxyProtocol && cert !== undefined)
     throw s.fail('proxy_protocol', 'is supported for plain ws:// only: terminate TLS at the proxy, or drop tls_cert_file and tls_key_file');
   s.done();
+  const verify = readVerifyConfig(verifyTable, peersFile);
 
   const config: { -readonly [K in keyof ServerConfig]: ServerConfig[K] } = {
     file,
@@ -98,6 +103,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
     trustedProxies,
     proxyProtocol,
     limits,
+    verify,
   };
   if (cert !== undefined && key !== undefined) {
     config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };

@@ -5,14 +5,14 @@ import type { ControlReply, ControlRequest } from './control-server.js';
 const CONTROL_TIMEOUT_MS = 10_000;
 
 /** Sends one request to a daemon's control socket and returns its reply. */
-export function controlRequest(path: string, request: ControlRequest): Promise<ControlReply> {
+export function controlRequest(path: string, request: ControlRequest, timeoutMs = CONTROL_TIMEOUT_MS): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(path);
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new ConfigError('ERR_CONTROL', `control socket ${path}: no answer within ${CONTROL_TIMEOUT_MS} ms`));
-    }, CONTROL_TIMEOUT_MS);
+      reject(new ConfigError('ERR_CONTROL', `control socket ${path}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', (err: NodeJS.ErrnoException) => {

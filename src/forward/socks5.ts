@@ -24,6 +24,7 @@ const REPLY_FOR: Readonly<Record<ReasonCode, number>> = {
   error: SocksReply.generalFailure,
   cancel: SocksReply.generalFailure,
   'tunnel-closed': SocksReply.networkUnreachable,
+  unverified: SocksReply.notAllowed,
 };
 
 export interface SocksOptions {

@@ -11,7 +11,9 @@ export type AuditEvent =
   | { readonly type: 'stream-refused'; readonly via: 'target' | 'device'; readonly reason: string }
   /** Bytes towards the target (or device) and back, once the stream closed. */
   | { readonly type: 'stream-closed'; readonly via: 'target' | 'device'; readonly bytesToTarget: number; readonly bytesFromTarget: number }
-  | { readonly type: 'reload'; readonly ok: boolean };
+  | { readonly type: 'reload'; readonly ok: boolean }
+  /** One answered verification request (`outcome`: accepted, or the refusal's error code). */
+  | { readonly type: 'verification'; readonly method: 'totp' | 'oidc' | 'none'; readonly outcome: string };
 
 export type AuditSink = (event: AuditEvent) => void;
 

@@ -40,6 +40,10 @@ export const EVENTS = Object.freeze({
   controlRequest: 'control.request',
   controlError: 'control.error',
   controlFailed: 'control.failed',
+  verifyAccepted: 'verify.accepted',
+  verifyRefused: 'verify.refused',
+  verifyLocked: 'verify.locked',
+  verifyRevoked: 'verify.revoked',
   logDropped: 'log.dropped',
   internalError: 'internal.error',
 } as const);

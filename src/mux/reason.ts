@@ -6,7 +6,18 @@ import { MuxError, type MuxErrorCode } from '../errors.js';
 
 /** Why a stream was refused or reset. */
 export type ReasonCode =
-  'not-permitted' | 'connection-refused' | 'unreachable' | 'dns-failure' | 'timeout' | 'limit' | 'device-offline' | 'error' | 'cancel' | 'tunnel-closed';
+  | 'not-permitted'
+  | 'connection-refused'
+  | 'unreachable'
+  | 'dns-failure'
+  | 'timeout'
+  | 'limit'
+  | 'device-offline'
+  | 'error'
+  | 'cancel'
+  | 'tunnel-closed'
+  /** The peer must verify its user first (`twoway login`, docs/PROTOCOL.md section 13). */
+  | 'unverified';
 
 /** Wire numbers of the stream reason codes (one byte). */
 export const REASON_WIRE: Readonly<Record<ReasonCode, number>> = Object.freeze({
@@ -20,6 +31,7 @@ export const REASON_WIRE: Readonly<Record<ReasonCode, number>> = Object.freeze({
   error: 8,
   cancel: 9,
   'tunnel-closed': 10,
+  unverified: 11,
 });
 
 /** Why a whole mux session ended (GOAWAY). */

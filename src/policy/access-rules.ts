@@ -18,6 +18,13 @@
  * `64:ff9b::/96`, 6to4 `2002::/16`) are folded to the IPv4 range they reach, as targets are;
  * a prefix too short to say which IPv4 range it means is refused as ambiguous.
  *
+ * Conditions may follow after a space; all of a rule's conditions must hold for it to grant
+ * anything (docs/PROTOCOL.md section 13):
+ *   verified<D   the person at the keyboard verified less than D ago (`15m`, `90s`, `2h`)
+ *   group:NAME   the verified person is in group NAME (from the identity provider)
+ * e.g. `db.corp.example:5432 verified<15m group:dba`. A rule with conditions never grants to a
+ * session without a verified person.
+ *
  * Matching uses net.BlockList, one per rule (SECURITY.md #4).
  */
 import net from 'node:net';
@@ -35,8 +42,24 @@ interface Range {
   readonly family: Family;
 }
 
+/** Who verified on a session, as rule conditions see them. */
+export interface RulePerson {
+  /** Epoch milliseconds. */
+  readonly verifiedAt: number;
+  readonly groups: readonly string[];
+}
+
+/** A rule's conditions: all must hold. */
+interface Conditions {
+  /** `verified<D`: the verification is younger than this. */
+  readonly maxAgeMs?: number;
+  /** `group:NAME`, each. */
+  readonly groups: readonly string[];
+}
+
 interface AddressRule {
   readonly text: string;
+  readonly conditions?: Conditions;
   readonly range: Range;
   readonly list: net.BlockList;
   readonly ports: readonly PortRange[];
@@ -46,6 +69,7 @@ interface AddressRule {
 
 interface NameRule {
   readonly text: string;
+  readonly conditions?: Conditions;
   readonly name: string;
   readonly ports: readonly PortRange[];
 }
@@ -177,6 +201,21 @@ export class AccessRules {
     this.texts = Object.freeze([...texts]);
   }
 
+  /** True when some rule carries conditions (`verified<D`, `group:NAME`). */
+  get conditional(): boolean {
+    return this.#addressRules.some((r) => r.conditions !== undefined) || this.#nameRules.some((r) => r.conditions !== undefined);
+  }
+
+  /**
+   * The rules that grant for `person` at `now`: those without conditions, and those whose every
+   * condition holds. `this` when no rule has conditions.
+   */
+  forPerson(person: RulePerson | undefined, now: number): AccessRules {
+    if (!this.conditional) return this;
+    const holds = (r: { conditions?: Conditions }): boolean => conditionsHold(r.conditions, person, now);
+    return new AccessRules(this.#addressRules.filter(holds), this.#nameRules.filter(holds), this.texts);
+  }
+
   /** No rule at all: every target is denied. */
   get empty(): boolean {
     return this.#addressRules.length === 0 && this.#nameRules.length === 0;
@@ -221,6 +260,39 @@ export class AccessRules {
   }
 }
 
+function conditionsHold(c: Conditions | undefined, person: RulePerson | undefined, now: number): boolean {
+  if (c === undefined) return true;
+  if (person === undefined) return false;
+  if (c.maxAgeMs !== undefined && !(now - person.verifiedAt < c.maxAgeMs)) return false;
+  return c.groups.every((g) => person.groups.includes(g));
+}
+
+const DURATION = /^([1-9][0-9]{0,5})(s|m|h)$/;
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000 } as const;
+const GROUP = /^[A-Za-z0-9._@+-]{1,128}$/;
+
+/** Parses the words after `HOST:PORTS`; undefined when there are none. */
+function parseConditions(words: readonly string[], rule: string): Conditions | undefined {
+  if (words.length === 0) return undefined;
+  let maxAgeMs: number | undefined;
+  const groups: string[] = [];
+  for (const word of words) {
+    if (word.startsWith('verified<')) {
+      const m = DURATION.exec(word.slice('verified<'.length));
+      if (m === null) throw bad(rule, `${JSON.stringify(word.slice(0, 60))}: expected verified<N with a unit s, m or h (verified<15m)`);
+      if (maxAgeMs !== undefined) throw bad(rule, 'verified< is given twice');
+      maxAgeMs = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+    } else if (word.startsWith('group:')) {
+      const name = word.slice('group:'.length);
+      if (!GROUP.test(name)) throw bad(rule, `${JSON.stringify(word.slice(0, 60))}: expected group:NAME (letters, digits, . _ @ + -)`);
+      groups.push(name);
+    } else {
+      throw bad(rule, `${JSON.stringify(word.slice(0, 60))}: unknown condition (expected verified<D or group:NAME)`);
+    }
+  }
+  return { ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), groups };
+}
+
 function portIn(port: number, ranges: readonly PortRange[]): boolean {
   return ranges.some(([lo, hi]) => port >= lo && port <= hi);
 }
@@ -246,13 +318,15 @@ export function compileRules(rules: readonly string[]): AccessRules {
     const rule = raw.trim();
     if (rule.length > MAX_RULE_CHARS) throw bad(rule, `longer than ${MAX_RULE_CHARS} characters`);
     texts.push(rule);
-    const { hostPart, portPart } = splitRule(rule);
+    const [target, ...words] = rule.split(/\s+/) as [string, ...string[]];
+    const conditions = parseConditions(words, rule);
+    const { hostPart, portPart } = splitRule(target);
     if (hostPart.includes('*')) throw bad(rule, 'wildcards are not supported: list names exactly or use a CIDR range');
     const ports = parsePorts(portPart, rule);
     const range = parseRange(hostPart, rule);
     if (range) {
       const explicitSpecial = SPECIALS.some((s) => rangeInside(range, s));
-      addressRules.push({ text: rule, range, list: blockListOf(range), ports, explicitSpecial });
+      addressRules.push({ text: rule, range, list: blockListOf(range), ports, explicitSpecial, ...(conditions ? { conditions } : {}) });
       continue;
     }
     let name: string;
@@ -263,7 +337,7 @@ export function compileRules(rules: readonly string[]): AccessRules {
     } catch {
       throw bad(rule, `${JSON.stringify(hostPart.slice(0, 100))} is not a host name, an address or a CIDR range`);
     }
-    nameRules.push({ text: rule, name, ports });
+    nameRules.push({ text: rule, name, ports, ...(conditions ? { conditions } : {}) });
   }
   return new AccessRules(addressRules, nameRules, texts);
 }

@@ -20,6 +20,17 @@ export interface ServerPeer extends PeerEntry {
   readonly devices: DeviceRules;
   /** For a device: its reverse listeners. */
   readonly reverse: readonly ReverseListen[];
+  /** The person must verify before any stream opens (`verify`; docs/PROTOCOL.md section 13). */
+  readonly verify?: PeerVerification;
+}
+
+/** A peer's `verify`, `verify_valid_ms` and `identity`. */
+export interface PeerVerification {
+  readonly method: 'totp' | 'oidc';
+  /** How long a verification lasts across reconnects of the key. */
+  readonly validMs: number;
+  /** OIDC: the identity that must sign in with this key. */
+  readonly identity?: string;
 }
 
 export class ServerPeers {

@@ -17,6 +17,7 @@ export class ServerMetrics {
   readonly #streamRefusals: Counter;
   readonly #streamBytes: Counter;
   readonly #reloads: Counter;
+  readonly #verifications: Counter;
 
   constructor(status: () => ServerStatus) {
     const registers = [this.registry];
@@ -26,6 +27,20 @@ export class ServerMetrics {
     this.#streamRefusals = new Counter({ name: 'twoway_stream_refusals_total', help: 'Refused stream opens by reason', labelNames: ['reason'], registers });
     this.#streamBytes = new Counter({ name: 'twoway_stream_bytes_total', help: 'Bytes carried by closed streams', labelNames: ['direction'], registers });
     this.#reloads = new Counter({ name: 'twoway_reloads_total', help: 'Allowlist reloads by outcome', labelNames: ['outcome'], registers });
+    this.#verifications = new Counter({
+      name: 'twoway_verifications_total',
+      help: 'User verification requests by method and outcome',
+      labelNames: ['method', 'outcome'],
+      registers,
+    });
+    new Gauge({
+      name: 'twoway_verified_sessions',
+      help: 'Established sessions whose key holds a valid user verification',
+      registers,
+      collect() {
+        this.set(status().sessions.filter((s) => s.verification !== null).length);
+      },
+    });
     new Gauge({
       name: 'twoway_sessions',
       help: 'Established sessions',
@@ -84,6 +99,9 @@ export class ServerMetrics {
         break;
       case 'reload':
         this.#reloads.inc({ outcome: event.ok ? 'ok' : 'failed' });
+        break;
+      case 'verification':
+        this.#verifications.inc({ method: event.method, outcome: event.outcome });
         break;
     }
   }

@@ -20,6 +20,7 @@ import { dispatchStreamRequest, type Dispatch } from './dispatch.js';
 import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type PendingOpen } from './target-streams.js';
 import type { ServerPeer, ServerPeers } from '../policy/peer-table.js';
 import { formatHostPort } from '../lib/host-port.js';
+import { VerifyGate, type VerificationStatus, type VerifyGateOptions } from './verify-gate.js';
 
 export interface ServerDaemonOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -47,6 +48,8 @@ export interface ServerDaemonOptions {
   readonly accept?: (options: ListenSecureOptions) => Promise<SecureServer>;
   /** Audit events as typed values (the metrics count them), whatever the log level. */
   readonly audit?: AuditSink;
+  /** User verification: the TOTP secrets and limits (`[verify]`), and OIDC when configured (src/server/verify-gate.ts). */
+  readonly verify?: VerifyGateOptions;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -81,12 +84,16 @@ export class ServerDaemon {
   readonly #audit: AuditSink;
   /** Every open of every session: src/server/dispatch.ts decides where it goes. */
   readonly #dispatch: Dispatch<ServerSessionHandle>;
+  /** User verification: the `twoway:verify` stream and the `unverified` refusal (verify-gate.ts). */
+  readonly #gate: VerifyGate;
 
   constructor(options: ServerDaemonOptions) {
     this.#options = options;
     this.#log = options.logger;
     this.#peers = options.peers;
     this.#audit = options.audit ?? NO_AUDIT;
+    this.#gate = new VerifyGate(options.verify ?? {}, this.#audit);
+    this.#gate.currentPeer = (handle) => this.#peers.lookup((handle as ServerSessionHandle).peerKey);
     this.#devices = new DeviceRouter(options.logger, options.relayTap, this.#audit);
     this.#dispatch = {
       peers: () => this.#peers,
@@ -102,7 +109,7 @@ export class ServerDaemon {
       serveTarget: (handle, request) =>
         serveStreamRequest({
           handle,
-          currentPeer: () => this.#peers.lookup(handle.peerKey),
+          currentPeer: () => this.#effectivePeer(handle),
           request,
           dialTimeoutMs: options.dialTimeoutMs,
           ownAddresses: () => this.#own.list(),
@@ -187,6 +194,7 @@ export class ServerDaemon {
       this.#handles.delete(handle);
       ofKey.delete(handle);
       if (ofKey.size === 0 && this.#handlesByKey.get(publicKey) === ofKey) this.#handlesByKey.delete(publicKey);
+      this.#gate.sessionEnded(session.binding);
       handle.log.debug(
         { event: EVENTS.muxClosed, reason: info.code, remoteClose: info.remote, detail: info.message },
         `streams of ${handle.peerName} ended (${info.code})`,
@@ -195,7 +203,37 @@ export class ServerDaemon {
   }
 
   #onStreamRequest(handle: ServerSessionHandle, request: StreamRequest): void {
+    if (this.#gate.intercept(handle, this.#peers.lookup(handle.peerKey), request)) return;
     dispatchStreamRequest(this.#dispatch, handle, request);
+  }
+
+  /** The peer with the rules its verified person meets now (`verified<D`, `group:NAME`). */
+  #effectivePeer(handle: ServerSessionHandle): ServerPeer | undefined {
+    const peer = this.#peers.lookup(handle.peerKey);
+    if (peer === undefined || !peer.rules.conditional) return peer;
+    return { ...peer, rules: peer.rules.forPerson(this.#gate.person(handle.fingerprint), Date.now()) };
+  }
+
+  /**
+   * `twoway unverify`: forgets the verification of the peer named `peer` (its key) or of the
+   * person `identity` (every key they verified), and closes those keys' sessions at once.
+   */
+  unverify(target: { peer?: string; identity?: string }): { dropped: number; sessionsClosed: number } {
+    const ofPeer = [...this.#handles].filter((h) => h.peerName === target.peer).map((h) => h.fingerprint);
+    const { keys, dropped } = this.#gate.revoke(target, ofPeer);
+    let sessionsClosed = 0;
+    for (const key of keys) {
+      for (const handle of [...(this.#handlesByKey.get(key) ?? [])]) {
+        sessionsClosed++;
+        handle.session.close({ code: 'revoked', message: 'user verification revoked' });
+        handle.mux.close('shutdown', 'user verification revoked');
+      }
+    }
+    this.#log.warn(
+      { event: EVENTS.verifyRevoked, ...target, keys: keys.length, dropped, sessionsClosed },
+      `verification revoked for ${target.peer !== undefined ? `peer ${target.peer}` : `identity ${target.identity ?? ''}`}: ${dropped} dropped, ${sessionsClosed} sessions closed`,
+    );
+    return { dropped, sessionsClosed };
   }
 
   /**
@@ -205,6 +243,7 @@ export class ServerDaemon {
    */
   reload(peers: ServerPeers): { removed: number; streamsReset: number; opensRefused: number; peers: number } {
     this.#peers = peers;
+    this.#gate.reload((key) => peers.lookup(Buffer.from(key, 'base64')));
     this.#own.refresh();
     const own = this.#own.list();
     let removed = 0;
@@ -227,9 +266,10 @@ export class ServerDaemon {
         handle.peerName = peer.name;
         handle.log = this.#log.child({ peer: peer.name });
       }
-      opensRefused += recheckPendingOpens(handle, peer, own);
+      opensRefused += recheckPendingOpens(handle, this.#effectivePeer(handle) ?? peer, own);
       for (const active of [...handle.streams]) {
-        if (peer.rules.allowsResolved(active.host, active.address, active.port, own)) continue;
+        const rules = peer.rules.forPerson(this.#gate.person(handle.fingerprint), Date.now());
+        if (rules.allowsResolved(active.host, active.address, active.port, own)) continue;
         streamsReset++;
         this.#log.warn(
           { event: EVENTS.streamReset, peer: peer.name, target: active.target, reason: 'not-permitted' },
@@ -267,6 +307,7 @@ export class ServerDaemon {
         streams: h.mux.streamCount,
         dialsInFlight: h.dials.inFlight,
         dialsQueued: h.dials.queued,
+        verification: this.#gate.status(h.fingerprint),
       })),
     };
   }
@@ -318,5 +359,7 @@ export interface ServerStatus {
     /** Target dials running, and opens waiting for a dial slot (`dials_in_flight`). */
     dialsInFlight: number;
     dialsQueued: number;
+    /** The user verification the session's key holds (method, identity, expiry), or null. */
+    verification: VerificationStatus | null;
   }>;
 }

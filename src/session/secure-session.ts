@@ -18,6 +18,22 @@ import type { StaticKeyPair, TransportKeys } from './rekey.js';
 import { SessionTimers } from './timers.js';
 import { MAX_DATA_BYTES, type WireProtocol } from './wire.js';
 import { EVENTS } from '../log/events.js';
+import { blake2s } from '../crypto/blake2s.js';
+
+/** Domain label of the channel binding (docs/PROTOCOL.md section 13). */
+const BINDING_LABEL = new TextEncoder().encode('twoway verify binding v1');
+
+/**
+ * The channel binding of a session: BLAKE2s-256("twoway verify binding v1" || h), where h is the
+ * handshake hash of the session's first handshake (rekeys do not change it). Both ends compute
+ * the same 32 bytes; no other session has them (docs/PROTOCOL.md section 13).
+ */
+export function channelBinding(handshakeHash: Uint8Array): Uint8Array {
+  const input = new Uint8Array(BINDING_LABEL.length + handshakeHash.length);
+  input.set(BINDING_LABEL, 0);
+  input.set(handshakeHash, BINDING_LABEL.length);
+  return blake2s(input);
+}
 
 export type SessionState = 'confirming' | 'established' | 'closed';
 
@@ -39,6 +55,8 @@ export interface SecureSession extends MessageChannel {
   readonly remoteAddress: string;
   readonly establishedAt: Date;
   readonly stats: SessionStats;
+  /** The channel binding of the first handshake (`channelBinding`): what a user verification is bound to. */
+  readonly binding: Uint8Array;
 }
 
 export interface SecureSessionOptions {
@@ -76,6 +94,7 @@ export class RecordLayer implements SecureSession {
   readonly peerName: string;
   readonly peerPublicKey: Uint8Array;
   readonly remoteAddress: string;
+  readonly binding: Uint8Array;
   establishedAt: Date;
   readonly #opts: SecureSessionOptions;
   readonly #transport: MessageChannel;
@@ -98,6 +117,7 @@ export class RecordLayer implements SecureSession {
     this.peerName = opts.peerName;
     this.peerPublicKey = opts.remoteStatic.slice();
     this.remoteAddress = opts.remoteAddress;
+    this.binding = channelBinding(opts.handshakeHash);
     this.establishedAt = new Date();
     this.#log = opts.logger;
     this.#state = opts.initiator ? 'established' : 'confirming';

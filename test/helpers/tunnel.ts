@@ -20,6 +20,8 @@ export interface PeerSpec {
   readonly devices?: readonly string[];
   /** Reverse listeners of a device, `SERVICE=HOST:PORT` (peers.toml `reverse`). */
   readonly reverse?: readonly string[];
+  /** More lines of the peer's table, as TOML (`verify = "totp"`). */
+  readonly extra?: string;
 }
 
 export interface TunnelOptions {
@@ -72,7 +74,7 @@ export class TestTunnel {
         (p) =>
           `[[peer]]\nname = "${p.name}"\npublic_key = "${encodeKey(p.key.publicKey)}"\n` +
           `${p.psk ? `psk_file = "${p.name}.psk"\n` : ''}allow = ${JSON.stringify(p.allow)}\nkind = "${p.kind ?? 'user'}"\n` +
-          `${p.devices ? `devices = ${JSON.stringify(p.devices)}\n` : ''}${p.reverse ? `reverse = ${JSON.stringify(p.reverse)}\n` : ''}`,
+          `${p.devices ? `devices = ${JSON.stringify(p.devices)}\n` : ''}${p.reverse ? `reverse = ${JSON.stringify(p.reverse)}\n` : ''}${p.extra ?? ''}`,
       )
       .join('\n');
     fs.writeFileSync(this.path('peers.toml'), text);

@@ -67,6 +67,10 @@ describe('twoway demo', () => {
     expect(r.stdout).toMatch(/client key +[A-Za-z0-9+/]{43}=/);
     expect(r.stdout).toMatch(/MiB each way through the tunnel, sha256 [0-9a-f]{16}\.\.\. matches/);
     expect(r.stdout).toMatch(/session +peer demo-client/);
+    // A verified session: refused before the TOTP login, verified after it.
+    expect(r.stdout).toMatch(/before login stream refused \(unverified\): verification required: run twoway login/);
+    expect(r.stdout).toMatch(/verified +demo-client by totp until \d{4}-/);
+    expect(r.stdout).toMatch(/verify\.accepted/);
     expect(r.stdout).toMatch(/stream\.open/);
     expect(r.stdout).toMatch(/^ok: /m);
   }, 60_000);

@@ -17,6 +17,7 @@ const status: ClientStatus = {
   session: null,
   services: [],
   listeners: [{ kind: 'forward', listen: '127.0.0.1:2222', target: 'db:22', up: true }],
+  verification: { method: 'oidc', identity: HOSTILE, expiresAt: '2030-01-01T00:00:00.000Z' },
 };
 
 describe('twoway status output', () => {
@@ -24,6 +25,7 @@ describe('twoway status output', () => {
     const text = formatStatus(status);
     expect(text).not.toMatch(RAW);
     expect(text).toContain('last error: server speaks \\x1b]0;pwned\\x07\\x1b[2K\\x9b31m\\u202eevil');
+    expect(text).toContain('verified: server speaks \\x1b]0;pwned');
   });
 
   it('escapes it in the JSON form, which still parses to the same data', () => {

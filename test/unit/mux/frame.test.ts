@@ -73,6 +73,7 @@ describe('frame codec', () => {
     expect([...encodeDataHeader(5, 300)]).toEqual([4, 0, 1, 44, 0, 0, 0, 5]);
     for (const [name, wire] of Object.entries(REASON_WIRE)) expect(encodeOpenFail(1, name as ReasonCode)[8]).toBe(wire);
     expect(REASON_WIRE['tunnel-closed']).toBe(10);
+    expect(REASON_WIRE.unverified).toBe(11);
   });
 
   it('truncates long messages on a UTF-8 boundary', () => {
@@ -112,7 +113,7 @@ describe('frame codec', () => {
       ['GOAWAY on a stream', Buffer.concat([header(FrameType.GOAWAY, 1, 1), Buffer.from([0])]), 'ERR_MUX_BAD_FRAME'],
       ['GOAWAY unknown code', Buffer.concat([header(FrameType.GOAWAY, 1, 0), Buffer.from([99])]), 'ERR_MUX_BAD_FRAME'],
       ['RESET unknown reason', Buffer.concat([header(FrameType.RESET, 1, 1), Buffer.from([0])]), 'ERR_MUX_BAD_FRAME'],
-      ['RESET reason 11', Buffer.concat([header(FrameType.RESET, 1, 1), Buffer.from([11])]), 'ERR_MUX_BAD_FRAME'],
+      ['RESET reason 12', Buffer.concat([header(FrameType.RESET, 1, 1), Buffer.from([12])]), 'ERR_MUX_BAD_FRAME'],
       ['WINDOW_UPDATE short', Buffer.concat([header(FrameType.WINDOW_UPDATE, 3, 1), Buffer.alloc(3)]), 'ERR_MUX_BAD_FRAME'],
       ['WINDOW_UPDATE 2^31', Buffer.concat([header(FrameType.WINDOW_UPDATE, 4, 1), Buffer.from([0x80, 0, 0, 0])]), 'ERR_MUX_BAD_FRAME'],
       ['OPEN no target', Buffer.concat([header(FrameType.OPEN, 4, 1), Buffer.from([0, 0, 1, 0])]), 'ERR_MUX_BAD_FRAME'],
