@@ -70,7 +70,10 @@ export type ForwardErrorCode =
 /** Configuration, key files and the CLI (src/config/, src/cli/, src/client/, src/server/, src/control/). */
 export type ConfigErrorCode = 'ERR_CONFIG' | 'ERR_CONFIG_FILE' | 'ERR_KEY_FILE' | 'ERR_KEY_FILE_MODE' | 'ERR_CONTROL';
 
-export type ErrorCode = InputErrorCode | NoiseErrorCode | SessionErrorCode | MuxErrorCode | ForwardErrorCode | E2EErrorCode | ConfigErrorCode;
+/** Enrollment by invitation (src/enroll/): a damaged token, a join the server refused. */
+export type EnrollErrorCode = 'ERR_INVITE_TOKEN' | 'ERR_JOIN_REFUSED';
+
+export type ErrorCode = InputErrorCode | NoiseErrorCode | SessionErrorCode | MuxErrorCode | ForwardErrorCode | E2EErrorCode | ConfigErrorCode | EnrollErrorCode;
 
 /** Base class: every error twoway raises on purpose has a stable `code`. */
 export class TwowayError extends Error {
@@ -89,6 +92,7 @@ export class MuxError extends TwowayError {}
 export class ForwardError extends TwowayError {}
 export class ConfigError extends TwowayError {}
 export class E2EError extends TwowayError {}
+export class EnrollError extends TwowayError {}
 
 /** True when `err` is a twoway error carrying `code`. */
 export function hasCode(err: unknown, code: ErrorCode): boolean {

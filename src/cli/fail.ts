@@ -33,6 +33,9 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = Object.freeze
   ERR_SESSION_SERVER_KEY_MISMATCH: EXIT.auth,
   ERR_SESSION_PROTOCOL_VERSION: EXIT.auth,
   ERR_SESSION_DECRYPT: EXIT.auth,
+  // Enrollment: a damaged invitation token is a bad input (3), a join the server refused is 4.
+  ERR_INVITE_TOKEN: EXIT.config,
+  ERR_JOIN_REFUSED: EXIT.auth,
   // The tunnel is up but the target was refused: not permitted, refused, unreachable, DNS, timeout.
   ERR_MUX_STREAM_REFUSED: EXIT.refused,
   ERR_POLICY_DENIED: EXIT.refused,

@@ -130,7 +130,16 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
     pskFile = path.resolve(changes.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}) };
+  const entry: PeerEntry = {
+    name,
+    publicKey,
+    allow,
+    kind: old.kind,
+    devices,
+    reverse,
+    ...(pskFile ? { pskFile } : {}),
+    ...(old.pending ? { pending: true } : {}),
+  };
   const saved = savePeers(
     config.peersFile,
     current.map((p) => (p.name === name ? entry : p)),
@@ -138,7 +147,7 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
   return { action: 'set', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
-async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
+export async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
   if (!fs.existsSync(controlSocket)) return { ok: false, detail: `no server running at ${controlSocket}; the change applies when it starts` };
   try {
     const reply = await controlRequest(controlSocket, { cmd: 'reload' });

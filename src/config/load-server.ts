@@ -35,6 +35,7 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
       rules: peer.rules,
       devices: peer.deviceRules,
       reverse: peer.reverseListeners,
+      ...(peer.pending === true ? { pending: true } : {}),
     };
   });
   return new ServerPeers(peers);

@@ -42,6 +42,8 @@ export interface PeerEntry {
   readonly devices: readonly string[];
   /** A device's reverse listeners, `SERVICE=HOST:PORT` (kind "device" only). */
   readonly reverse: readonly string[];
+  /** Enrolled by `twoway join`, admitted only after `twoway peers approve NAME` (file key `pending`). */
+  readonly pending?: boolean;
 }
 
 /**
@@ -133,6 +135,7 @@ function readPeer(file: string, t: TableReader): PeerConfig {
     return entry;
   });
   const reverseCanonical = reverseListeners.map((e) => `${e.service}=${formatHostPort(e.host, e.port)}`);
+  const pending = t.boolean('pending', false);
   t.done();
   let rules: AccessRules;
   try {
@@ -140,7 +143,7 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   } catch (err) {
     throw new ConfigError('ERR_CONFIG', `${file}: ${t.where} (${name}): allow: ${(err as Error).message}`, { cause: err });
   }
-  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical };
+  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical, ...(pending ? { pending } : {}) };
   const peer = psk === undefined ? entry : { ...entry, pskFile: resolveAgainst(file, psk) };
   return Object.defineProperties(peer, {
     rules: { value: rules, enumerable: false },
@@ -192,7 +195,8 @@ const HEADER = `# twoway peers (the server's allowlist).
 # Written by 'twoway peers add|set|remove', which rewrites this file and does not keep comments.
 # Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
 # kind = "user" | "device", devices = ["DEVICE:SERVICE", ...] (device services it may reach),
-# reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners). Reload the server (systemctl reload twoway-server) after editing.
+# reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners), pending = true (joined by
+# invitation, waiting for 'twoway peers approve NAME'). Reload the server (systemctl reload twoway-server) after editing.
 
 `;
 
@@ -210,6 +214,7 @@ export function formatPeers(file: string, peers: readonly PeerEntry[]): string {
       entry.kind = p.kind;
       if (p.devices.length > 0) entry.devices = [...p.devices];
       if (p.reverse.length > 0) entry.reverse = [...p.reverse];
+      if (p.pending === true) entry.pending = true;
       return entry;
     }),
   };

@@ -20,6 +20,7 @@ import { dispatchStreamRequest, type Dispatch } from './dispatch.js';
 import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type PendingOpen } from './target-streams.js';
 import type { ServerPeer, ServerPeers } from '../policy/peer-table.js';
 import { formatHostPort } from '../lib/host-port.js';
+import type { JoinService } from '../enroll/join-server.js';
 
 export interface ServerDaemonOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -47,6 +48,8 @@ export interface ServerDaemonOptions {
   readonly accept?: (options: ListenSecureOptions) => Promise<SecureServer>;
   /** Audit events as typed values (the metrics count them), whatever the log level. */
   readonly audit?: AuditSink;
+  /** Enrollment by invitation: join handshakes are looked up and served here (src/enroll/). */
+  readonly join?: JoinService;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -131,6 +134,7 @@ export class ServerDaemon {
       ...(o.proxies ? { proxies: o.proxies } : {}),
       logger: this.#log,
       lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
+      ...(o.join !== undefined ? { lookupJoin: (id: Uint8Array) => (this.#draining ? { refused: 'invite-unknown' as const } : o.join!.lookupJoin(id)) } : {}),
       onSession: (session, info) => this.#onSession(session, info),
       onHandshake: (outcome) => this.#audit(outcome.accepted ? { type: 'handshake-accepted' } : { type: 'handshake-refused', reason: outcome.reason }),
     });
@@ -151,6 +155,12 @@ export class ServerDaemon {
   }
 
   #onSession(session: SecureSession, info: SessionInfo): void {
+    if (info.join !== undefined) {
+      // A join session carries the join exchange and closes; it never gets a mux.
+      if (this.#options.join !== undefined && !this.#draining) this.#options.join.serve(session, info.join);
+      else session.close({ code: 'shutdown', message: 'server shutting down' });
+      return;
+    }
     const publicKey = fingerprint(session.peerPublicKey);
     const peer = this.#peers.lookup(session.peerPublicKey);
     if (peer === undefined || this.#draining) {
