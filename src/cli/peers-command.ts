@@ -171,6 +171,7 @@ export function formatPeersResult(result: PeersResult): string {
       );
       if (p.devices.length) lines.push(`  devices: ${p.devices.join(', ')}`);
       if (p.reverse.length) lines.push(`  reverse: ${p.reverse.join(', ')}`);
+      if (p.pending === true) lines.push(`  pending: waiting for approval (twoway peers approve ${p.name})`);
       lines.push('');
     }
     if (result.peers.length === 0) lines.push('no peers', '');
