@@ -225,6 +225,30 @@ describe('enrollment by invitation', () => {
     expect(list.invites.find((i) => i.name === 'gina')!.status).toBe('open');
   }, 30_000);
 
+  it('join --dir writes there; files in the way refuse the join before anything is sent (the invitation stays open)', async () => {
+    const token = await invite(['hank']);
+    const home = employeeHome();
+    const dir = path.join(home, 'work-vpn');
+    fs.mkdirSync(dir, { mode: 0o700 });
+    if (isRoot) fs.chownSync(dir, EMPLOYEE_UID, EMPLOYEE_UID);
+    fs.writeFileSync(path.join(dir, 'client.toml'), '# mine\n');
+    if (isRoot) fs.chownSync(path.join(dir, 'client.toml'), EMPLOYEE_UID, EMPLOYEE_UID);
+    const blocked = await asEmployee(home, ['join', token, '--dir', dir]);
+    expect(blocked.code).toBe(3);
+    expect(blocked.stderr).toBe(`twoway: ${dir}/client.toml exists already; nothing was sent or written (--dir elsewhere, or --force to replace them)\n`);
+    expect(fs.readFileSync(path.join(dir, 'client.toml'), 'utf8')).toBe('# mine\n');
+    expect(fs.readdirSync(dir)).toEqual(['client.toml']);
+    const list = JSON.parse((await runTwoway(['invites', 'list', '--json', '--config', serverConfig])).stdout) as { invites: Array<Record<string, unknown>> };
+    expect(list.invites.find((i) => i.name === 'hank')!.status).toBe('open');
+    const forced = await asEmployee(home, ['join', token, '--dir', dir, '--force']);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain(`start the tunnel: twoway client --config ${dir}/client.toml`);
+    expect(fs.readdirSync(dir).sort()).toEqual(['client.key', 'client.toml']);
+    expect(fs.readFileSync(path.join(dir, 'client.toml'), 'utf8')).toContain("written by 'twoway join' (peer hank)");
+    const checked = await asEmployee(home, ['check-config', path.join(dir, 'client.toml')]);
+    expect(checked.stdout).toMatch(/^ok: .*client\.toml is a valid client file/);
+  }, 30_000);
+
   it('a --verify totp invitation returns the otpauth URI once, and the server keeps the secret in a 0600 file', async () => {
     const token = await invite(['frank', '--verify', 'totp']);
     const home = employeeHome();
