@@ -84,6 +84,12 @@ export async function inviteCommand(
   for (const d of o.devices)
     if (!isDeviceRule(d)) throw new CliError(`invite: --device ${JSON.stringify(d.slice(0, 80))}: expected DEVICE:SERVICE`, EXIT.usage);
   if (o.expiresMs > MAX_INVITE_EXPIRY_MS) throw new CliError('invite: --expires: at most 30d', EXIT.usage);
+  if (config.requirePsk) {
+    throw new ConfigError(
+      'ERR_CONFIG',
+      `${config.file}: require_psk is set, and a peer that joins by invitation has no psk_file: add it with twoway peers add --psk-file instead`,
+    );
+  }
   const url = o.url ?? config.publicUrl;
   if (url === undefined) {
     throw new ConfigError('ERR_CONFIG', `${config.file}: [server] public_url is not set and no --url was given: the token must name the URL clients dial`);

@@ -45,7 +45,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     logger,
     audit: (event) => metrics?.count(event),
     ...(capture ? { relayTap: capture.tap } : {}),
-    join: enrollment.join,
+    ...(enrollment.join ? { join: enrollment.join } : {}),
   });
   if (capture) logger.warn({ event: EVENTS.daemonStart }, 'relayed device stream bytes are being captured to a file (--debug-relay-capture)');
 

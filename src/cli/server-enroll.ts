@@ -17,7 +17,8 @@ export const DEFAULT_TOTP_FILE = 'totp.json';
 const TOTP_ISSUER = 'twoway';
 
 export interface ServerEnrollment {
-  readonly join: JoinService;
+  /** Undefined under require_psk: a joined peer has no psk file, so every join is refused. */
+  readonly join: JoinService | undefined;
   /** Control command `invites` ({"cmd":"invites","id"}): logs invite.created or invite.revoked for it. */
   control(request: { readonly [key: string]: unknown }): { ok: boolean; error?: string };
   /** After a reload: `peer.approved` for each peer no longer pending. */
@@ -34,7 +35,7 @@ export function serverEnrollment(config: ServerConfig, logger: Logger, reload: (
     reload,
   });
   return {
-    join,
+    join: config.requirePsk ? undefined : join,
     control(request) {
       const id = request.id;
       if (typeof id !== 'string' || id.length > 64) return { ok: false, error: 'invites: expected "id"' };

@@ -283,3 +283,18 @@ describe('enrollment by invitation', () => {
     for (const e of ['invite.created', 'invite.revoked', 'join.accepted', 'join.refused', 'peer.approved']) expect(events.has(e), e).toBe(true);
   });
 });
+
+describe('enrollment on a server with require_psk', () => {
+  let tunnel: TestTunnel;
+  afterAll(() => tunnel.stop());
+
+  it('twoway invite refuses (exit 3, nothing written): a joined peer would have no psk file', async () => {
+    tunnel = new TestTunnel({ peers: [], serverExtra: 'require_psk = true' });
+    await tunnel.startServer();
+    const r = await runTwoway(['invite', 'ivy', '--url', tunnel.url, '--config', tunnel.path('server.toml')]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/require_psk is set, and a peer that joins by invitation has no psk_file/);
+    expect(fs.existsSync(tunnel.path('invites.json'))).toBe(false);
+  }, 30_000);
+});
