@@ -271,6 +271,19 @@ describe('enrollment by invitation', () => {
     expect((await tunnel.server!.waitForEvent('join.accepted', { peer: 'frank' })).verify).toBe('totp');
   }, 30_000);
 
+  it('invite --json --qr: the token in JSON on stdout, a QR code of it on stderr', async () => {
+    const r = await runTwoway(['invite', 'jill', '--json', '--qr', '--expires', '30m', '--url', tunnel.url, '--config', serverConfig]);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as { token: string; id: string; name: string; expiresAt: string; url: string };
+    expect(out).toMatchObject({ name: 'jill', url: tunnel.url });
+    expect(decodeInviteToken(out.token).url).toBe(tunnel.url);
+    expect(Date.parse(out.expiresAt) - Date.now()).toBeLessThanOrEqual(30 * 60_000);
+    expect(r.stderr).toMatch(/[█▀▄]{7}/);
+    expect(r.stderr).not.toContain(out.token);
+    const decoded = decodeInviteToken(out.token);
+    secrets.push(out.token.slice(14, 60), Buffer.from(decoded.secret).toString('base64'), Buffer.from(invitePsk(decoded.secret)).toString('base64'));
+  });
+
   it('no token, secret, psk or TOTP secret reaches any log or list; every audit event was written', async () => {
     const out = tunnel.server!.stdout + tunnel.server!.stderr;
     const listed = (await runTwoway(['invites', 'list', '--config', serverConfig])).stdout;
