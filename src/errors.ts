@@ -73,7 +73,11 @@ export type ConfigErrorCode = 'ERR_CONFIG' | 'ERR_CONFIG_FILE' | 'ERR_KEY_FILE' 
 /** User verification (src/verify/): a malformed exchange message, a refused proof. */
 export type VerifyErrorCode = 'ERR_VERIFY_BAD_MESSAGE' | 'ERR_VERIFY_REFUSED';
 
-export type ErrorCode = InputErrorCode | NoiseErrorCode | SessionErrorCode | MuxErrorCode | ForwardErrorCode | E2EErrorCode | ConfigErrorCode | VerifyErrorCode;
+/** Enrollment by invitation (src/enroll/): a damaged token, a join the server refused. */
+export type EnrollErrorCode = 'ERR_INVITE_TOKEN' | 'ERR_JOIN_REFUSED';
+
+export type ErrorCode =
+  InputErrorCode | NoiseErrorCode | SessionErrorCode | MuxErrorCode | ForwardErrorCode | E2EErrorCode | ConfigErrorCode | VerifyErrorCode | EnrollErrorCode;
 
 /** Base class: every error twoway raises on purpose has a stable `code`. */
 export class TwowayError extends Error {
@@ -93,6 +97,7 @@ export class ForwardError extends TwowayError {}
 export class ConfigError extends TwowayError {}
 export class E2EError extends TwowayError {}
 export class VerifyError extends TwowayError {}
+export class EnrollError extends TwowayError {}
 
 /** True when `err` is a twoway error carrying `code`. */
 export function hasCode(err: unknown, code: ErrorCode): boolean {

@@ -18,6 +18,8 @@ import { serverCommand } from './server-command.js';
 import { statusCommand } from './status-command.js';
 import { checkDevicePinned, checkTarget } from './targets.js';
 import { parseDurationMs, registerVerifyCommands } from './verify-commands.js';
+import { registerInviteCommands } from './invite-command.js';
+import { registerJoinCommand } from './join-command.js';
 
 const DEFAULT_SERVER_CONFIG = '/etc/twoway/server.toml';
 /** `$TWOWAY_CONFIG`, else `$XDG_CONFIG_HOME/twoway/client.toml` (`~/.config/twoway/client.toml`). */
@@ -111,7 +113,7 @@ export function registerDaemonCommands(program: Command): void {
     .description("edit the server's allowlist and reload the running server")
     .action(() => {
       // A subcommand is required: usage on stderr, exit 2.
-      process.stderr.write(`twoway: peers: a subcommand is required (list, add, set, remove)\n${peers.helpInformation()}`);
+      process.stderr.write(`twoway: peers: a subcommand is required (list, add, set, remove, approve)\n${peers.helpInformation()}`);
       process.exitCode = EXIT.usage;
     });
   peers
@@ -233,6 +235,8 @@ export function registerDaemonCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  twoway peers remove alice   # her sessions are closed within a second\n')
     .action(async (name: string, opts: { config: string; json?: boolean }) => printPeers(await removePeer(opts.config, name), opts.json));
+  registerInviteCommands(program, peers, DEFAULT_SERVER_CONFIG);
+  registerJoinCommand(program);
 
   registerVerifyCommands(program, peers, { serverConfig: DEFAULT_SERVER_CONFIG, controlSocketOf });
 

@@ -35,6 +35,9 @@ export const EXIT_CODE_OF: Readonly<Record<ErrorCode, ExitCode>> = Object.freeze
   ERR_SESSION_DECRYPT: EXIT.auth,
   // `twoway login`: the server refused the proof (wrong code, replay, locked, OIDC).
   ERR_VERIFY_REFUSED: EXIT.auth,
+  // Enrollment: a damaged invitation token is a bad input (3), a join the server refused is 4.
+  ERR_INVITE_TOKEN: EXIT.config,
+  ERR_JOIN_REFUSED: EXIT.auth,
   // The tunnel is up but the target was refused: not permitted, refused, unreachable, DNS, timeout.
   ERR_MUX_STREAM_REFUSED: EXIT.refused,
   ERR_POLICY_DENIED: EXIT.refused,

@@ -155,7 +155,17 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
     pskFile = path.resolve(changes.pskFile);
     if (!fs.existsSync(pskFile)) throw new ConfigError('ERR_CONFIG_FILE', `--psk-file ${pskFile} does not exist`);
   }
-  const entry: PeerEntry = { name, publicKey, allow, kind: old.kind, devices, reverse, ...(pskFile ? { pskFile } : {}), ...verifyFields(old, changes) };
+  const entry: PeerEntry = {
+    name,
+    publicKey,
+    allow,
+    kind: old.kind,
+    devices,
+    reverse,
+    ...(pskFile ? { pskFile } : {}),
+    ...(old.pending ? { pending: true } : {}),
+    ...verifyFields(old, changes),
+  };
   const saved = savePeers(
     config.peersFile,
     current.map((p) => (p.name === name ? entry : p)),
@@ -163,7 +173,7 @@ export async function setPeer(serverConfigFile: string, name: string, changes: P
   return { action: 'set', peers: saved.peers, reload: await askReload(config.controlSocket) };
 }
 
-async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
+export async function askReload(controlSocket: string): Promise<{ ok: boolean; detail: string }> {
   if (!fs.existsSync(controlSocket)) return { ok: false, detail: `no server running at ${controlSocket}; the change applies when it starts` };
   try {
     const reply = await controlRequest(controlSocket, { cmd: 'reload' });
@@ -188,6 +198,7 @@ export function formatPeersResult(result: PeersResult): string {
       if (p.devices.length) lines.push(`  devices: ${p.devices.join(', ')}`);
       if (p.reverse.length) lines.push(`  reverse: ${p.reverse.join(', ')}`);
       if (p.verify) lines.push(`  verify: ${p.verify}, valid ${p.verifyValidMs ?? VERIFY_VALID_MS} ms${p.identity ? `, identity ${p.identity}` : ''}`);
+      if (p.pending === true) lines.push(`  pending: waiting for approval (twoway peers approve ${p.name})`);
       lines.push('');
     }
     if (result.peers.length === 0) lines.push('no peers', '');

@@ -10,6 +10,7 @@ import { muxLimitsFrom, sessionLimitsFrom } from '../config/limits-map.js';
 import { loadKeyPair, loadServerPeers, loadTls } from '../config/load-server.js';
 import { openRelayCapture } from './relay-capture.js';
 import { StartupResources, runUntilStopped } from './run-daemon.js';
+import { serverEnrollment } from './server-enroll.js';
 
 /** `twoway server --config FILE`: runs the server daemon in the foreground until SIGTERM. */
 export async function serverCommand(options: { config: string; logLevel: LogLevel; relayCapture?: string }): Promise<void> {
@@ -21,6 +22,9 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
   const capture = options.relayCapture === undefined ? undefined : openRelayCapture(options.relayCapture);
   let metrics: ServerMetrics | undefined;
   const logger = createLogger({ level: options.logLevel, base: { role: 'server' } });
+  // Joins write the peers file and put it in force at once (the reload below).
+  const enrollment = serverEnrollment(config, logger, (trigger) => void reload(trigger));
+  let inForce = peers;
 
   const daemon = new ServerDaemon({
     listen: config.listen,
@@ -42,6 +46,7 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     audit: (event) => metrics?.count(event),
     ...(capture ? { relayTap: capture.tap } : {}),
     verify: { totpFile: config.verify.totpFile, maxAttempts: config.verify.maxAttempts, lockoutMs: config.verify.lockoutMs },
+    ...(enrollment.join ? { join: enrollment.join } : {}),
   });
   if (capture) logger.warn({ event: EVENTS.daemonStart }, 'relayed device stream bytes are being captured to a file (--debug-relay-capture)');
 
@@ -50,6 +55,8 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
     try {
       const next = loadServerPeers(config);
       const result = daemon.reload(next);
+      enrollment.reloaded(inForce, next);
+      inForce = next;
       metrics?.count({ type: 'reload', ok: true });
       logger.info(
         { event: EVENTS.reload, trigger, ...result },
@@ -81,6 +88,8 @@ export async function serverCommand(options: { config: string; logLevel: LogLeve
               return reload('control');
             case 'unverify':
               return unverifyRequest(daemon, request);
+            case 'invites':
+              return enrollment.control(request);
             default:
               return { ok: false, error: `unknown control command ${JSON.stringify(request.cmd)}` };
           }

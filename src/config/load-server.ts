@@ -44,6 +44,7 @@ export function loadServerPeers(config: ServerConfig): ServerPeers {
             },
           }
         : {}),
+      ...(peer.pending === true ? { pending: true } : {}),
     };
   });
   return new ServerPeers(peers);

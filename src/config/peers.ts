@@ -48,6 +48,8 @@ export interface PeerEntry {
   readonly verifyValidMs?: number;
   /** OIDC: the identity (email or subject) that must sign in with this key (`identity`). */
   readonly identity?: string;
+  /** Enrolled by `twoway join`, admitted only after `twoway peers approve NAME` (file key `pending`). */
+  readonly pending?: boolean;
 }
 
 export type PeerVerifyMethod = 'totp' | 'oidc';
@@ -149,6 +151,7 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   });
   const reverseCanonical = reverseListeners.map((e) => `${e.service}=${formatHostPort(e.host, e.port)}`);
   const verification = readPeerVerify(t);
+  const pending = t.boolean('pending', false);
   t.done();
   let rules: AccessRules;
   try {
@@ -156,7 +159,16 @@ function readPeer(file: string, t: TableReader): PeerConfig {
   } catch (err) {
     throw new ConfigError('ERR_CONFIG', `${file}: ${t.where} (${name}): allow: ${(err as Error).message}`, { cause: err });
   }
-  const entry: PeerEntry = { name, publicKey, allow: [...allow], kind, devices: [...devices], reverse: reverseCanonical, ...verification };
+  const entry: PeerEntry = {
+    name,
+    publicKey,
+    allow: [...allow],
+    kind,
+    devices: [...devices],
+    reverse: reverseCanonical,
+    ...verification,
+    ...(pending ? { pending } : {}),
+  };
   const peer = psk === undefined ? entry : { ...entry, pskFile: resolveAgainst(file, psk) };
   return Object.defineProperties(peer, {
     rules: { value: rules, enumerable: false },
@@ -229,7 +241,8 @@ const HEADER = `# twoway peers (the server's allowlist).
 # Each [[peer]]: name, public_key (base64), optional psk_file (mode 0600), allow = ["HOST:PORTS", ...],
 # kind = "user" | "device", devices = ["DEVICE:SERVICE", ...] (device services it may reach),
 # reverse = ["SERVICE=HOST:PORT", ...] (a device's reverse listeners),
-# verify = "totp" | "oidc" (the person must log in), verify_valid_ms, identity (OIDC). Reload the server (systemctl reload twoway-server) after editing.
+# verify = "totp" | "oidc" (the person must log in), verify_valid_ms, identity (OIDC), pending = true
+# (joined by invitation, waiting for 'twoway peers approve NAME'). Reload the server (systemctl reload twoway-server) after editing.
 
 `;
 
@@ -250,6 +263,7 @@ export function formatPeers(file: string, peers: readonly PeerEntry[]): string {
       if (p.verify !== undefined) entry.verify = p.verify;
       if (p.verifyValidMs !== undefined) entry.verify_valid_ms = p.verifyValidMs;
       if (p.identity !== undefined) entry.identity = p.identity;
+      if (p.pending === true) entry.pending = true;
       return entry;
     }),
   };

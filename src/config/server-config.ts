@@ -19,6 +19,18 @@ const MAX_SHUTDOWN_GRACE_MS = 10 * 60_000;
 /** A WebSocket path: absolute, URL-safe, no query or fragment. */
 const WS_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}$/;
 export const MAX_TRUSTED_PROXIES = 256;
+/** `invites_file` default, resolved against the folder of `peers_file`. */
+export const DEFAULT_INVITES_FILE = 'invites.json';
+
+function isWebSocketUrl(text: string): boolean {
+  if (text.length > 512) return false;
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'ws:' || url.protocol === 'wss:') && url.host !== '' && url.username === '' && url.password === '';
+  } catch {
+    return false;
+  }
+}
 
 export interface ServerConfig {
   /** The config file as given. */
@@ -27,6 +39,10 @@ export interface ServerConfig {
   readonly path: string;
   readonly privateKeyFile: string;
   readonly peersFile: string;
+  /** Invitations (`invites_file`, default invites.json beside the peers file; 0600, the daemon writes it). */
+  readonly invitesFile: string;
+  /** The URL `twoway invite` puts in tokens (`public_url`), when set. */
+  readonly publicUrl?: string;
   readonly requirePsk: boolean;
   /** Both or neither: serve wss:// directly. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
@@ -59,6 +75,11 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
   if (!WS_PATH.test(wsPath)) throw s.fail('path', `expected an absolute URL path like "/twoway", got ${JSON.stringify(wsPath.slice(0, 64))}`);
   const privateKeyFile = resolveAgainst(file, s.string('private_key_file'));
   const peersFile = resolveAgainst(file, s.string('peers_file'));
+  const invitesFile = resolveAgainst(peersFile, s.optionalString('invites_file') ?? DEFAULT_INVITES_FILE);
+  const publicUrl = s.optionalString('public_url');
+  if (publicUrl !== undefined && !isWebSocketUrl(publicUrl)) {
+    throw s.fail('public_url', `expected the URL clients dial, ws://HOST[:PORT]/PATH or wss://..., got ${JSON.stringify(publicUrl.slice(0, 80))}`);
+  }
   const requirePsk = s.boolean('require_psk', false);
   const cert = s.optionalString('tls_cert_file');
   const key = s.optionalString('tls_key_file');
@@ -97,6 +118,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
     path: wsPath,
     privateKeyFile,
     peersFile,
+    invitesFile,
     requirePsk,
     controlSocket,
     shutdownGraceMs,
@@ -109,6 +131,7 @@ export function readServerTable(file: string, table: TomlTable): ServerConfig {
     config.tls = { certFile: resolveAgainst(file, cert), keyFile: resolveAgainst(file, key) };
   }
   if (metricsListen !== undefined) config.metricsListen = metricsListen;
+  if (publicUrl !== undefined) config.publicUrl = publicUrl;
   if (proxySet !== undefined) config.proxySet = proxySet;
   return deepFreeze(config);
 }

@@ -21,6 +21,11 @@ export interface AtomicWriteOptions {
   readonly mode?: number;
   /** Apply `mode` even when the file exists (secrets: always 0600). */
   readonly forceMode?: boolean;
+  /**
+   * A NEW file gets the owner and group of its folder (when they differ from ours and we are root):
+   * root running `sudo twoway invite` creates a file the service user owning the folder can rewrite.
+   */
+  readonly ownerOfDir?: boolean;
 }
 
 /**
@@ -41,9 +46,10 @@ export function writeFileAtomic(file: string, text: string | Uint8Array, options
   try {
     // Private until its owner and mode are those of the file it replaces.
     fd = fs.openSync(temp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    if (before !== undefined) {
+    const owner = before ?? (options.ownerOfDir === true && process.getuid?.() === 0 ? fs.statSync(dir) : undefined);
+    if (owner !== undefined) {
       const mine = fs.fstatSync(fd);
-      if (mine.uid !== before.uid || mine.gid !== before.gid) fs.fchownSync(fd, before.uid, before.gid);
+      if (mine.uid !== owner.uid || mine.gid !== owner.gid) fs.fchownSync(fd, owner.uid, owner.gid);
     }
     fs.fchmodSync(fd, mode);
     fs.writeFileSync(fd, text);

@@ -37,6 +37,12 @@ export const EVENTS = Object.freeze({
   reload: 'config.reload',
   reloadFailed: 'config.reload_failed',
   peersChanged: 'peers.changed',
+  // Enrollment by invitation (src/enroll/).
+  inviteCreated: 'invite.created',
+  inviteRevoked: 'invite.revoked',
+  joinAccepted: 'join.accepted',
+  joinRefused: 'join.refused',
+  peerApproved: 'peer.approved',
   controlRequest: 'control.request',
   controlError: 'control.error',
   controlFailed: 'control.failed',

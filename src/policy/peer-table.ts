@@ -61,4 +61,9 @@ export class ServerPeers {
   names(): string[] {
     return [...this.#byKey.values()].map((p) => p.name);
   }
+
+  /** Names of the peers waiting for an administrator's approval. */
+  pendingNames(): Set<string> {
+    return new Set([...this.#byKey.values()].filter((p) => p.pending === true).map((p) => p.name));
+  }
 }

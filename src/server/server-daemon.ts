@@ -21,6 +21,7 @@ import { recheckPendingOpens, serveStreamRequest, type ActiveStream, type Pendin
 import type { ServerPeer, ServerPeers } from '../policy/peer-table.js';
 import { formatHostPort } from '../lib/host-port.js';
 import { VerifyGate, type VerificationStatus, type VerifyGateOptions } from './verify-gate.js';
+import type { JoinService } from '../enroll/join-server.js';
 
 export interface ServerDaemonOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -50,6 +51,8 @@ export interface ServerDaemonOptions {
   readonly audit?: AuditSink;
   /** User verification: the TOTP secrets and limits (`[verify]`), and OIDC when configured (src/server/verify-gate.ts). */
   readonly verify?: VerifyGateOptions;
+  /** Enrollment by invitation: join handshakes are looked up and served here (src/enroll/). */
+  readonly join?: JoinService;
 }
 
 /** One live, key-confirmed session and what runs inside it. */
@@ -138,6 +141,7 @@ export class ServerDaemon {
       ...(o.proxies ? { proxies: o.proxies } : {}),
       logger: this.#log,
       lookupPeer: (publicKey) => (this.#draining ? undefined : this.#peers.lookup(publicKey)),
+      ...(o.join !== undefined ? { lookupJoin: (id: Uint8Array) => (this.#draining ? { refused: 'invite-unknown' as const } : o.join!.lookupJoin(id)) } : {}),
       onSession: (session, info) => this.#onSession(session, info),
       onHandshake: (outcome) => this.#audit(outcome.accepted ? { type: 'handshake-accepted' } : { type: 'handshake-refused', reason: outcome.reason }),
     });
@@ -158,6 +162,12 @@ export class ServerDaemon {
   }
 
   #onSession(session: SecureSession, info: SessionInfo): void {
+    if (info.join !== undefined) {
+      // A join session carries the join exchange and closes; it never gets a mux.
+      if (this.#options.join !== undefined && !this.#draining) this.#options.join.serve(session, info.join);
+      else session.close({ code: 'shutdown', message: 'server shutting down' });
+      return;
+    }
     const publicKey = fingerprint(session.peerPublicKey);
     const peer = this.#peers.lookup(session.peerPublicKey);
     if (peer === undefined || this.#draining) {

@@ -44,7 +44,14 @@ export interface ConnectSecureOptions {
   readonly logger: Logger;
   /** Everything up to the open session, across all pinned keys. Default 10 s. */
   readonly connectTimeoutMs?: number;
+  /**
+   * A join by invitation (docs/PROTOCOL.md §12): message 1 carries the invite id; `psk` must be
+   * the invitation's and `serverPublicKeys` the token's key.
+   */
+  readonly join?: { readonly inviteId: Uint8Array };
 }
+
+const JOIN_REFUSED = 'the server refused the invitation: it is unknown, expired, already used or revoked (ask for a new one)';
 
 /** Connects, authenticates both ends and resolves with an established session. */
 export async function connectSecure(opts: ConnectSecureOptions): Promise<SecureSession> {
@@ -97,6 +104,7 @@ export async function connectSecureWithWireProtocol(opts: ConnectSecureOptions, 
       }
       if (presented !== undefined && presented.length === 32) {
         if (constantTimeEqual(presented, serverKey)) {
+          if (opts.join !== undefined) throw new SessionError('ERR_SESSION_AUTH', JOIN_REFUSED);
           throw new SessionError('ERR_SESSION_AUTH', `server ${opts.url} refused this client (unknown or revoked key, or a psk is required)`);
         }
         const match = pinned.findIndex((k, i) => !tried.has(i) && constantTimeEqual(k, presented));
@@ -106,7 +114,7 @@ export async function connectSecureWithWireProtocol(opts: ConnectSecureOptions, 
         next = match;
         continue;
       }
-      lastError = new SessionError('ERR_SESSION_AUTH', `server ${opts.url} refused the handshake`);
+      lastError = new SessionError('ERR_SESSION_AUTH', opts.join !== undefined ? JOIN_REFUSED : `server ${opts.url} refused the handshake`);
       const candidate = pinned.findIndex((_, i) => !tried.has(i));
       next = candidate === -1 ? undefined : candidate;
     }
@@ -145,7 +153,7 @@ async function connectOnce(
   timeoutMs: number,
 ): Promise<SecureSession> {
   const psk = opts.psk ?? ZERO_PSK;
-  const { message, state } = createInitiation(wire, opts.staticKeyPair, serverKey, psk);
+  const { message, state } = createInitiation(wire, opts.staticKeyPair, serverKey, psk, undefined, opts.join?.inviteId);
   let completed: CompletedHandshake | undefined;
   const channel = await dialTransport({
     url: opts.url,
@@ -157,7 +165,7 @@ async function connectOnce(
     ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}),
     timeoutMs,
     onUpgradeResponse: (headers) => {
-      completed = readResponse(state, headers);
+      completed = readResponse(state, headers, opts.join !== undefined);
     },
   });
   if (completed === undefined) {
@@ -183,7 +191,7 @@ async function connectOnce(
   return session;
 }
 
-function readResponse(state: HandshakeState, headers: IncomingHttpHeaders): CompletedHandshake {
+function readResponse(state: HandshakeState, headers: IncomingHttpHeaders, join: boolean): CompletedHandshake {
   const text = headerValue(headers, HANDSHAKE_HEADER);
   if (text === undefined) throw new SessionError('ERR_SESSION_BAD_MESSAGE', 'the 101 response carried no handshake reply');
   const reply = decodeBase64Url(text, MAX_HANDSHAKE_HEADER_CHARS, 'handshake reply');
@@ -191,7 +199,10 @@ function readResponse(state: HandshakeState, headers: IncomingHttpHeaders): Comp
     return consumeResponse(state, reply);
   } catch (err) {
     if (err instanceof TwowayError && err.code.startsWith('ERR_NOISE')) {
-      throw new SessionError('ERR_SESSION_DECRYPT', "the server's handshake reply failed to authenticate: wrong psk, or a server without the pinned key", {
+      const why = join
+        ? "the server's handshake reply failed to authenticate: the invitation's secret is not the one the server holds (a damaged token), or this server did not issue it"
+        : "the server's handshake reply failed to authenticate: wrong psk, or a server without the pinned key";
+      throw new SessionError('ERR_SESSION_DECRYPT', why, {
         cause: err,
       });
     }

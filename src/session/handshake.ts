@@ -28,6 +28,7 @@ export function createInitiation(
   serverPublicKey: Uint8Array,
   psk: Uint8Array,
   timestamp: Uint8Array = tai64nNow(),
+  joinId?: Uint8Array,
 ): { message: Uint8Array; state: HandshakeState } {
   const state = new HandshakeState({
     protocolName: NOISE_PROTOCOL_NAME,
@@ -37,7 +38,7 @@ export function createInitiation(
     rs: serverPublicKey,
     psks: [psk],
   } as HandshakeOptions);
-  return { message: state.writeMessage(encodeInitiationPayload(timestamp)), state };
+  return { message: state.writeMessage(encodeInitiationPayload(timestamp, joinId)), state };
 }
 
 /** Server: the state after message 1, with the client's static key and timestamp revealed. */
@@ -45,6 +46,8 @@ export interface ConsumedInitiation {
   readonly state: HandshakeState;
   readonly clientPublicKey: Uint8Array;
   readonly timestamp: Uint8Array;
+  /** A join by invitation: the invite id from the payload (docs/PROTOCOL.md §12). */
+  readonly joinId?: Uint8Array;
 }
 
 /** Server: consumes message 1. The client's key is not yet proven to be live (IK replays). */
@@ -60,8 +63,8 @@ export function consumeInitiation(wire: WireProtocol, localStatic: StaticKeyPair
   if (clientPublicKey === undefined || clientPublicKey === null) {
     throw new SessionError('ERR_SESSION_BAD_MESSAGE', 'message 1 carried no static key');
   }
-  const { timestamp } = decodeInitiationPayload(payload);
-  return { state, clientPublicKey: Uint8Array.from(clientPublicKey), timestamp };
+  const { timestamp, joinId } = decodeInitiationPayload(payload);
+  return { state, clientPublicKey: Uint8Array.from(clientPublicKey), timestamp, ...(joinId !== undefined ? { joinId } : {}) };
 }
 
 /** Server: message 2 (e, ee, se, psk, {options}) and the transport keys. */

@@ -17,7 +17,7 @@ import { resolveSessionLimits, type SessionLimits } from './session-limits.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import { AddressRateLimiter } from './rate-limit.js';
 import type { StaticKeyPair } from './rekey.js';
-import { RefusalLog, type RefusalReason } from './refusal-log.js';
+import { RefusalLog, type JoinRefusalReason, type RefusalReason } from './refusal-log.js';
 import { ReplayGuard } from './replay-guard.js';
 import { RecordLayer, type SecureSession } from './secure-session.js';
 import { UnauthenticatedConnections, type PendingConnection } from './unauthenticated.js';
@@ -38,7 +38,22 @@ export interface PeerEntry {
   readonly name: string;
   readonly publicKey: Uint8Array;
   readonly psk?: Uint8Array;
+  /** Enrolled but not yet approved: refused after key confirmation ('pending-approval'). */
+  readonly pending?: boolean;
 }
+
+/** An open invitation, as a join handshake needs it (docs/PROTOCOL.md §12). */
+export interface JoinInvitation {
+  /** The invite id (base64url). */
+  readonly id: string;
+  /** The peer name the invitation registers. */
+  readonly name: string;
+  /** The join psk (32 bytes). */
+  readonly psk: Uint8Array;
+}
+
+/** The close a pending peer's session gets after key confirmation. */
+export const PENDING_APPROVAL_MESSAGE = "waiting for an administrator's approval (twoway peers approve)";
 
 export interface ListenSecureOptions {
   readonly host: string;
@@ -50,6 +65,11 @@ export interface ListenSecureOptions {
   readonly staticKeyPair: StaticKeyPair;
   /** Asked on every handshake and rekey, so the allowlist may change at runtime. */
   lookupPeer(publicKey: Uint8Array): PeerEntry | undefined;
+  /**
+   * A join handshake (message 1 flag JOIN): the invitation of `inviteId`, or why not. Without it
+   * every join is refused ('invite-unknown'). Asked once per join handshake.
+   */
+  lookupJoin?(inviteId: Uint8Array): { readonly invite: JoinInvitation } | { readonly refused: JoinRefusalReason };
   /** Refuse peers whose entry has no psk. */
   readonly requirePsk?: boolean;
   readonly limits?: Partial<SessionLimits>;
@@ -65,6 +85,8 @@ export interface ListenSecureOptions {
 export interface SessionInfo {
   /** The client sent `Twoway-Mux-Settings: 1`: it reads the mux SETTINGS frame. */
   readonly muxSettings: boolean;
+  /** A join by invitation: the session carries the join exchange, not the mux (docs/PROTOCOL.md §12). */
+  readonly join?: { readonly id: string; readonly name: string };
 }
 
 export interface SecureServer {
@@ -159,14 +181,27 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
     }
     const fp = fingerprint(consumed.clientPublicKey);
     pending.fingerprint = fp;
-    const peer = opts.lookupPeer(consumed.clientPublicKey);
-    if (peer === undefined) {
-      refuse(pending, remote, knownKeys.has(fp) ? 'revoked' : 'unknown-key');
-      return unauthorized;
-    }
-    if (opts.requirePsk === true && peer.psk === undefined) {
-      refuse(pending, remote, 'psk-required', peer.name);
-      return unauthorized;
+    let peer: PeerEntry | undefined;
+    let join: JoinInvitation | undefined;
+    if (consumed.joinId !== undefined) {
+      // A join: the invitation's psk keys message 2; the same bare 401 for every refusal.
+      const found = opts.lookupJoin?.(consumed.joinId) ?? { refused: 'invite-unknown' as const };
+      if ('refused' in found) {
+        refuse(pending, remote, found.refused);
+        return unauthorized;
+      }
+      join = found.invite;
+      peer = { name: join.name, publicKey: consumed.clientPublicKey, psk: join.psk };
+    } else {
+      peer = opts.lookupPeer(consumed.clientPublicKey);
+      if (peer === undefined) {
+        refuse(pending, remote, knownKeys.has(fp) ? 'revoked' : 'unknown-key');
+        return unauthorized;
+      }
+      if (opts.requirePsk === true && peer.psk === undefined) {
+        refuse(pending, remote, 'psk-required', peer.name);
+        return unauthorized;
+      }
     }
     const verdict = replay.check(fp, consumed.timestamp);
     if (verdict !== 'ok') {
@@ -174,15 +209,23 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
       return unauthorized;
     }
     // An allowlisted key pays from its own budget, not its address's (issue 13 #8); after the
-    // replay check, so a replayed message 1 cannot spend its key's budget.
-    if (!perKey.take(fp)) {
-      refuse(pending, remote, 'rate-limited', 'key');
-      return { kind: 'refuse', status: 429 };
+    // replay check, so a replayed message 1 cannot spend its key's budget. A join's new key
+    // proves nothing yet: it pays per address, never refunded.
+    if (join === undefined) {
+      if (!perKey.take(fp)) {
+        refuse(pending, remote, 'rate-limited', 'key');
+        return { kind: 'refuse', status: 429 };
+      }
+      perAddress.refund(source);
     }
-    perAddress.refund(source);
-    const info: SessionInfo = { muxSettings: request.headers[MUX_SETTINGS_HEADER.toLowerCase()] === '1' };
+    const info: SessionInfo = {
+      muxSettings: request.headers[MUX_SETTINGS_HEADER.toLowerCase()] === '1',
+      ...(join !== undefined ? { join: { id: join.id, name: join.name } } : {}),
+    };
+    const joinPsk = join?.psk;
     const response = createResponse(consumed, peer.psk ?? ZERO_PSK);
-    const peerLog = log.child({ peer: peer.name, fingerprint: fp, remote });
+    const peerName = peer.name;
+    const peerLog = log.child({ peer: peerName, fingerprint: fp, remote });
     return {
       kind: 'accept',
       responseHeaders: { [HANDSHAKE_HEADER]: encodeBase64Url(response.message) },
@@ -195,11 +238,12 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
           wire,
           localStatic: opts.staticKeyPair,
           remoteStatic: consumed.clientPublicKey,
-          peerName: peer.name,
+          peerName,
           remoteAddress: remote,
           limits,
           logger: peerLog,
           rekeyPsk: () => {
+            if (joinPsk !== undefined) return joinPsk;
             const current = opts.lookupPeer(consumed.clientPublicKey);
             if (current === undefined || (opts.requirePsk === true && current.psk === undefined)) return undefined;
             return current.psk ?? ZERO_PSK;
@@ -209,10 +253,15 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
             rememberKey(fp);
             // Per key, the newest session beyond the cap is refused: the ones in use stay up
             // (docs/STREAMS.md, "Memory per key"). Only now is the key proven (SECURITY.md #1).
+            if (joinPsk === undefined && opts.lookupPeer(consumed.clientPublicKey)?.pending === true) {
+              refuse(pending, remote, 'pending-approval', peerName);
+              confirmed.close({ code: 'auth-failed', message: PENDING_APPROVAL_MESSAGE });
+              return;
+            }
             const held = sessionsPerKey.get(fp) ?? 0;
             if (held >= limits.maxSessionsPerKey) {
               const message = `too many sessions for this key (max_sessions_per_key = ${limits.maxSessionsPerKey})`;
-              refuse(pending, remote, 'too-many-sessions', `${peer.name}: ${held} sessions held`);
+              refuse(pending, remote, 'too-many-sessions', `${peerName}: ${held} sessions held`);
               confirmed.close({ code: 'auth-failed', message });
               return;
             }
@@ -221,7 +270,7 @@ export async function listenSecureWithWireProtocol(opts: ListenSecureOptions, wi
             // peerLog already carries peer, fingerprint and remote: repeating them makes duplicate JSON keys.
             opts.onHandshake?.({ accepted: true });
             peerLog.info(
-              { event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}) },
+              { event: EVENTS.authAccepted, ...(connection.via !== undefined ? { via: connection.via } : {}), ...(join !== undefined ? { join: true } : {}) },
               'handshake accepted and key confirmed',
             );
             try {

@@ -17,7 +17,12 @@ export type RefusalReason =
   | 'too-many-unauthenticated'
   | 'handshake-timeout'
   | 'psk-or-key-confirmation-failed'
-  | 'too-many-sessions';
+  | 'too-many-sessions'
+  | JoinRefusalReason
+  | 'pending-approval';
+
+/** Why a join handshake's invitation was refused (docs/PROTOCOL.md §12). */
+export type JoinRefusalReason = 'invite-unknown' | 'invite-expired' | 'invite-used' | 'invite-revoked';
 
 export interface RefusalDetails {
   readonly remote: string;

@@ -70,7 +70,7 @@ function readShape(file: string): FileShape {
 
 function writeShape(file: string, shape: FileShape): void {
   try {
-    writeFileAtomic(file, `${JSON.stringify(shape, null, 2)}\n`, { mode: TOTP_SECRETS_FILE_MODE, forceMode: true });
+    writeFileAtomic(file, `${JSON.stringify(shape, null, 2)}\n`, { mode: TOTP_SECRETS_FILE_MODE, forceMode: true, ownerOfDir: true });
   } catch (err) {
     throw fileError(file, err);
   }

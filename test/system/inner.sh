@@ -266,6 +266,61 @@ check "the user unit logged config.reload" wait_for 15 user_reloads "$ureloads"
 check "systemctl --user stop twoway-client" uctl stop twoway-client
 check "user unit Result=success after stop ($(uctl show -p Result --value twoway-client))" test "$(uctl show -p Result --value twoway-client)" = success
 
+# 4b. The README's "Enrolling an employee" blocks as written, under the real unit (the daemon writes
+# /etc/twoway/peers through ReadWritePaths=): the administrator invites bob as root, bob joins from
+# his own account with no root (the token file is handed over as the README says), the
+# administrator approves, bob's client connects; then TOTP for bob: his streams are refused until
+# `twoway login --code` through his daemon's control socket, and the daemon keeps the replay mark.
+# The token carries configs/server.toml's public_url, ws://vpn.corp.example:8443/twoway: that
+# name is this machine here, as a DNS entry would make it.
+grep -q 'vpn.corp.example' /etc/hosts || echo '127.0.0.1 vpn.corp.example' >> /etc/hosts
+useradd -m -s /bin/bash bob
+bob_uid=$(id -u bob)
+loginctl enable-linger bob >/dev/null 2>&1 || true
+wait_for 30 active "user@$bob_uid.service" || true
+peers_file=$(peers_path)
+bob_sh() { timeout 60 runuser -u bob -- env -i HOME=/home/bob USER=bob LOGNAME=bob SHELL=/bin/bash \
+  PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="/run/user/$bob_uid" bash -c "cd ~ && $1"; }
+if script=$(block 'Enrolling an employee' 0) && run_block root "$admin_dir" 'Enrolling an employee (invite)' "$script"; then
+  ok "README 'Enrolling an employee' block 1 (twoway invite) as root"
+else
+  notok "README 'Enrolling an employee' block 1 (twoway invite) as root failed"
+fi
+[ -f "$admin_dir/bob.invite" ] && install -m 0600 -o bob -g bob "$admin_dir/bob.invite" /home/bob/
+check "the server logged invite.created" wait_for 10 more_events twoway-server invite.created 0
+if script=$(block 'Enrolling an employee' 1) && run_block bob /home/bob 'Enrolling an employee (join)' "$script"; then
+  ok "README 'Enrolling an employee' block 2 (twoway join) as the plain user bob"
+else
+  notok "README 'Enrolling an employee' block 2 (twoway join) as the plain user bob failed"
+fi
+check "the join wrote bob's client.toml and a 0600 client.key" bob_sh 'test -f ~/.config/twoway/client.toml && test "$(stat -c %a ~/.config/twoway/client.key)" = 600'
+check "the server logged join.accepted" wait_for 10 more_events twoway-server join.accepted 0
+check "the daemon (as twoway, under ProtectSystem=strict) added bob to $peers_file" grep -q 'name = "bob"' "$peers_file"
+check "$peers_file still belongs to twoway after the daemon rewrote it" test "$(stat -c %U "$peers_file")" = twoway
+check "a second join with the same token is refused (exit 4) and writes nothing" bob_sh 'twoway join --dir ~/again - < bob.invite; rc=$?; test $rc = 4 && test ! -e ~/again/client.key'
+if script=$(block 'Enrolling an employee' 2) && run_block root "$admin_dir" 'Enrolling an employee (approve)' "$script"; then
+  ok "README 'Enrolling an employee' block 3 (invites list, peers approve) as root"
+else
+  notok "README 'Enrolling an employee' block 3 (invites list, peers approve) as root failed"
+fi
+check "the server logged peer.approved" wait_for 15 more_events twoway-server peer.approved 0
+bob_sh 'nohup twoway client > client.log 2>&1 & echo $! > client.pid'
+check "bob's client connects (twoway status)" wait_for 30 bob_sh 'twoway status --json | grep -q "\"state\": \"connected\""'
+check "the server accepted bob's session" wait_for 15 peer_event auth.accepted bob
+# TOTP for bob: the administrator requires it and enrols the secret; bob logs in with a code.
+check "twoway peers set bob --verify totp (as root)" timeout 30 twoway peers set bob --verify totp -c /etc/twoway/server.toml
+totp_uri=$(timeout 30 twoway peers totp bob -c /etc/twoway/server.toml 2>/dev/null | grep -o 'otpauth://[^ ]*' | head -n 1)
+check "twoway peers totp bob printed an otpauth:// URI" test -n "$totp_uri"
+check "the daemon can read the TOTP file root created beside the allowlist (owned by twoway, 0600)" \
+  sh -c "f=\$(dirname '$peers_file')/totp.json; test \"\$(stat -c %U:%a \"\$f\")\" = twoway:600"
+bob_status() { bob_sh 'twoway status --json' 2>/dev/null; }
+totp_code() { node --input-type=module -e "import * as o from '$pkg/node_modules/otpauth/dist/otpauth.node.mjs'; console.log(o.URI.parse(process.argv[1]).generate())" "$totp_uri"; }
+code=$(totp_code 2>/dev/null || true)
+check "twoway login --code as bob (TOTP, through his daemon)" bob_sh "twoway login --code '$code'"
+check "the server logged verify.accepted for bob" wait_for 10 peer_event verify.accepted bob
+check "the daemon wrote the replay mark (last_step > 0 in totp.json)" sh -c "grep -q '\"last_step\": [1-9]' \"\$(dirname '$peers_file')/totp.json\""
+bob_sh 'kill "$(cat client.pid)"' || true
+
 # 5. Stop both system units: a clean stop, no restarts, no SIGSYS.
 check "systemctl stop twoway-client@work" timeout 60 systemctl stop twoway-client@work
 check "systemctl stop twoway-server" timeout 60 systemctl stop twoway-server

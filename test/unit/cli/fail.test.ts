@@ -26,6 +26,8 @@ describe('exit codes of error codes', () => {
     ['ERR_MUX_STREAM_RESET', 1],
     ['ERR_E2E_TRUNCATED', 1],
     ['ERR_TRANSPORT', 1],
+    ['ERR_INVITE_TOKEN', 3],
+    ['ERR_JOIN_REFUSED', 4],
   ])('%s exits %i', (code, exit) => {
     expect(exitCodeFor(new TwowayError(code, 'x'))).toBe(exit);
   });

@@ -30,6 +30,22 @@ describe('loadServerConfig', () => {
     }).toThrow(TypeError);
   });
 
+  it('public_url and invites_file: the invitations file defaults to invites.json beside the peers file', () => {
+    const dir = tempDir();
+    const plain = loadServerConfig(write(dir, 'p.toml', MINIMAL));
+    expect(plain.invitesFile).toBe('/etc/twoway/invites.json');
+    expect(plain.publicUrl).toBeUndefined();
+    const set = loadServerConfig(
+      write(dir, 's.toml', MINIMAL.replace('[server]', '[server]\npublic_url = "wss://vpn.corp.example/twoway"\ninvites_file = "inv/open.json"')),
+    );
+    expect(set.publicUrl).toBe('wss://vpn.corp.example/twoway');
+    expect(set.invitesFile).toBe('/etc/twoway/inv/open.json');
+    for (const bad of ['https://vpn.corp.example/', 'vpn.corp.example:8443', 'wss://u:p@vpn/']) {
+      const err = thrown(() => loadServerConfig(write(dir, 'b.toml', MINIMAL.replace('[server]', `[server]\npublic_url = "${bad}"`))));
+      expect(err.message).toMatch(/public_url: expected the URL clients dial/);
+    }
+  });
+
   it('reads the per-key limits; max_streams_per_key follows max_streams_per_session unless set', () => {
     const dir = tempDir();
     const defaults = loadServerConfig(write(dir, 'd.toml', MINIMAL)).limits;

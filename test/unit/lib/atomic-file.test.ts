@@ -17,6 +17,22 @@ describe('writeFileAtomic', () => {
     expect(fs.readdirSync(dir)).toEqual(['f.json']);
   });
 
+  it('ownerOfDir: a new file created by root gets the folder owner, without it root keeps it (needs root)', () => {
+    expect(process.getuid?.(), 'this test changes owners: run the suite as root').toBe(0);
+    dir = tempDir('atomic');
+    fs.chownSync(dir, 65534, 65534);
+    const owned = path.join(dir, 'invites.json');
+    writeFileAtomic(owned, '{}', { mode: 0o600, ownerOfDir: true });
+    expect([fs.statSync(owned).uid, fs.statSync(owned).gid]).toEqual([65534, 65534]);
+    expect(fs.statSync(owned).mode & 0o777).toBe(0o600);
+    // A rewrite keeps the file's owner, as before.
+    writeFileAtomic(owned, '{"a":1}', { mode: 0o600, forceMode: true, ownerOfDir: true });
+    expect(fs.statSync(owned).uid).toBe(65534);
+    const plain = path.join(dir, 'other.json');
+    writeFileAtomic(plain, '{}');
+    expect(fs.statSync(plain).uid).toBe(0);
+  });
+
   it('keeps the mode of the file it replaces unless forceMode', () => {
     dir = tempDir('atomic');
     const file = path.join(dir, 'f.json');

@@ -6,6 +6,7 @@ import {
   encodeInitiationPayload,
   encodeResponsePayload,
   INITIATION_PAYLOAD_BYTES,
+  JOIN_INITIATION_PAYLOAD_BYTES,
 } from '../../../src/session/handshake-payload.js';
 import { decodeCloseBody, encodeCloseBody, parseRecordHeader, parseRecordType, RecordType, recordTypeName } from '../../../src/session/record.js';
 import { compareTai64n, tai64nNow } from '../../../src/session/tai64n.js';
@@ -52,6 +53,28 @@ describe('handshake payloads', () => {
     expect(code(() => decodeInitiationPayload(flags))).toBe('ERR_SESSION_BAD_MESSAGE');
     expect(code(() => decodeResponsePayload(Uint8Array.of(1, 0, 0)))).toBe('ERR_SESSION_BAD_MESSAGE');
     expect(code(() => decodeResponsePayload(Uint8Array.of(1, 4)))).toBe('ERR_SESSION_BAD_MESSAGE');
+  });
+  it('carry the invite id of a join (flag 0x01) in exactly 16 more bytes', () => {
+    const ts = tai64nNow();
+    const id = Uint8Array.from({ length: 16 }, (_, i) => 200 - i);
+    const p1 = encodeInitiationPayload(ts, id);
+    expect(p1.length).toBe(JOIN_INITIATION_PAYLOAD_BYTES);
+    expect(p1.length).toBe(INITIATION_PAYLOAD_BYTES + 16);
+    expect(p1[13]).toBe(0x01);
+    const decoded = decodeInitiationPayload(p1);
+    expect([...decoded.joinId!]).toEqual([...id]);
+    expect([...decoded.timestamp]).toEqual([...ts]);
+    expect(decodeInitiationPayload(encodeInitiationPayload(ts)).joinId).toBeUndefined();
+    // The flag without the id, the id without the flag, a short id, other flag bits: all refused.
+    expect(code(() => decodeInitiationPayload(p1.subarray(0, INITIATION_PAYLOAD_BYTES)))).toBe('ERR_SESSION_BAD_MESSAGE');
+    const noFlag = p1.slice();
+    noFlag[13] = 0;
+    expect(code(() => decodeInitiationPayload(noFlag))).toBe('ERR_SESSION_BAD_MESSAGE');
+    expect(code(() => decodeInitiationPayload(p1.subarray(0, p1.length - 1)))).toBe('ERR_SESSION_BAD_MESSAGE');
+    const more = p1.slice();
+    more[13] = 0x03;
+    expect(code(() => decodeInitiationPayload(more))).toBe('ERR_SESSION_BAD_MESSAGE');
+    expect(() => encodeInitiationPayload(ts, new Uint8Array(15))).toThrow(RangeError);
   });
 });
 

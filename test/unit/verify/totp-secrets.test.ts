@@ -8,6 +8,15 @@ describe('TOTP secrets file', () => {
   let dir: string;
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  it("a file root creates in the service user's folder belongs to that user, so the daemon can keep its replay marks (needs root)", () => {
+    expect(process.getuid?.(), 'this test changes owners: run the suite as root').toBe(0);
+    dir = tempDir('totp');
+    fs.chownSync(dir, 65534, 65534);
+    const file = path.join(dir, 'totp.json');
+    enrolTotp(file, 'bob', 'twoway');
+    expect([fs.statSync(file).uid, fs.statSync(file).gid, fs.statSync(file).mode & 0o777]).toEqual([65534, 65534, 0o600]);
+  });
+
   it('enrols a peer: a 0600 file, an otpauth URI whose secret generates the codes the server checks', () => {
     dir = tempDir('totp');
     const file = path.join(dir, 'totp-secrets.json');
