@@ -217,6 +217,10 @@ describe('a peer with verify = "totp"', () => {
     const bad = await login('alice', ['--code', 'abc']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('bad-request');
+    // Without --code and without a terminal, the code is the first line on stdin.
+    const piped = await runTwoway(['login', '--config', tunnel.path('client-alice.toml')], { input: `${code('alice', 1)}\n` });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout).toContain('verified as alice');
     const none = await runTwoway(['login', '--socket', tunnel.path('nothing.sock'), '--code', '123456']);
     expect(none.code).toBe(6);
   });
